@@ -1,0 +1,210 @@
+/* graph.h: a static graph of ops over one parameter store, and the plans that run it.
+ *
+ * An architecture builder adds nodes in topological order (each refers to earlier nodes),
+ * naming every parameter tensor as PyTorch's state_dict would ("s1.b1.conv1.weight").
+ * graph_finish() then allocates the store: all parameters in one contiguous array, with
+ * their gradients, optimiser moments and pruning masks in arrays of the same layout, and the
+ * BN running statistics in a buffer array. Optimiser steps, pruning, landscape directions and
+ * checkpoint I/O are each one loop over these arrays.
+ *
+ * A plan is the graph made runnable for one input size (N, C, F, T): node shapes, every
+ * activation, gradient and scratch buffer, allocated once in one arena whose pages are
+ * touched at creation and reused on every step. Several plans may share one graph (a
+ * training plan and an inference plan); they share the parameters but not the buffers.
+ *
+ * Shapes are per sample (C, F, T); a plan's batch is N. A linear node needs a (C, 1, 1)
+ * input, which the pooling heads produce.
+ */
+#ifndef BASIN_CORE_GRAPH_H
+#define BASIN_CORE_GRAPH_H
+
+#include <stdint.h>
+
+#include "basin/core/ops.h"
+
+struct rng;
+
+enum op_kind {
+    OP_INPUT,
+    OP_CONV2D,
+    OP_BATCHNORM,   /* axis 1: per channel; axis 2: per mel bin (bn0) */
+    OP_RELU,
+    OP_ADD,         /* residual sum, optionally followed by relu */
+    OP_ROLL,        /* channel roll */
+    OP_MAXPOOL,
+    OP_AVGPOOL,
+    OP_MEAN,        /* mean over axis 2 (F) or 3 (T); that axis becomes 1 */
+    OP_MAX,         /* max over axis 2 or 3 */
+    OP_LINEAR,
+    OP_DROPOUT,
+    OP_COUNT
+};
+
+/* What a stored tensor is; decides pruning, directions and optimiser handling. */
+enum tensor_kind {
+    TENSOR_WEIGHT,       /* conv or linear weight (>= 2-D): prunable, filter-normalised */
+    TENSOR_BIAS,         /* linear bias (1-D) */
+    TENSOR_BN_WEIGHT,    /* gamma (1-D) */
+    TENSOR_BN_BIAS,      /* beta (1-D) */
+    TENSOR_RUNNING_MEAN, /* buffer, not a parameter */
+    TENSOR_RUNNING_VAR,  /* buffer, not a parameter */
+};
+
+static inline int tensor_kind_is_param(enum tensor_kind k)
+{
+    return k != TENSOR_RUNNING_MEAN && k != TENSOR_RUNNING_VAR;
+}
+
+struct graph_tensor {
+    char name[64];          /* state-dict name */
+    enum tensor_kind kind;
+    int n_dims;
+    int shape[4];
+    long numel;
+    long offset;            /* into store.w/g/m/v/mask (parameters) or store.buf (buffers) */
+    int node;               /* the node that uses it */
+};
+
+/* The parameter store. w, g, m, v and mask have n_params floats in the same layout. */
+struct store {
+    long n_params;
+    float *w;               /* weights as stored (undamped, unmasked) */
+    float *g;               /* gradients w.r.t. w, written by plan_backward */
+    float *m, *v;           /* optimiser moments */
+    float *mask;            /* pruning masks: 1 keep, 0 pruned; all 1 at creation */
+    long n_buffers;
+    float *buf;             /* BN running means and variances */
+};
+
+struct node {
+    enum op_kind op;
+    char name[48];          /* module name ("s1.b1.conv1"), "" for anonymous nodes */
+    int in[2];              /* input nodes, -1 when unused */
+    int c;                  /* output channels (known at build time) */
+    /* attributes, by op */
+    int k[2], stride[2], pad[2], dil[2], groups; /* conv2d; k and stride for pools */
+    float damping;          /* conv2d: frequency damping m (0 = off) */
+    int axis;               /* batchnorm: 1 or 2; mean/max: 2 or 3 */
+    int n_features;         /* batchnorm axis 2: mel bins it normalises */
+    int relu;               /* batchnorm, add: fused relu on the output */
+    int shift;              /* roll: channels rotated (torch.roll(x, shift, 1)) */
+    float p;                /* dropout probability */
+    float eps, momentum;    /* batchnorm */
+    int tensor[4];          /* conv/linear: weight, bias (-1); bn: gamma, beta, mean, var */
+};
+
+struct graph {
+    int n_nodes, cap_nodes;
+    struct node *nodes;
+    int n_tensors, cap_tensors;
+    struct graph_tensor *tensors;
+    struct store store;
+    int output;             /* the logits node: the last one added */
+    int error;              /* first build error (enum status), reported by graph_finish */
+    int masked;             /* set by whoever zeroes a mask: plans then use w * mask */
+};
+
+/* ----------------------------------------------------------------------------- building */
+
+/* An empty graph; NULL with STATUS_NOMEM. */
+struct graph *graph_create(void);
+void graph_destroy(struct graph *g);
+
+/* Builders return the new node's index. They never fail on their own: the first error
+ * (bad argument, out of memory) is kept in g->error, later calls return -1, and
+ * graph_finish() reports it. */
+int graph_input(struct graph *g, int c);
+/* Bias-free conv named `name` (its weight is "<name>.weight", (O, I/groups, KF, KT)).
+ * damping m > 0 multiplies kernel row i by 1 - (1 - m)|i - c|/c, c = (KF - 1)/2, on every
+ * forward (ref: mission-anchors 2.3); the stored weight stays raw. */
+int graph_conv2d(struct graph *g, const char *name, int in, int co, int kf, int kt, int sf,
+                 int st, int pf, int pt, int df, int dt, int groups, float damping);
+/* BatchNorm2d over channels ("<name>.weight/.bias/.running_mean/.running_var"). */
+int graph_batchnorm(struct graph *g, const char *name, int in, int relu);
+/* BatchNorm over the mel-bin axis F (statistics over N, C, T), as PANNs' and SP4ASC's bn0;
+ * the plan checks that the input has n_mels bins. */
+int graph_batchnorm_freq(struct graph *g, const char *name, int in, int n_mels);
+int graph_relu(struct graph *g, int in);
+int graph_add(struct graph *g, int a, int b, int relu);
+int graph_roll(struct graph *g, int in, int shift);
+int graph_maxpool(struct graph *g, int in, int k, int stride);
+int graph_avgpool(struct graph *g, int in, int k, int stride);
+int graph_mean(struct graph *g, int in, int axis);
+int graph_max(struct graph *g, int in, int axis);
+/* Linear on a (C, 1, 1) input: "<name>.weight" (O, C) and, when bias, "<name>.bias" (O). */
+int graph_linear(struct graph *g, const char *name, int in, int out, int bias);
+int graph_dropout(struct graph *g, int in, float p);
+
+/* Allocate the store (weights 0; BN gamma 1, beta 0, running mean 0, var 1; masks 1) and
+ * make the last node the output. Returns 0 or the first build error. */
+int graph_finish(struct graph *g);
+
+/* ----------------------------------------------------------------------------- queries */
+
+/* Index of the tensor named `name`, or -1. */
+int graph_find_tensor(const struct graph *g, const char *name);
+/* Index of the node named `name` (module name, e.g. "s1.b1.conv1"), or -1. */
+int graph_find_node(const struct graph *g, const char *name);
+/* Pointer to a tensor's data in w (parameters) or buf (buffers). */
+float *graph_tensor_data(const struct graph *g, int tensor);
+/* Trainable parameters (conv and linear weights and biases, BN gamma and beta). */
+long graph_param_count(const struct graph *g);
+/* Kind name for tables: "conv", "bn", "linear", ... */
+const char *graph_op_name(enum op_kind op);
+
+/* Per-node facts for one input size (C, F, T): the output shape, multiply-accumulates per
+ * sample, parameters used, and the theoretical maximum receptive field (F, T extent in
+ * input bins and frames, pool kernels included) of one output unit. */
+struct node_info {
+    int c, f, t;
+    double macs;
+    long params;
+    long rf[2];
+    long jump[2];           /* input bins per output step */
+};
+/* Fill info[0..g->n_nodes). Returns 0, or STATUS_MISMATCH / STATUS_INVALID when the input
+ * size does not fit the graph (channels, mel bins, a map shrinking to nothing). */
+int graph_describe(const struct graph *g, int c, int f, int t, struct node_info *info);
+
+/* ----------------------------------------------------------------------------- running */
+
+struct plan;
+
+enum plan_flags {
+    PLAN_BACKWARD = 1,      /* keep activations and allocate gradients for backward */
+    PLAN_KEEP = 2,          /* keep every node's output readable after forward (taps) */
+};
+
+/* Plan g for batches of at most n clips of (c, f, t). Returns 0, STATUS_MISMATCH when the
+ * input does not fit the model (naming what), or STATUS_NOMEM. The plan borrows g, which
+ * must outlive it. The thread count at creation sizes the scratch; plan_forward re-plans
+ * the scratch if threads_get() changed since. */
+int plan_create(struct plan **out, struct graph *g, int n, int c, int f, int t, int flags);
+void plan_destroy(struct plan *p);
+
+/* Forward n <= planned clips x (n, C, F, T). train selects batch statistics (updating the
+ * running statistics) and dropout drawn from rng (which may be NULL when not training).
+ * Conv weights are used as w * damping * mask. Returns 0 or STATUS_INVALID (n too big). */
+int plan_forward(struct plan *p, int n, const float *x, int train, struct rng *rng);
+/* The output node's values after plan_forward: (n, classes). */
+const float *plan_output(const struct plan *p);
+/* A node's output after plan_forward: (n, c, f, t) with the shape from plan_node_shape.
+ * Only the output node is kept by a plan made without PLAN_BACKWARD or PLAN_KEEP; other
+ * nodes' buffers are reused as soon as their consumers have run (NULL is returned). */
+const float *plan_node_output(const struct plan *p, int node);
+void plan_node_shape(const struct plan *p, int node, int *c, int *f, int *t);
+
+/* Backward of the last forward (which must have been run on a PLAN_BACKWARD plan), from
+ * dout (n, classes) at the output node: writes the parameter gradients into g->store.g
+ * (damping and masks applied, so they are gradients w.r.t. the stored weights) and, when
+ * dx is not NULL, the input gradient (n, C, F, T). */
+int plan_backward(struct plan *p, const float *dout, float *dx);
+/* The same from any node: dnode has that node's shape (n, c, f, t). Parameters after it get
+ * zero gradient and the outputs of nodes after it are no longer valid. Used for effective
+ * receptive fields. */
+int plan_backward_from(struct plan *p, int node, const float *dnode, float *dx);
+
+/* Bytes of the plan's arena, for reports. */
+long plan_bytes(const struct plan *p);
+
+#endif

@@ -1,0 +1,349 @@
+/* model_io.c: models and checkpoints as .safetensors files (DESIGN.md section 3).
+ *
+ * The tensors are the graph's state dict under their PyTorch names; metadata carries
+ * basin.format, basin.arch, basin.config (the constructor arguments of the matching module
+ * in shared/peers/basin_ref.py), and basin.frontend / basin.labels / basin.norm when the
+ * model has them. A checkpoint adds optim.<name>.m / .v and prune.<name>.mask. Loading is
+ * strict and checks everything before the model is handed out.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "basin/core/log.h"
+#include "basin/core/mem.h"
+#include "basin/core/status.h"
+#include "basin/model/json.h"
+#include "basin/model/model.h"
+#include "basin/model/safetensors.h"
+
+#define MODEL_FORMAT "1"
+
+/* basin.config as basin_ref's constructors take it. */
+static int config_json(const struct model_config *c, char **out)
+{
+    struct json *o = json_create_object();
+    if (!o) return STATUS_NOMEM;
+    int s = 0;
+    switch (c->arch) {
+    case ARCH_CPRESNET:
+        s |= json_set_int(o, "width", c->width);
+        s |= json_set_int(o, "rho", c->rho);
+        s |= json_set_double(o, "damping", c->damping);
+        s |= json_set_int(o, "groups", c->groups);
+        s |= json_set_int(o, "roll", c->roll);
+        s |= json_set_ints(o, "blocks", c->blocks, 3);
+        break;
+    case ARCH_SEPNET:
+        s |= json_set_ints(o, "channels", c->channels, c->n_channels);
+        s |= json_set_int(o, "mels", c->mels);
+        break;
+    default:
+        s |= json_set_double(o, "width", c->width_mult);
+        s |= json_set_int(o, "mels", c->mels);
+        break;
+    }
+    s |= json_set_int(o, "in_ch", c->in_ch);
+    s |= json_set_int(o, "classes", c->classes);
+    if (!s) s = json_dump(o, out);
+    json_destroy(o);
+    return s ? STATUS_NOMEM : STATUS_OK;
+}
+
+static int labels_json(const struct model *m, char **out)
+{
+    struct json *a = json_create_array();
+    if (!a) return STATUS_NOMEM;
+    int s = 0;
+    for (int i = 0; i < m->n_labels && !s; i++) s = json_push_string(a, m->labels[i]);
+    if (!s) s = json_dump(a, out);
+    json_destroy(a);
+    return s;
+}
+
+static int norm_json(const struct model *m, char **out)
+{
+    struct json *o = json_create_object();
+    if (!o) return STATUS_NOMEM;
+    int s = json_set_floats(o, "mean", m->norm_mean, m->n_norm);
+    if (!s) s = json_set_floats(o, "std", m->norm_std, m->n_norm);
+    if (!s) s = json_dump(o, out);
+    json_destroy(o);
+    return s;
+}
+
+int model_save(const struct model *m, const char *path, int checkpoint,
+               const char *const *extra_meta)
+{
+    const struct graph *g = m->g;
+    struct st_writer *w = st_writer_create();
+    char *cfg = NULL, *labels = NULL, *norm = NULL;
+    char (*names)[96] = NULL;
+    int status = STATUS_NOMEM;
+    if (!w) goto done;
+    if ((status = config_json(&m->cfg, &cfg))) goto done;
+    if (m->n_labels && (status = labels_json(m, &labels))) goto done;
+    if (m->n_norm && (status = norm_json(m, &norm))) goto done;
+    status = st_writer_meta(w, "basin.format", MODEL_FORMAT);
+    if (!status) status = st_writer_meta(w, "basin.arch", arch_name(m->cfg.arch));
+    if (!status) status = st_writer_meta(w, "basin.config", cfg);
+    if (!status && m->frontend) status = st_writer_meta(w, "basin.frontend", m->frontend);
+    if (!status && labels) status = st_writer_meta(w, "basin.labels", labels);
+    if (!status && norm) status = st_writer_meta(w, "basin.norm", norm);
+    for (int i = 0; extra_meta && extra_meta[i] && !status; i += 2)
+        status = st_writer_meta(w, extra_meta[i], extra_meta[i + 1]);
+    if (status) goto done;
+    names = mem_calloc((size_t)g->n_tensors * 3 + 1, sizeof *names);
+    if (!names) {
+        status = STATUS_NOMEM;
+        goto done;
+    }
+    int k = 0;
+    for (int i = 0; i < g->n_tensors && !status; i++) {
+        const struct graph_tensor *t = &g->tensors[i];
+        status = st_writer_add_f32(w, t->name, t->n_dims, t->shape, graph_tensor_data(g, i));
+        if (!checkpoint || !tensor_kind_is_param(t->kind) || status) continue;
+        snprintf(names[k], sizeof names[k], "optim.%s.m", t->name);
+        status = st_writer_add_f32(w, names[k++], t->n_dims, t->shape, g->store.m + t->offset);
+        snprintf(names[k], sizeof names[k], "optim.%s.v", t->name);
+        if (!status)
+            status = st_writer_add_f32(w, names[k++], t->n_dims, t->shape, g->store.v + t->offset);
+        if (t->kind != TENSOR_WEIGHT || status) continue;
+        snprintf(names[k], sizeof names[k], "prune.%s.mask", t->name);
+        status = st_writer_add_f32(w, names[k++], t->n_dims, t->shape, g->store.mask + t->offset);
+    }
+    if (!status) status = st_writer_write(w, path);
+done:
+    st_writer_destroy(w);
+    mem_free(cfg);
+    mem_free(labels);
+    mem_free(norm);
+    mem_free(names);
+    return status;
+}
+
+/* ----------------------------------------------------------------------------- loading */
+
+static int has_suffix(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && !strcmp(s + n - k, suffix);
+}
+
+static int config_from_json(const char *path, const char *text, enum arch arch,
+                            struct model_config *c)
+{
+    struct json *root;
+    char label[600];
+    snprintf(label, sizeof label, "%s: basin.config", path);
+    int s = json_parse(text, label, &root);
+    if (s) return s;
+    model_config_default(c, arch);
+    if (json_kind_of(root) != JSON_KIND_OBJECT) {
+        json_destroy(root);
+        return status_set(STATUS_FORMAT, "%s: basin.config is not a JSON object", path);
+    }
+    for (int i = 0; i < json_len(root) && !s; i++) {
+        const char *key = json_key_at(root, i);
+        const struct json *v = json_at(root, i);
+        int n;
+        if (!strcmp(key, "in_ch")) s = json_to_int(v, &c->in_ch);
+        else if (!strcmp(key, "classes")) s = json_to_int(v, &c->classes);
+        else if (!strcmp(key, "mels") && arch != ARCH_CPRESNET) s = json_to_int(v, &c->mels);
+        else if (!strcmp(key, "width") && arch == ARCH_CNN10) s = json_to_double(v, &c->width_mult);
+        else if (!strcmp(key, "width") && arch == ARCH_CPRESNET) s = json_to_int(v, &c->width);
+        else if (!strcmp(key, "rho") && arch == ARCH_CPRESNET) s = json_to_int(v, &c->rho);
+        else if (!strcmp(key, "damping") && arch == ARCH_CPRESNET) s = json_to_double(v, &c->damping);
+        else if (!strcmp(key, "groups") && arch == ARCH_CPRESNET) s = json_to_int(v, &c->groups);
+        else if (!strcmp(key, "roll") && arch == ARCH_CPRESNET) s = json_to_int(v, &c->roll);
+        else if (!strcmp(key, "blocks") && arch == ARCH_CPRESNET) {
+            s = json_to_ints(v, c->blocks, 3, &n);
+            if (!s && n != 3) s = status_set(STATUS_FORMAT, "%s: blocks has %d counts, not 3", label, n);
+        } else if (!strcmp(key, "channels") && arch == ARCH_SEPNET)
+            s = json_to_ints(v, c->channels, MODEL_MAX_CHANNELS, &c->n_channels);
+        else
+            log_warn("%s: ignoring unknown %s option '%s'", path, arch_name(arch), key);
+    }
+    json_destroy(root);
+    if (s) return s;
+    if ((s = model_config_validate(c))) return status_prefix(s, "%s: basin.config", path);
+    return STATUS_OK;
+}
+
+static int load_labels(struct model *m, const char *path, const char *text)
+{
+    struct json *root;
+    char label[600];
+    snprintf(label, sizeof label, "%s: basin.labels", path);
+    int s = json_parse(text, label, &root);
+    if (s) return s;
+    int n = json_len(root);
+    if (json_kind_of(root) != JSON_KIND_ARRAY || n != m->cfg.classes) {
+        json_destroy(root);
+        return status_set(STATUS_FORMAT, "%s: basin.labels must list %d class names", path,
+                          m->cfg.classes);
+    }
+    m->labels = mem_calloc((size_t)n, sizeof *m->labels);
+    if (!m->labels) s = STATUS_NOMEM;
+    for (int i = 0; i < n && !s; i++) {
+        const char *str;
+        if ((s = json_to_string(json_at(root, i), &str))) break;
+        if (!(m->labels[i] = mem_strdup(str))) s = STATUS_NOMEM;
+        else m->n_labels = i + 1;
+    }
+    json_destroy(root);
+    return s;
+}
+
+static int load_norm(struct model *m, const char *path, const char *text)
+{
+    struct json *root;
+    char label[600];
+    snprintf(label, sizeof label, "%s: basin.norm", path);
+    int s = json_parse(text, label, &root);
+    if (s) return s;
+    const struct json *mean = json_find(root, "mean"), *std = json_find(root, "std");
+    int n = json_len(mean);
+    if (!mean || !std || n < 1 || json_len(std) != n) {
+        json_destroy(root);
+        return status_set(STATUS_FORMAT, "%s: basin.norm needs 'mean' and 'std' lists of equal length", path);
+    }
+    m->norm_mean = mem_alloc((size_t)n * sizeof(float));
+    m->norm_std = mem_alloc((size_t)n * sizeof(float));
+    int k;
+    if (!m->norm_mean || !m->norm_std) s = STATUS_NOMEM;
+    if (!s) s = json_to_floats(mean, m->norm_mean, n, &k);
+    if (!s) s = json_to_floats(std, m->norm_std, n, &k);
+    for (int i = 0; i < n && !s; i++)
+        if (!(m->norm_std[i] > 0))
+            s = status_set(STATUS_FORMAT, "%s: basin.norm std[%d] = %g is not positive", path, i, m->norm_std[i]);
+    if (!s) m->n_norm = n;
+    json_destroy(root);
+    return s;
+}
+
+/* Copy tensor `t` into dst after checking it has the graph tensor's shape. */
+static int take_tensor(const char *path, const struct st_tensor *t, const struct graph_tensor *gt,
+                       const char *what, float *dst)
+{
+    int ok = t->n_dims == gt->n_dims;
+    for (int d = 0; ok && d < gt->n_dims; d++) ok = t->shape[d] == gt->shape[d];
+    if (!ok) {
+        char want[64], got[96] = "(";
+        tensor_shape_str(want, sizeof want, gt->n_dims, gt->shape);
+        for (int d = 0; d < t->n_dims; d++)
+            snprintf(got + strlen(got), sizeof got - strlen(got), d ? ", %lld" : "%lld", (long long)t->shape[d]);
+        snprintf(got + strlen(got), sizeof got - strlen(got), t->n_dims == 1 ? ",)" : ")");
+        return status_set(STATUS_MISMATCH, "%s: %s '%s' has shape %s, the model needs %s", path,
+                          what, t->name, got, want);
+    }
+    int s = st_to_f32(t, dst);
+    if (s) return status_prefix(s, "%s: %s '%s'", path, what, t->name);
+    return STATUS_OK;
+}
+
+int model_load(struct model **out, const char *path)
+{
+    *out = NULL;
+    struct st_file *f = NULL;
+    struct model *m = NULL;
+    unsigned char *seen = NULL;
+    int s = st_load(path, &f);
+    if (s) return s;
+    const char *format = st_meta(f, "basin.format"), *arch_s = st_meta(f, "basin.arch");
+    const char *cfg_s = st_meta(f, "basin.config");
+    enum arch arch;
+    struct model_config cfg;
+    if (format && strcmp(format, MODEL_FORMAT)) {
+        s = status_set(STATUS_UNSUPPORTED, "%s: basin.format '%s' (this basin reads '%s')", path,
+                       format, MODEL_FORMAT);
+        goto fail;
+    }
+    if (!arch_s || !cfg_s) {
+        s = status_set(STATUS_FORMAT, "%s: not a basin model (no basin.arch / basin.config metadata; "
+                       "PANNs or SP4ASC checkpoints need an importer)", path);
+        goto fail;
+    }
+    if (arch_parse(arch_s, &arch)) {
+        s = status_prefix(STATUS_FORMAT, "%s: basin.arch", path);
+        goto fail;
+    }
+    if ((s = config_from_json(path, cfg_s, arch, &cfg))) goto fail;
+    if ((s = model_create(&m, &cfg, 0))) goto fail;
+    struct graph *g = m->g;
+    seen = mem_calloc((size_t)g->n_tensors, 1);
+    if (!seen) {
+        s = STATUS_NOMEM;
+        goto fail;
+    }
+    g->masked = 0;
+    for (int i = 0; i < st_count(f); i++) {
+        const struct st_tensor *t = st_tensor_at(f, i);
+        const char *name = t->name;
+        char base[96];
+        if (has_suffix(name, ".num_batches_tracked")) continue;
+        int is_m = !strncmp(name, "optim.", 6) && has_suffix(name, ".m");
+        int is_v = !strncmp(name, "optim.", 6) && has_suffix(name, ".v");
+        int is_mask = !strncmp(name, "prune.", 6) && has_suffix(name, ".mask");
+        if (is_m || is_v || is_mask) {
+            size_t len = strlen(name) - 6 - (is_mask ? 5 : 2);
+            if (len >= sizeof base) len = sizeof base - 1;
+            memcpy(base, name + 6, len);
+            base[len] = 0;
+        }
+        int k = graph_find_tensor(g, is_m || is_v || is_mask ? base : name);
+        if (k < 0 || ((is_m || is_v) && !tensor_kind_is_param(g->tensors[k].kind)) ||
+            (is_mask && g->tensors[k].kind != TENSOR_WEIGHT)) {
+            char cfgs[256];
+            model_config_str(&cfg, cfgs, sizeof cfgs);
+            s = status_set(STATUS_MISMATCH, "%s: unexpected tensor '%s' for %s %s", path, name,
+                           arch_name(arch), cfgs);
+            goto fail;
+        }
+        const struct graph_tensor *gt = &g->tensors[k];
+        float *dst = is_m ? g->store.m + gt->offset : is_v ? g->store.v + gt->offset
+                   : is_mask ? g->store.mask + gt->offset : graph_tensor_data(g, k);
+        if ((s = take_tensor(path, t, gt, is_m || is_v ? "optimiser state" : is_mask ? "mask" : "tensor", dst)))
+            goto fail;
+        if (is_mask) {
+            for (long j = 0; j < gt->numel; j++) {
+                if (dst[j] != 0 && dst[j] != 1) {
+                    s = status_set(STATUS_FORMAT, "%s: mask '%s' holds %g (masks are 0 or 1)", path,
+                                   name, dst[j]);
+                    goto fail;
+                }
+                if (dst[j] == 0) g->masked = 1;
+            }
+        }
+        if (!is_m && !is_v && !is_mask) seen[k] = 1;
+    }
+    for (int k = 0; k < g->n_tensors; k++)
+        if (!seen[k]) {
+            s = status_set(STATUS_MISMATCH, "%s: tensor '%s' is missing (%s)", path,
+                           g->tensors[k].name, arch_name(arch));
+            goto fail;
+        }
+    const char *fe = st_meta(f, "basin.frontend"), *labels = st_meta(f, "basin.labels");
+    const char *norm = st_meta(f, "basin.norm");
+    if (fe) {
+        struct json *probe;
+        char label[600];
+        snprintf(label, sizeof label, "%s: basin.frontend", path);
+        if ((s = json_parse(fe, label, &probe))) goto fail;
+        json_destroy(probe);
+        if (!(m->frontend = mem_strdup(fe))) {
+            s = STATUS_NOMEM;
+            goto fail;
+        }
+    }
+    if (labels && (s = load_labels(m, path, labels))) goto fail;
+    if (norm && (s = load_norm(m, path, norm))) goto fail;
+    mem_free(seen);
+    st_destroy(f);
+    *out = m;
+    return STATUS_OK;
+fail:
+    mem_free(seen);
+    model_destroy(m);
+    st_destroy(f);
+    return s;
+}

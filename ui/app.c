@@ -1,0 +1,136 @@
+/* app.c: the command dispatcher: tokenising, running, reporting (see app.h).
+ *
+ * Tokens are separated by blanks; single or double quotes keep blanks inside a token
+ * ("load 'my model.safetensors'"); a backslash escapes the next character. A line whose
+ * first non-blank character is '#' is a comment.
+ */
+#include "app.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "basin/core/status.h"
+#include "basin/model/model.h"
+#include "commands.h"
+
+#define MAX_ARGS 64
+
+void app_init(struct app *a)
+{
+    memset(a, 0, sizeof *a);
+    a->seed = 1;
+    a->out = stdout;
+    a->err = stderr;
+}
+
+void app_fini(struct app *a)
+{
+    model_destroy(a->model);
+    a->model = NULL;
+}
+
+void app_out(struct app *a, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(a->out, fmt, ap);
+    va_end(ap);
+}
+
+int app_fail(struct app *a, int status, const char *fmt, ...)
+{
+    char msg[1200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    /* one line, whatever the message holds */
+    for (char *p = msg; *p; p++)
+        if (*p == '\n' || *p == '\r') *p = ' ';
+    fflush(a->out);
+    fprintf(a->err, "error: %s\n", msg);
+    fflush(a->err);
+    return status ? status : STATUS_INVALID;
+}
+
+/* Split line into argv (pointers into buf). Returns argc, or -1 with *why set. */
+static int tokenize(const char *line, char *buf, size_t n_buf, char **argv, const char **why)
+{
+    int argc = 0;
+    size_t k = 0;
+    const char *p = line;
+    while (*p) {
+        while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n') p++;
+        if (!*p) break;
+        if (argc == MAX_ARGS) {
+            *why = "too many arguments";
+            return -1;
+        }
+        argv[argc++] = buf + k;
+        char quote = 0;
+        while (*p && (quote || (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n'))) {
+            char ch = *p++;
+            if (quote && ch == quote) {
+                quote = 0;
+                continue;
+            }
+            if (!quote && (ch == '"' || ch == '\'')) {
+                quote = ch;
+                continue;
+            }
+            if (ch == '\\' && *p) ch = *p++;
+            if (k + 1 >= n_buf) {
+                *why = "line too long";
+                return -1;
+            }
+            buf[k++] = ch;
+        }
+        if (quote) {
+            *why = "unterminated quote";
+            return -1;
+        }
+        buf[k++] = 0;
+    }
+    return argc;
+}
+
+int app_run_line(struct app *a, const char *line)
+{
+    const char *p = line;
+    while (*p == ' ' || *p == '\t') p++;
+    if (!*p || *p == '#' || *p == '\n' || *p == '\r') return STATUS_OK;
+    char buf[4096];
+    char *argv[MAX_ARGS + 1];
+    const char *why = NULL;
+    int argc = tokenize(p, buf, sizeof buf, argv, &why);
+    int status;
+    if (argc < 0) {
+        status = app_fail(a, STATUS_INVALID, "%s", why);
+    } else if (argc == 0) {
+        return STATUS_OK;
+    } else {
+        argv[argc] = NULL;
+        const struct command *c = command_find(argv[0]);
+        if (!c) {
+            status = app_fail(a, STATUS_INVALID, "unknown command '%s' (try: help)", argv[0]);
+        } else {
+            status_clear();
+            status = c->run(a, argc, argv);
+        }
+    }
+    if (status) a->n_errors++;
+    fflush(a->out);
+    return status;
+}
+
+int app_run_stream(struct app *a, FILE *in)
+{
+    char *line = NULL;
+    size_t cap = 0;
+    int failed = 0;
+    while (!a->quit && getline(&line, &cap, in) >= 0)
+        if (app_run_line(a, line)) failed++;
+    free(line);
+    return failed;
+}

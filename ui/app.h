@@ -1,0 +1,40 @@
+/* app.h: the workbench's state and the command dispatcher, shared by the headless runner,
+ * the line REPL and (later) the split view.
+ *
+ * Every user action is a command line ("new cpresnet width=32"). app_run_line() parses it,
+ * runs the command and reports a failure as one line on the error stream; the session
+ * always goes on. Output goes through app_out() so a view can capture it.
+ */
+#ifndef BASIN_UI_APP_H
+#define BASIN_UI_APP_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+struct model;
+
+struct app {
+    struct model *model;        /* the current model, or NULL */
+    char model_name[256];       /* where it came from: a path or "new cpresnet" */
+    uint64_t seed;              /* seed for the next random draw (new, ...) */
+    int n_errors;               /* failed commands so far */
+    int quit;                   /* set by quit */
+    FILE *out, *err;            /* command output and one-line errors */
+};
+
+void app_init(struct app *a);
+void app_fini(struct app *a);
+
+/* Parse and run one line. Blank lines and lines starting with '#' do nothing. Returns 0
+ * on success, else the command's status after printing "error: <detail>". */
+int app_run_line(struct app *a, const char *line);
+
+/* Run every line of a stream (a script or a pipe). Returns the number of failed lines. */
+int app_run_stream(struct app *a, FILE *in);
+
+void app_out(struct app *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Report a failure of the running command: "error: <msg>" on one line. Returns status. */
+int app_fail(struct app *a, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif

@@ -1,0 +1,130 @@
+/* cmd_model.c: new, load, save and info: making, reading, writing and describing models. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+#include "basin/core/graph.h"
+#include "basin/core/status.h"
+#include "basin/model/model.h"
+#include "commands.h"
+#include "render.h"
+
+static void replace_model(struct app *a, struct model *m, const char *name)
+{
+    model_destroy(a->model);
+    a->model = m;
+    snprintf(a->model_name, sizeof a->model_name, "%s", name);
+}
+
+static void print_summary_line(struct app *a)
+{
+    char cfg[256], n[32];
+    model_config_str(&a->model->cfg, cfg, sizeof cfg);
+    app_out(a, "%s %s: %s parameters\n", arch_name(a->model->cfg.arch), cfg,
+            fmt_count(n, sizeof n, graph_param_count(a->model->g)));
+}
+
+int cmd_new(struct app *a, int argc, char **argv)
+{
+    if (argc < 2) return app_fail(a, STATUS_INVALID, "new: which architecture? (cpresnet, sepnet, cnn10)");
+    enum arch arch;
+    if (arch_parse(argv[1], &arch)) return app_fail(a, STATUS_INVALID, "new: %s", status_detail());
+    struct model_config c;
+    model_config_default(&c, arch);
+    uint64_t seed = a->seed;
+    for (int i = 2; i < argc; i++) {
+        char *v = arg_split(argv[i]);
+        if (!v) return app_fail(a, STATUS_INVALID, "new: expected key=value, got '%s'", argv[i]);
+        if (!strcmp(argv[i], "seed")) {
+            long s;
+            if (arg_int(a, "seed", v, 0, 0x7fffffffffffffffL, &s)) return STATUS_INVALID;
+            seed = (uint64_t)s;
+            continue;
+        }
+        if (model_config_set(&c, argv[i], v))
+            return app_fail(a, STATUS_INVALID, "new: %s", status_detail());
+    }
+    struct model *m;
+    int status = model_create(&m, &c, seed);
+    if (status) return app_fail(a, status, "new: %s", status_detail());
+    char name[64];
+    snprintf(name, sizeof name, "new %s", arch_name(arch));
+    replace_model(a, m, name);
+    print_summary_line(a);
+    return STATUS_OK;
+}
+
+int cmd_load(struct app *a, int argc, char **argv)
+{
+    if (argc != 2) return app_fail(a, STATUS_INVALID, "usage: load PATH");
+    struct model *m;
+    int status = model_load(&m, argv[1]);
+    if (status) return app_fail(a, status, "%s", status_detail());
+    replace_model(a, m, argv[1]);
+    app_out(a, "loaded %s\n", argv[1]);
+    print_summary_line(a);
+    return STATUS_OK;
+}
+
+int cmd_save(struct app *a, int argc, char **argv)
+{
+    if (argc < 2) return app_fail(a, STATUS_INVALID, "usage: save PATH [checkpoint=1]");
+    if (!a->model) return app_fail(a, STATUS_INVALID, "save: no model (new or load one first)");
+    long checkpoint = 0;
+    for (int i = 2; i < argc; i++) {
+        char *v = arg_split(argv[i]);
+        if (!v || strcmp(argv[i], "checkpoint"))
+            return app_fail(a, STATUS_INVALID, "save: unknown option '%s' (checkpoint=0|1)", argv[i]);
+        if (arg_int(a, "checkpoint", v, 0, 1, &checkpoint)) return STATUS_INVALID;
+    }
+    int status = model_save(a->model, argv[1], (int)checkpoint, NULL);
+    if (status) return app_fail(a, status, "%s", status_detail());
+    app_out(a, "saved %s\n", argv[1]);
+    return STATUS_OK;
+}
+
+int cmd_info(struct app *a, int argc, char **argv)
+{
+    if (!a->model) return app_fail(a, STATUS_INVALID, "info: no model (new or load one first)");
+    int f, t;
+    model_default_input(a->model, &f, &t);
+    if (argc == 3) {
+        long lf, lt;
+        if (arg_int(a, "F", argv[1], 1, 100000, &lf) || arg_int(a, "T", argv[2], 1, 10000000, &lt))
+            return STATUS_INVALID;
+        f = (int)lf, t = (int)lt;
+    } else if (argc != 1) {
+        return app_fail(a, STATUS_INVALID, "usage: info [F T]");
+    }
+    const struct model *m = a->model;
+    struct layer_row *rows = calloc((size_t)m->g->n_nodes, sizeof *rows);
+    if (!rows) return app_fail(a, STATUS_NOMEM, "info: out of memory");
+    struct model_summary s;
+    int n, status = model_describe(m, f, t, rows, &n, &s);
+    if (status) {
+        free(rows);
+        return app_fail(a, status, "info: %s", status_detail());
+    }
+    char cfg[256], b1[32], b2[32], b3[32], b4[32], b5[32], shape[32], rf[24];
+    model_config_str(&m->cfg, cfg, sizeof cfg);
+    app_out(a, "%s %s  (%s)\n", arch_name(m->cfg.arch), cfg, a->model_name);
+    app_out(a, "input %d x %d x %d (channels x mel bins x frames)\n", m->cfg.in_ch, f, t);
+    app_out(a, "%-24s %-6s %-14s %10s %8s %9s %9s %9s %9s  %s\n", "layer", "op", "output", "params",
+            "MACs", "RF FxT", "fp32", "fp16", "int8", "detail");
+    for (int i = 0; i < n; i++) {
+        const struct layer_row *r = &rows[i];
+        snprintf(shape, sizeof shape, "%dx%dx%d", r->c, r->f, r->t);
+        snprintf(rf, sizeof rf, "%ldx%ld", r->rf[0], r->rf[1]);
+        app_out(a, "%-24s %-6s %-14s %10s %8s %9s %9s %9s %9s  %s\n", r->name, r->op, shape,
+                fmt_count(b1, sizeof b1, r->params), r->macs > 0 ? fmt_si(b2, sizeof b2, r->macs) : "-",
+                rf, fmt_bytes(b3, sizeof b3, 4.0 * r->params), fmt_bytes(b4, sizeof b4, 2.0 * r->params),
+                fmt_bytes(b5, sizeof b5, 1.0 * r->params), r->detail);
+    }
+    app_out(a, "total: %s parameters (+ %s BN statistics), %s MACs per clip, receptive field %ld x %ld\n",
+            fmt_count(b1, sizeof b1, s.params), fmt_count(b2, sizeof b2, s.buffers),
+            fmt_si(b3, sizeof b3, s.macs), s.rf[0], s.rf[1]);
+    app_out(a, "size: fp32 %s, fp16 %s, int8 %s\n", fmt_bytes(b1, sizeof b1, s.bytes_fp32),
+            fmt_bytes(b2, sizeof b2, s.bytes_fp16), fmt_bytes(b3, sizeof b3, s.bytes_int8));
+    free(rows);
+    return STATUS_OK;
+}

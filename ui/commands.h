@@ -1,0 +1,38 @@
+/* commands.h: the command table. One entry per command; the parser, help and tab
+ * completion all read it. Handlers live in cmd_*.c files grouped by subject. */
+#ifndef BASIN_UI_COMMANDS_H
+#define BASIN_UI_COMMANDS_H
+
+struct app;
+
+struct command {
+    const char *name;
+    const char *usage;          /* arguments after the name */
+    const char *summary;        /* one line for `help` */
+    const char *help;           /* the rest of `help NAME` */
+    int (*run)(struct app *a, int argc, char **argv); /* argv[0] is the name */
+    const char *const *options; /* key= options, for completion; NULL-terminated or NULL */
+};
+
+extern const struct command commands[];
+extern const int n_commands;
+
+/* The command called name, or NULL. */
+const struct command *command_find(const char *name);
+
+/* Handlers (cmd_*.c). */
+int cmd_new(struct app *a, int argc, char **argv);
+int cmd_load(struct app *a, int argc, char **argv);
+int cmd_save(struct app *a, int argc, char **argv);
+int cmd_info(struct app *a, int argc, char **argv);
+int cmd_set(struct app *a, int argc, char **argv);
+int cmd_help(struct app *a, int argc, char **argv);
+int cmd_quit(struct app *a, int argc, char **argv);
+
+/* key=value argument helpers for handlers. */
+/* Split "key=value" in place; returns the value or NULL when arg has no '='. */
+char *arg_split(char *arg);
+/* Parse an integer option value in [lo, hi]; fails with a message naming the key. */
+int arg_int(struct app *a, const char *key, const char *value, long lo, long hi, long *out);
+
+#endif
