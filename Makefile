@@ -13,7 +13,7 @@
 # skip heavy end-to-end cases).
 
 BUILD ?= release
-O := build/$(BUILD)
+O ?= build/$(BUILD)
 CC ?= cc
 ifeq ($(CC),cc)
 CC := gcc
@@ -41,7 +41,7 @@ ifeq ($(filter $(BUILD),release debug asan),)
 $(error BUILD must be release, debug or asan)
 endif
 
-CFLAGS_BASE := -std=gnu11 $(OPT_$(BUILD)) $(WARN) -fopenmp -Iinclude -MMD -MP $(EXTRA_CFLAGS)
+CFLAGS_BASE := -std=gnu11 $(OPT_$(BUILD)) $(WARN) -fopenmp -fno-math-errno -Iinclude -MMD -MP $(EXTRA_CFLAGS)
 LDFLAGS_BASE := -fopenmp $(LDOPT_$(BUILD))
 
 pc = $(shell pkg-config $(1) $(2) 2>/dev/null)
