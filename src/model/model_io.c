@@ -6,6 +6,7 @@
  * model has them. A checkpoint adds optim.<name>.m / .v and prune.<name>.mask. Loading is
  * strict and checks everything before the model is handed out.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
