@@ -71,7 +71,7 @@ BIN := $(O)/basin
 TESTBIN := $(O)/run_tests
 BENCHBIN := $(O)/bench
 
-.PHONY: all test bench sanitize deps lint format clean headers
+.PHONY: all test bench sanitize deps lint format clean headers interop
 .DEFAULT_GOAL := all
 
 all: $(BIN)
@@ -122,6 +122,10 @@ sanitize:
 # tests); both the pinned variables are unset for the benchmark command alone.
 bench: $(BENCHBIN)
 	$(Q)env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE ./$(BENCHBIN) $(B)
+
+# Cross-check against the PyTorch reference (needs python3-torch; not part of test).
+interop: all
+	$(Q)REF_DIR=$(abspath ../shared/peers) BASIN=./basin tests/interop.sh
 
 deps:
 	$(Q)if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \

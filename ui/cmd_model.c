@@ -6,6 +6,7 @@
 #include "basin/core/graph.h"
 #include "basin/core/status.h"
 #include "basin/model/model.h"
+#include "basin/model/safetensors.h"
 #include "commands.h"
 #include "render.h"
 
@@ -127,4 +128,61 @@ int cmd_info(struct app *a, int argc, char **argv)
             fmt_bytes(b2, sizeof b2, s.bytes_fp16), fmt_bytes(b3, sizeof b3, s.bytes_int8));
     free(rows);
     return STATUS_OK;
+}
+
+/* forward IN OUT: the contract of basin_ref.py forward: IN holds 'x' (N, C, F, T); OUT gets
+ * 'logits' (N, classes) computed in eval mode. */
+int cmd_forward(struct app *a, int argc, char **argv)
+{
+    if (argc != 3) return app_fail(a, STATUS_INVALID, "usage: forward IN.safetensors OUT.safetensors");
+    if (!a->model) return app_fail(a, STATUS_INVALID, "forward: no model (new or load one first)");
+    struct st_file *f = NULL;
+    struct plan *p = NULL;
+    float *x = NULL;
+    int status = st_load(argv[1], &f);
+    if (status) return app_fail(a, status, "%s", status_detail());
+    const struct st_tensor *t = st_find(f, "x");
+    if (!t || t->n_dims != 4 || t->numel == 0) {
+        status = app_fail(a, STATUS_FORMAT, "%s: needs a tensor 'x' of shape (N, C, F, T)", argv[1]);
+        goto done;
+    }
+    int n = (int)t->shape[0], c = (int)t->shape[1], fr = (int)t->shape[2], tt = (int)t->shape[3];
+    if (!(x = malloc(t->numel * sizeof *x))) {
+        status = app_fail(a, STATUS_NOMEM, "forward: out of memory");
+        goto done;
+    }
+    if ((status = st_to_f32(t, x))) {
+        status = app_fail(a, status, "%s", status_detail());
+        goto done;
+    }
+    int batch = n < 32 ? n : 32, classes = a->model->cfg.classes;
+    if ((status = plan_create(&p, a->model->g, batch, c, fr, tt, 0))) {
+        status = app_fail(a, status, "forward: %s: %s", argv[1], status_detail());
+        goto done;
+    }
+    float *logits = malloc((size_t)n * classes * sizeof *logits);
+    if (!logits) {
+        status = app_fail(a, STATUS_NOMEM, "forward: out of memory");
+        goto done;
+    }
+    long per = (long)c * fr * tt;
+    for (int i = 0; i < n && !status; i += batch) {
+        int k = n - i < batch ? n - i : batch;
+        status = plan_forward(p, k, x + i * per, 0, NULL);
+        if (!status) memcpy(logits + (long)i * classes, plan_output(p), (size_t)k * classes * sizeof *logits);
+    }
+    struct st_writer *w = st_writer_create();
+    if (!status && w) status = st_writer_add_f32(w, "logits", 2, (int[]){n, classes}, logits);
+    if (!status && w) status = st_writer_meta(w, "basin.format", "1");
+    if (!status && w) status = st_writer_write(w, argv[2]);
+    if (!w) status = STATUS_NOMEM;
+    st_writer_destroy(w);
+    free(logits);
+    if (status) status = app_fail(a, status, "forward: %s", status_detail());
+    else app_out(a, "wrote logits (%d, %d) to %s\n", n, classes, argv[2]);
+done:
+    plan_destroy(p);
+    free(x);
+    st_destroy(f);
+    return status;
 }

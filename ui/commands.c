@@ -35,6 +35,10 @@ const struct command commands[] = {
      "F and T give the input size (mel bins, frames); the default is the model's 10-second\n"
      "input (256 x 431 for cpresnet).",
      cmd_info, NULL},
+    {"forward", "IN OUT", "run the model on IN's 'x' (N, C, F, T); write 'logits' to OUT",
+     "The same contract as shared/peers/basin_ref.py forward, in eval mode: use it to check\n"
+     "basin against PyTorch on identical inputs.",
+     cmd_forward, NULL},
     {"set", "key=value ...", "settings: threads=N, seed=N", "threads=0 uses every core.",
      cmd_set, set_options},
     {"help", "[COMMAND]", "list commands, or explain one", "", cmd_help, NULL},

@@ -25,6 +25,7 @@ int cmd_new(struct app *a, int argc, char **argv);
 int cmd_load(struct app *a, int argc, char **argv);
 int cmd_save(struct app *a, int argc, char **argv);
 int cmd_info(struct app *a, int argc, char **argv);
+int cmd_forward(struct app *a, int argc, char **argv);
 int cmd_set(struct app *a, int argc, char **argv);
 int cmd_help(struct app *a, int argc, char **argv);
 int cmd_quit(struct app *a, int argc, char **argv);
