@@ -22,12 +22,15 @@ void app_init(struct app *a)
     a->seed = 1;
     a->out = stdout;
     a->err = stderr;
+    frontend_preset(&a->preset, FRONTEND_DEFAULT_PRESET);
+    audio_file_init(&a->clip);
 }
 
 void app_fini(struct app *a)
 {
     model_destroy(a->model);
     a->model = NULL;
+    audio_file_fini(&a->clip);
 }
 
 void app_out(struct app *a, const char *fmt, ...)

@@ -11,6 +11,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "basin/audio/audio_file.h"
+#include "basin/dsp/frontend.h"
+
 struct model;
 
 struct app {
@@ -20,6 +23,10 @@ struct app {
     int n_errors;               /* failed commands so far */
     int quit;                   /* set by quit */
     FILE *out, *err;            /* command output and one-line errors */
+    struct frontend_params preset; /* the session's front end (demo by default) */
+    int preset_chosen;          /* set by `preset NAME`: new models then take it */
+    struct audio_file clip;     /* the last clip loaded by `clip` (empty when none) */
+    char clip_path[1024];
 };
 
 void app_init(struct app *a);

@@ -9,6 +9,7 @@
 #include "basin/model/safetensors.h"
 #include "commands.h"
 #include "render.h"
+#include "session.h"
 
 static void replace_model(struct app *a, struct model *m, const char *name)
 {
@@ -45,9 +46,28 @@ int cmd_new(struct app *a, int argc, char **argv)
         if (model_config_set(&c, argv[i], v))
             return app_fail(a, STATUS_INVALID, "new: %s", status_detail());
     }
+    /* The front end: the session's when the user chose one, else the paper's. sepnet and
+     * cnn10 normalise a fixed number of mel bins, so mels follows the front end unless
+     * given explicitly (then the front end follows mels). */
+    struct frontend_params fe = a->preset;
+    if (!a->preset_chosen) frontend_preset(&fe, session_arch_preset(arch));
+    int mels_given = 0;
+    for (int i = 2; i < argc; i++) mels_given |= !strcmp(argv[i], "mels");
+    if (arch != ARCH_CPRESNET) {
+        if (mels_given && c.mels != fe.n_mels) {
+            fe.n_mels = c.mels;
+            snprintf(fe.preset, sizeof fe.preset, "custom");
+        } else {
+            c.mels = fe.n_mels;
+        }
+    }
     struct model *m;
     int status = model_create(&m, &c, seed);
     if (status) return app_fail(a, status, "new: %s", status_detail());
+    if ((status = frontend_params_validate(&fe)) || (status = session_set_model_frontend(m, &fe))) {
+        model_destroy(m);
+        return app_fail(a, status, "new: front end: %s", status_detail());
+    }
     char name[64];
     snprintf(name, sizeof name, "new %s", arch_name(arch));
     replace_model(a, m, name);
@@ -88,7 +108,13 @@ int cmd_info(struct app *a, int argc, char **argv)
 {
     if (!a->model) return app_fail(a, STATUS_INVALID, "info: no model (new or load one first)");
     int f, t;
-    model_default_input(a->model, &f, &t);
+    struct frontend_params fe;
+    if (!session_model_frontend(a->model, &fe)) {
+        f = fe.n_mels; /* 10 s of audio at the model's front end */
+        t = (int)(1 + 10L * fe.sample_rate_hz / fe.hop);
+    } else {
+        model_default_input(a->model, &f, &t);
+    }
     if (argc == 3) {
         long lf, lt;
         if (arg_int(a, "F", argv[1], 1, 100000, &lf) || arg_int(a, "T", argv[2], 1, 10000000, &lt))
@@ -109,7 +135,8 @@ int cmd_info(struct app *a, int argc, char **argv)
     char cfg[256], b1[32], b2[32], b3[32], b4[32], b5[32], shape[32], rf[24];
     model_config_str(&m->cfg, cfg, sizeof cfg);
     app_out(a, "%s %s  (%s)\n", arch_name(m->cfg.arch), cfg, a->model_name);
-    app_out(a, "input %d x %d x %d (channels x mel bins x frames)\n", m->cfg.in_ch, f, t);
+    app_out(a, "input %d x %d x %d (channels x mel bins x frames)%s\n", m->cfg.in_ch, f, t,
+            argc == 1 && m->frontend ? ": 10 s at the model's front end" : "");
     app_out(a, "%-24s %-6s %-14s %10s %8s %9s %9s %9s %9s  %s\n", "layer", "op", "output", "params",
             "MACs", "RF FxT", "fp32", "fp16", "int8", "detail");
     for (int i = 0; i < n; i++) {

@@ -14,6 +14,7 @@ static const char *const new_options[] = {"width=", "rho=", "damping=", "groups=
                                           "mels=", "seed=", NULL};
 static const char *const set_options[] = {"threads=", "seed=", NULL};
 static const char *const save_options[] = {"checkpoint=", NULL};
+static const char *const spec_options[] = {"preset=", "csv=", "style=", "width=", "rows=", "range=", NULL};
 
 const struct command commands[] = {
     {"new", "ARCH [key=value ...]", "create a model: cpresnet, sepnet or cnn10",
@@ -39,6 +40,20 @@ const struct command commands[] = {
      "The same contract as shared/peers/basin_ref.py forward, in eval mode: use it to check\n"
      "basin against PyTorch on identical inputs.",
      cmd_forward, NULL},
+    {"clip", "PATH", "load an audio clip: rate, channels, duration, level",
+     "Any format libsndfile reads (WAV, FLAC, Ogg/Vorbis, Opus, MP3, AIFF...). Damaged files\n"
+     "are refused with the reason; the clip becomes the default for spec.",
+     cmd_clip, NULL},
+    {"preset", "[NAME]", "show the front ends, or choose the session's",
+     "Presets: demo (default), cpjku, sp4asc, panns16k, panns32k. A loaded model keeps the\n"
+     "front end it was trained on; new models take the chosen preset.",
+     cmd_preset, NULL},
+    {"spec", "[PATH] [preset=NAME] [--csv FILE] [style=ascii|color]", "log-mel spectrogram in the terminal",
+     "Draws the clip's features (low frequencies at the bottom) with colour half-blocks on a\n"
+     "256-colour UTF-8 terminal, an ASCII ramp otherwise. --csv FILE (or csv=FILE) writes the\n"
+     "matrix: a header of frame times, then one row per mel bin with its centre frequency.\n"
+     "width=N rows=N set the size; range=DB the dynamic range shown (80).",
+     cmd_spec, spec_options},
     {"set", "key=value ...", "settings: threads=N, seed=N", "threads=0 uses every core.",
      cmd_set, set_options},
     {"help", "[COMMAND]", "list commands, or explain one", "", cmd_help, NULL},
