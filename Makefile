@@ -97,7 +97,7 @@ $(TESTBIN): $(TEST_SRC:%.c=$(O)/%.o) $(UI_LIB_OBJ) $(LIB)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS_BASE) -o $@ $^ $(LIBS) $(UI_LIBS)
 
-$(O)/tests/%.o: CFLAGS_BASE += -Itests
+$(O)/tests/%.o: CFLAGS_BASE += -Itests -Iui
 $(O)/tests/bench/%.o: CFLAGS_BASE += -Itests $(call pc,--cflags,openblas)
 
 $(BENCHBIN): $(BENCH_SRC:%.c=$(O)/%.o) $(filter $(O)/tests/ref/%,$(TEST_SRC:%.c=$(O)/%.o)) $(LIB)
