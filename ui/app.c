@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "basin/core/status.h"
+#include "basin/data/dataset.h"
 #include "basin/model/model.h"
 #include "commands.h"
 
@@ -31,6 +32,8 @@ void app_fini(struct app *a)
     model_destroy(a->model);
     a->model = NULL;
     audio_file_fini(&a->clip);
+    dataset_destroy(a->ds);
+    a->ds = NULL;
 }
 
 void app_out(struct app *a, const char *fmt, ...)

@@ -15,6 +15,7 @@
 #include "basin/dsp/frontend.h"
 
 struct model;
+struct dataset;
 
 struct app {
     struct model *model;        /* the current model, or NULL */
@@ -27,6 +28,8 @@ struct app {
     int preset_chosen;          /* set by `preset NAME`: new models then take it */
     struct audio_file clip;     /* the last clip loaded by `clip` (empty when none) */
     char clip_path[1024];
+    struct dataset *ds;         /* the data set opened by `data` (NULL when none) */
+    char ds_path[4096];
 };
 
 void app_init(struct app *a);

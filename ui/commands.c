@@ -14,6 +14,8 @@ static const char *const new_options[] = {"width=", "rho=", "damping=", "groups=
                                           "mels=", "seed=", NULL};
 static const char *const set_options[] = {"threads=", "seed=", NULL};
 static const char *const save_options[] = {"checkpoint=", NULL};
+static const char *const synth_options[] = {"out=", "clips=", "seconds=", "seed=", "rate=", NULL};
+static const char *const data_options[] = {"default", "export", "split=", "norm=", NULL};
 static const char *const spec_options[] = {"preset=", "csv=", "style=", "width=", "rows=", "range=", NULL};
 
 const struct command commands[] = {
@@ -54,6 +56,18 @@ const struct command commands[] = {
      "matrix: a header of frame times, then one row per mel bin with its centre frequency.\n"
      "width=N rows=N set the size; range=DB the dynamic range shown (80).",
      cmd_spec, spec_options},
+    {"synth", "[out=DIR] [clips=N] [seconds=S] [seed=N]", "write a synthetic DCASE-layout scene data set",
+     "Procedural soundscapes (8+ scene classes, a reference device a and simulated devices\n"
+     "b, c, s1..s6 that colour the same scenes; s4..s6 never appear in training),\n"
+     "deterministic by seed. Without out= it goes to the cache folder (reused if present).",
+     cmd_synth, synth_options},
+    {"data", "[PATH|default] | export PATH [split=..] [norm=..]", "open a data set and summarise it; export features",
+     "PATH is a DCASE-layout folder (meta.csv, evaluation_setup/) or a CSV with filename,label\n"
+     "[,device,split,fold]; `default` is the embedded synthetic set, generated on first use.\n"
+     "data export writes the split's features as x (N, C, F, T), labels y and device (int64)\n"
+     "with the front end and label names in the metadata, through the feature cache.\n"
+     "split=train|evaluate|test|all (train); norm=model|train|none (model's statistics if any).",
+     cmd_data, data_options},
     {"set", "key=value ...", "settings: threads=N, seed=N", "threads=0 uses every core.",
      cmd_set, set_options},
     {"help", "[COMMAND]", "list commands, or explain one", "", cmd_help, NULL},

@@ -29,6 +29,8 @@ int cmd_forward(struct app *a, int argc, char **argv);
 int cmd_clip(struct app *a, int argc, char **argv);
 int cmd_preset(struct app *a, int argc, char **argv);
 int cmd_spec(struct app *a, int argc, char **argv);
+int cmd_synth(struct app *a, int argc, char **argv);
+int cmd_data(struct app *a, int argc, char **argv);
 int cmd_set(struct app *a, int argc, char **argv);
 int cmd_help(struct app *a, int argc, char **argv);
 int cmd_quit(struct app *a, int argc, char **argv);
