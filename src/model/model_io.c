@@ -13,6 +13,7 @@
 #include "basin/core/log.h"
 #include "basin/core/mem.h"
 #include "basin/core/status.h"
+#include "basin/core/tensor.h"
 #include "basin/model/json.h"
 #include "basin/model/model.h"
 #include "basin/model/safetensors.h"
