@@ -15,7 +15,19 @@
 
 /* One line per test file; keep in the order of the layers. */
 #define TEST_FILES(X)                                                                       \
-    X(core)
+    X(core)                                                                                 \
+    X(ops)                                                                                  \
+    X(dsp)                                                                                  \
+    X(audio)                                                                                \
+    X(data)                                                                                 \
+    X(synth)                                                                                \
+    X(model)                                                                                \
+    X(safetensors)                                                                          \
+    X(graph)                                                                                \
+    X(model_io)                                                                             \
+    X(cli)                                                                                  \
+    X(loss)                                                                                 \
+    X(optim)
 
 #define DECLARE(file) extern const struct test tests_##file[];
 TEST_FILES(DECLARE)

@@ -48,7 +48,10 @@ struct conv2d_fuse {
 };
 
 /* Floats of scratch the conv kernels need with n_threads threads (im2col tiles, per-thread
- * weight-gradient partial sums). */
+ * weight-gradient partial sums). The kernels run threads_get() threads, so size it with
+ * n_threads = threads_get() and re-plan (size again, reallocate) after the thread count
+ * changes. The scratch holds doubles: it must be 8-byte aligned (mem_alloc and arena_floats
+ * give 64). */
 size_t conv2d_scratch_floats(const struct conv2d_shape *s, int n_threads);
 
 /* y (N, O, FO, TO) = conv(x (N, I, F, T), w (O, I/groups, KF, KT)), no bias; fuse may be
@@ -84,7 +87,10 @@ void batchnorm_forward_eval(const struct bn_shape *s, float *y, const float *x,
                             const float *gamma, const float *beta, const float *running_mean,
                             const float *running_var, float eps, int relu);
 /* Backward of the train-mode forward. x is the forward input; y the forward output, used
- * only when relu is set (the gradient passes where y > 0); x must not alias y then. */
+ * only when relu is set (the gradient passes where y > 0); x must not alias y then.
+ * In all four batch-norm kernels gamma / beta may be NULL (1 / 0) and dx may be NULL when
+ * only the parameter gradients are wanted; in forward_train the running statistics and
+ * save_mean / save_invstd may be NULL (not updated, not saved). */
 void batchnorm_backward_train(const struct bn_shape *s, float *dx, float *dgamma, float *dbeta,
                               const float *dy, const float *x, const float *y, int relu,
                               const float *gamma, const float *save_mean,
@@ -108,7 +114,8 @@ void add_forward(long n, float *y, const float *a, const float *b, int relu);
 void add_backward(long n, float *da, float *db, const float *dy, const float *y, int relu,
                   int accumulate_a, int accumulate_b);
 
-/* Channel roll of x (N, C, HW): y[:, j] = x[:, (j - shift) mod C], as torch.roll(x, shift, 1). */
+/* Channel roll of x (N, C, HW): y[:, j] = x[:, (j - shift) mod C], as torch.roll(x, shift, 1).
+ * y must not alias x (nor dx dy below). */
 void roll_forward(int n, int c, long hw, int shift, float *y, const float *x);
 /* dx (+)= the inverse roll of dy. */
 void roll_backward(int n, int c, long hw, int shift, float *dx, const float *dy, int accumulate);
@@ -124,7 +131,8 @@ struct pool2d_shape {
 int pool2d_shape_init(struct pool2d_shape *s);
 
 void maxpool2d_forward(const struct pool2d_shape *s, float *y, const float *x);
-/* The gradient goes to the first maximum of each window (PyTorch's choice on ties). */
+/* The gradient goes to the first maximum of each window (PyTorch's choice on ties). The
+ * argmax is found again from x: y is not read and may be NULL (likewise in max_backward). */
 void maxpool2d_backward(const struct pool2d_shape *s, float *dx, const float *dy,
                         const float *x, const float *y, int accumulate);
 void avgpool2d_forward(const struct pool2d_shape *s, float *y, const float *x);
@@ -156,8 +164,9 @@ void linear_backward(int n, int in, int out, float *dx, float *dw, float *db, co
 
 /* Train mode: keep each element with probability 1 - p and scale it by 1 / (1 - p), as
  * torch.nn.functional.dropout; mask (n bytes) records what was kept. Draws come from rng
- * in element order (deterministic for a given rng state). p == 0 copies x and sets mask
- * to all ones. y may equal x. */
+ * in element order (deterministic for a given rng state), one rng_u64() per element. p == 0
+ * copies x and sets mask to all ones, p == 1 zeroes y and mask; neither draws. y may equal
+ * x. */
 void dropout_forward(long n, float *y, const float *x, float p, uint8_t *mask, struct rng *rng);
 void dropout_backward(long n, float *dx, const float *dy, float p, const uint8_t *mask,
                       int accumulate);

@@ -1,0 +1,226 @@
+/* batchnorm.c: batch normalisation over a generic (outer, C, inner) view, train and eval.
+ *
+ * Key idea: one view covers channel BN of (N, C, F, T) (outer N, inner F*T) and BN over mel
+ * bins (outer N*C, C = F, inner T). Threads split the channels, so each channel's statistics
+ * are summed by one thread in a fixed order (the result does not depend on the thread
+ * count). Sums are in double around a shift (the channel's first element), which keeps the
+ * one-pass variance exact enough even when the mean is large against the spread.
+ *
+ * ref: torch.nn.BatchNorm2d (biased variance to normalise, unbiased variance in the running
+ *      update, running = (1 - momentum) * running + momentum * batch statistic);
+ *      aten/src/ATen/native/Normalization.cpp, batch_norm_cpu_update_stats_template and
+ *      batch_norm_backward_cpu_template; Chan, Golub, LeVeque 1983 (shifted sums).
+ */
+#include <math.h>
+#include <string.h>
+
+#include "basin/core/ops.h"
+#include "basin/core/status.h"
+#include "basin/core/threads.h"
+
+/* Below this many elements a parallel region costs more than it saves. */
+#define BN_PARALLEL_MIN 32768L
+/* Elements of the on-stack buffer of masked gradients. */
+#define BN_BLOCK 1024
+
+static long bn_count(const struct bn_shape *s)
+{
+    return (long)s->outer * s->inner;
+}
+
+static const float *row_of(const struct bn_shape *s, const float *p, int o, int c)
+{
+    return p + ((long)o * s->c + c) * s->inner;
+}
+
+/* y = (x - m) * a + b over one channel, with relu when asked. */
+static void bn_apply(const struct bn_shape *s, int c, float *y, const float *x, float m,
+                     float a, float b, int relu)
+{
+    for (int o = 0; o < s->outer; o++) {
+        const float *xr = row_of(s, x, o, c);
+        float *yr = y + (xr - x);
+        if (relu) {
+#pragma omp simd
+            for (long i = 0; i < s->inner; i++) {
+                float v = (xr[i] - m) * a + b;
+                yr[i] = v > 0.0f ? v : 0.0f;
+            }
+        } else {
+#pragma omp simd
+            for (long i = 0; i < s->inner; i++) yr[i] = (xr[i] - m) * a + b;
+        }
+    }
+}
+
+void batchnorm_forward_train(const struct bn_shape *s, float *y, const float *x,
+                             const float *gamma, const float *beta, float *running_mean,
+                             float *running_var, float momentum, float eps, float *save_mean,
+                             float *save_invstd, int relu)
+{
+    long cnt = bn_count(s);
+    CHECK(s->outer > 0 && s->c > 0 && s->inner > 0);
+#pragma omp parallel for schedule(static) num_threads(threads_get()) \
+    if (cnt * s->c >= BN_PARALLEL_MIN)
+    for (int c = 0; c < s->c; c++) {
+        double shift = row_of(s, x, 0, c)[0], sum = 0, sumsq = 0;
+        for (int o = 0; o < s->outer; o++) {
+            const float *xr = row_of(s, x, o, c);
+            double a = 0, a2 = 0;
+#pragma omp simd reduction(+ : a, a2)
+            for (long i = 0; i < s->inner; i++) {
+                double d = xr[i] - shift;
+                a += d;
+                a2 += d * d;
+            }
+            sum += a;
+            sumsq += a2;
+        }
+        double dmean = sum / cnt;
+        double var = (sumsq - sum * dmean) / cnt;
+        if (var < 0) var = 0;
+        double mean = shift + dmean;
+        double invstd = 1.0 / sqrt(var + eps);
+        double g = gamma ? gamma[c] : 1.0;
+        bn_apply(s, c, y, x, (float)mean, (float)(g * invstd), beta ? beta[c] : 0.0f, relu);
+        if (save_mean) save_mean[c] = (float)mean;
+        if (save_invstd) save_invstd[c] = (float)invstd;
+        /* A single element per channel has no unbiased variance (PyTorch refuses to train
+         * on it); the biased one, 0, is used instead of dividing by zero. */
+        double unbiased = cnt > 1 ? var * cnt / (cnt - 1) : var;
+        if (running_mean)
+            running_mean[c] = (float)((1.0 - momentum) * running_mean[c] + momentum * mean);
+        if (running_var)
+            running_var[c] = (float)((1.0 - momentum) * running_var[c] + momentum * unbiased);
+    }
+}
+
+void batchnorm_forward_eval(const struct bn_shape *s, float *y, const float *x,
+                            const float *gamma, const float *beta, const float *running_mean,
+                            const float *running_var, float eps, int relu)
+{
+    CHECK(s->outer > 0 && s->c > 0 && s->inner > 0);
+#pragma omp parallel for schedule(static) num_threads(threads_get()) \
+    if (bn_count(s) * s->c >= BN_PARALLEL_MIN)
+    for (int c = 0; c < s->c; c++) {
+        double invstd = 1.0 / sqrt((double)running_var[c] + eps);
+        double g = gamma ? gamma[c] : 1.0;
+        bn_apply(s, c, y, x, running_mean[c], (float)(g * invstd), beta ? beta[c] : 0.0f, relu);
+    }
+}
+
+/* Sums over one channel of g = dy (masked by y > 0 with relu) and of g * (x - m). */
+static void bn_grad_sums(const struct bn_shape *s, int c, const float *dy, const float *x,
+                         const float *y, int relu, float m, double *sum_g, double *sum_gx)
+{
+    double sg = 0, sgx = 0;
+    for (int o = 0; o < s->outer; o++) {
+        long off = ((long)o * s->c + c) * s->inner;
+        const float *dyr = dy + off, *xr = x + off;
+        double a = 0, b = 0;
+        if (relu) {
+            /* The masked gradient goes through a small buffer: with the select and the
+             * double sums in one loop GCC left a branch per element (16x slower). */
+            const float *yr = y + off;
+            for (long i0 = 0; i0 < s->inner; i0 += BN_BLOCK) {
+                long n = s->inner - i0 < BN_BLOCK ? s->inner - i0 : BN_BLOCK;
+                float g[BN_BLOCK];
+#pragma omp simd
+                for (long i = 0; i < n; i++) g[i] = yr[i0 + i] > 0.0f ? dyr[i0 + i] : 0.0f;
+#pragma omp simd reduction(+ : a, b)
+                for (long i = 0; i < n; i++) {
+                    a += g[i];
+                    b += (double)g[i] * (xr[i0 + i] - m);
+                }
+            }
+        } else {
+#pragma omp simd reduction(+ : a, b)
+            for (long i = 0; i < s->inner; i++) {
+                a += dyr[i];
+                b += (double)dyr[i] * (xr[i] - m);
+            }
+        }
+        sg += a;
+        sgx += b;
+    }
+    *sum_g = sg;
+    *sum_gx = sgx;
+}
+
+/* dx (+)= g * k1 + (x - m) * k2 + k3 over one channel, g = dy masked as above. */
+static void bn_dx(const struct bn_shape *s, int c, float *dx, const float *dy, const float *x,
+                  const float *y, int relu, float m, float k1, float k2, float k3,
+                  int accumulate)
+{
+    for (int o = 0; o < s->outer; o++) {
+        long off = ((long)o * s->c + c) * s->inner;
+        const float *dyr = dy + off, *xr = x + off;
+        float *dxr = dx + off;
+        if (relu) {
+            const float *yr = y + off;
+#pragma omp simd
+            for (long i = 0; i < s->inner; i++) {
+                float g = yr[i] > 0.0f ? dyr[i] : 0.0f;
+                float v = g * k1 + (xr[i] - m) * k2 + k3;
+                dxr[i] = accumulate ? dxr[i] + v : v;
+            }
+        } else {
+#pragma omp simd
+            for (long i = 0; i < s->inner; i++) {
+                float v = dyr[i] * k1 + (xr[i] - m) * k2 + k3;
+                dxr[i] = accumulate ? dxr[i] + v : v;
+            }
+        }
+    }
+}
+
+/* dx = gamma * invstd * (g - mean(g) - xhat * mean(g * xhat)), xhat = (x - mean) * invstd;
+ * dgamma = sum g * xhat; dbeta = sum g. */
+void batchnorm_backward_train(const struct bn_shape *s, float *dx, float *dgamma, float *dbeta,
+                              const float *dy, const float *x, const float *y, int relu,
+                              const float *gamma, const float *save_mean,
+                              const float *save_invstd, int accumulate)
+{
+    long cnt = bn_count(s);
+    CHECK(!relu || (y && y != x));
+#pragma omp parallel for schedule(static) num_threads(threads_get()) \
+    if (cnt * s->c >= BN_PARALLEL_MIN)
+    for (int c = 0; c < s->c; c++) {
+        float m = save_mean[c];
+        double invstd = save_invstd[c], sum_g, sum_gx;
+        bn_grad_sums(s, c, dy, x, y, relu, m, &sum_g, &sum_gx);
+        if (dbeta) dbeta[c] = (float)sum_g;
+        if (dgamma) dgamma[c] = (float)(sum_gx * invstd);
+        if (dx) {
+            double g = gamma ? gamma[c] : 1.0;
+            double k1 = g * invstd;
+            double k2 = -g * invstd * invstd * invstd * sum_gx / cnt;
+            double k3 = -g * invstd * sum_g / cnt;
+            bn_dx(s, c, dx, dy, x, y, relu, m, (float)k1, (float)k2, (float)k3, accumulate);
+        }
+    }
+}
+
+void batchnorm_backward_eval(const struct bn_shape *s, float *dx, float *dgamma, float *dbeta,
+                             const float *dy, const float *x, const float *y, int relu,
+                             const float *gamma, const float *running_mean,
+                             const float *running_var, float eps, int accumulate)
+{
+    CHECK(!relu || (y && y != x));
+#pragma omp parallel for schedule(static) num_threads(threads_get()) \
+    if (bn_count(s) * s->c >= BN_PARALLEL_MIN)
+    for (int c = 0; c < s->c; c++) {
+        float m = running_mean[c];
+        double invstd = 1.0 / sqrt((double)running_var[c] + eps);
+        if (dgamma || dbeta) {
+            double sum_g, sum_gx;
+            bn_grad_sums(s, c, dy, x, y, relu, m, &sum_g, &sum_gx);
+            if (dbeta) dbeta[c] = (float)sum_g;
+            if (dgamma) dgamma[c] = (float)(sum_gx * invstd);
+        }
+        if (dx) {
+            double g = gamma ? gamma[c] : 1.0;
+            bn_dx(s, c, dx, dy, x, y, relu, m, (float)(g * invstd), 0.0f, 0.0f, accumulate);
+        }
+    }
+}

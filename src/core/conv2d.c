@@ -1,0 +1,741 @@
+/* conv2d.c: 2-D convolution (forward, backward data, backward weight) lowered to GEMM.
+ *
+ * Key idea: the output positions of each sample are cut into tiles small enough that the
+ * im2col columns of one tile ((I/groups)*KF*KT rows) and its output stay in a core's L2
+ * (CONV2D_TILE_FLOATS); OpenMP threads take
+ * contiguous runs of (sample, tile) work items, lower the tile into their own slice of the
+ * scratch, call the single-threaded gemm() on it, and apply the fused epilogue while the
+ * output tile is still in cache. Three shapes skip the general path:
+ * - 1x1, stride 1, no padding: the input planes already are the column matrix;
+ * - depthwise (groups == I == O): direct loops; a GEMM with one input row is all overhead;
+ * - backward data at stride 1 is itself a stride-1 convolution of dy with the flipped,
+ *   transposed kernel and padding (K-1)*d - p, so it reuses the forward lowering and
+ *   accumulates into dx through the GEMM's beta. Strided convs scatter columns back
+ *   (col2im) instead, threads owning disjoint (sample, channel) slices of dx so they never
+ *   write the same element.
+ * Weight gradients are summed per thread into scratch and reduced in thread order at the
+ * end, so the result is fixed for a given thread count.
+ *
+ * ref: Chellapilla, Puri, Simard 2006, "High performance convolutional neural networks for
+ *      document processing" (im2col); Dumoulin & Visin 2016, "A guide to convolution
+ *      arithmetic", section 4 (transposed convolution of a stride-1 convolution);
+ *      PyTorch aten/src/ATen/native/ConvolutionMM2d.cpp (slow_conv2d, col2im).
+ */
+#include <omp.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#endif
+
+#include "basin/core/gemm.h"
+#include "basin/core/ops.h"
+#include "basin/core/status.h"
+#include "basin/core/threads.h"
+
+/* Tile budget in floats per thread for the columns plus the output tile: 1 MB, a Zen 4/5
+ * L2. Measured on the CP-ResNet layers (batch 16, 2 threads), 64 K and 128 K floats were
+ * 5-10% slower on the stem and the 31 x 53 maps and no faster elsewhere: fewer, larger
+ * gemm() calls repack the weights less often, and OpenBLAS streams the columns through its
+ * own packed panels anyway. */
+#ifndef CONV2D_TILE_FLOATS
+#define CONV2D_TILE_FLOATS (256 * 1024)
+#endif
+/* Fewer columns than this makes each gemm() call too thin to run at speed. */
+#define CONV2D_TILE_MIN 128
+
+static long round16(long n)
+{
+    return (n + 15) / 16 * 16;
+}
+
+static int min_int(int a, int b)
+{
+    return a < b ? a : b;
+}
+
+static int max_int(int a, int b)
+{
+    return a > b ? a : b;
+}
+
+int conv2d_shape_init(struct conv2d_shape *s)
+{
+    if (s->n <= 0 || s->ci <= 0 || s->fi <= 0 || s->ti <= 0 || s->co <= 0 || s->kf <= 0 ||
+        s->kt <= 0)
+        return status_set(STATUS_INVALID, "conv2d: sizes must be positive (n %d, in %d x %d x %d, "
+                                          "out %d, kernel %d x %d)",
+                          s->n, s->ci, s->fi, s->ti, s->co, s->kf, s->kt);
+    if (s->sf <= 0 || s->st <= 0 || s->df <= 0 || s->dt <= 0 || s->pf < 0 || s->pt < 0)
+        return status_set(STATUS_INVALID,
+                          "conv2d: stride (%d, %d) and dilation (%d, %d) must be positive, "
+                          "padding (%d, %d) not negative",
+                          s->sf, s->st, s->df, s->dt, s->pf, s->pt);
+    if (s->groups <= 0 || s->ci % s->groups || s->co % s->groups)
+        return status_set(STATUS_INVALID, "conv2d: groups %d must divide in %d and out %d channels",
+                          s->groups, s->ci, s->co);
+    long nf = (long)s->fi + 2L * s->pf - (long)s->df * (s->kf - 1) - 1;
+    long nt = (long)s->ti + 2L * s->pt - (long)s->dt * (s->kt - 1) - 1;
+    if (nf < 0 || nt < 0)
+        return status_set(STATUS_INVALID,
+                          "conv2d: kernel %d x %d (dilation %d, %d) does not fit input %d x %d "
+                          "padded by (%d, %d)",
+                          s->kf, s->kt, s->df, s->dt, s->fi, s->ti, s->pf, s->pt);
+    s->fo = (int)(nf / s->sf + 1);
+    s->to = (int)(nt / s->st + 1);
+    return STATUS_OK;
+}
+
+static int is_depthwise(const struct conv2d_shape *s)
+{
+    return s->groups == s->ci && s->groups == s->co;
+}
+
+static int is_pointwise(const struct conv2d_shape *s)
+{
+    return s->kf == 1 && s->kt == 1 && s->sf == 1 && s->st == 1 && s->pf == 0 && s->pt == 0;
+}
+
+/* ----------------------------------------------------------------------------- scratch */
+
+/* Per-thread slices of the scratch, in floats, each a multiple of 16 so every slice keeps
+ * the 64-byte alignment of the block (no false sharing, aligned column rows). */
+struct layout {
+    long tile;      /* output positions per tile, a multiple of 16 */
+    long wt;        /* flipped, transposed weights for backward data (shared) */
+    long col;       /* im2col tile */
+    long dwp;       /* weight-gradient partial sums */
+    long stats;     /* 2 * O doubles of fused statistics */
+    long per_thread;
+};
+
+static void layout_of(const struct conv2d_shape *s, struct layout *l)
+{
+    long kmax = (long)max_int(s->ci, s->co) / s->groups * s->kf * s->kt;
+    /* The columns and the output tile (which the epilogue reads back) share the budget;
+     * the output positions are then cut into equal tiles, so no thin remainder tile
+     * (a gemm() of a few columns) is left at the end of each sample. */
+    long tile = CONV2D_TILE_FLOATS / (kmax + max_int(s->ci, s->co)) / 16 * 16;
+    if (tile < CONV2D_TILE_MIN) tile = CONV2D_TILE_MIN;
+    long out = (long)s->fo * s->to, n_tiles = (out + tile - 1) / tile;
+    tile = round16((out + n_tiles - 1) / n_tiles);
+    memset(l, 0, sizeof *l);
+    l->tile = tile;
+    l->stats = round16(4L * s->co);
+    if (!is_depthwise(s)) {
+        l->dwp = round16((long)s->co * (s->ci / s->groups) * s->kf * s->kt);
+        int strided = s->sf != 1 || s->st != 1;
+        if (!is_pointwise(s)) l->col = kmax * tile;
+        if (!strided && !is_pointwise(s)) l->wt = l->dwp;
+    }
+    l->per_thread = l->col + l->dwp + l->stats;
+}
+
+/* The caller sizes the scratch for the thread count the kernels will run with; the kernels
+ * use threads_get() threads, so a caller that changes the thread count re-plans (calls this
+ * again and reallocates) before the next kernel call. */
+size_t conv2d_scratch_floats(const struct conv2d_shape *s, int n_threads)
+{
+    struct layout l;
+    CHECK(n_threads >= 1);
+    layout_of(s, &l);
+    return (size_t)(l.wt + (long)n_threads * l.per_thread);
+}
+
+static float *thread_col(const struct layout *l, float *scratch, int t)
+{
+    return scratch + l->wt + (long)t * l->per_thread;
+}
+
+static float *thread_dwp(const struct layout *l, float *scratch, int t)
+{
+    return thread_col(l, scratch, t) + l->col;
+}
+
+static double *thread_stats(const struct layout *l, float *scratch, int t)
+{
+    return (double *)(thread_dwp(l, scratch, t) + l->dwp);
+}
+
+/* ----------------------------------------------------------------------------- lowering */
+
+/* One convolution as the GEMM sees it: per group, out (cout_g, HO*WO) = wm (cout_g, k) *
+ * columns (k, HO*WO) with k = cin_g*KF*KT. Padding may be negative (a crop): the transposed
+ * convolution of backward data uses (K-1)*d - p. */
+struct lowering {
+    int n, groups;
+    int cin_g, cout_g;
+    int h, w, ho, wo;
+    int kf, kt, sf, st, pf, pt, df, dt;
+    int direct;   /* 1x1, stride 1, no padding: the input planes are the columns */
+    int trans_w;  /* wm holds (k, cout_g) per group, read transposed (direct only) */
+};
+
+/* Output columns [lo, hi) whose input column ow*st + off lies in [0, w). */
+static void valid_cols(int off, int st, int w, int wo, int *lo, int *hi)
+{
+    int a = off >= 0 ? 0 : (-off + st - 1) / st;
+    int b = w - 1 - off >= 0 ? (w - 1 - off) / st + 1 : 0;
+    *lo = min_int(a, wo);
+    *hi = max_int(*lo, min_int(b, wo));
+}
+
+/* Columns (rows (c, i, j), ld floats apart) of output positions [p0, p1) from the n_ch
+ * input planes x. Each row is, per output row, a run of zeros, a copy (a memcpy at stride 1)
+ * and another run of zeros, so lowering costs about a memcpy of the tile. Positions are
+ * walked row by row without dividing: on narrow maps a division per segment cost as much
+ * as the copy. */
+static void im2col(const struct lowering *L, int n_ch, const float *x, long p0, long p1,
+                   float *col, long ld)
+{
+    long hw = (long)L->h * L->w, np = p1 - p0;
+    int oh_first = (int)(p0 / L->wo), ow_first = (int)(p0 % L->wo);
+    for (int c = 0; c < n_ch; c++) {
+        const float *xc = x + c * hw;
+        for (int i = 0; i < L->kf; i++) {
+            for (int j = 0; j < L->kt; j++) {
+                float *row = col + ((long)(c * L->kf + i) * L->kt + j) * ld;
+                int off = j * L->dt - L->pt, lo, hi; /* input column of output column 0 */
+                valid_cols(off, L->st, L->w, L->wo, &lo, &hi);
+                int oh = oh_first, ow0 = ow_first;
+                for (long q = 0; q < np; oh++) {
+                    int ow1 = (int)(np - q + ow0 < L->wo ? np - q + ow0 : L->wo);
+                    float *d = row + q; /* d[ow - ow0] is output column ow */
+                    int ih = oh * L->sf - L->pf + i * L->df;
+                    if (ih < 0 || ih >= L->h) {
+                        for (int k = 0; k < ow1 - ow0; k++) d[k] = 0.0f;
+                    } else {
+                        const float *xr = xc + (long)ih * L->w;
+                        int a = min_int(max_int(lo, ow0), ow1), b = min_int(max_int(hi, a), ow1);
+                        for (int ow = ow0; ow < a; ow++) d[ow - ow0] = 0.0f;
+                        if (L->st == 1) {
+                            memcpy(d + (a - ow0), xr + a + off, sizeof(float) * (size_t)(b - a));
+                        } else if (L->st == 2) { /* the stem; a constant stride vectorises */
+                            for (int ow = a; ow < b; ow++) d[ow - ow0] = xr[2 * ow + off];
+                        } else {
+                            for (int ow = a; ow < b; ow++) d[ow - ow0] = xr[ow * L->st + off];
+                        }
+                        for (int ow = b; ow < ow1; ow++) d[ow - ow0] = 0.0f;
+                    }
+                    q += ow1 - ow0;
+                    ow0 = 0;
+                }
+            }
+        }
+    }
+}
+
+/* The adjoint of im2col: dx planes (n_ch of them) += the columns of positions [p0, p1). */
+static void col2im(const struct lowering *L, int n_ch, float *dx, long p0, long p1,
+                   const float *col, long ld)
+{
+    long hw = (long)L->h * L->w, np = p1 - p0;
+    int oh_first = (int)(p0 / L->wo), ow_first = (int)(p0 % L->wo);
+    for (int c = 0; c < n_ch; c++) {
+        float *xc = dx + c * hw;
+        for (int i = 0; i < L->kf; i++) {
+            for (int j = 0; j < L->kt; j++) {
+                const float *row = col + ((long)(c * L->kf + i) * L->kt + j) * ld;
+                int off = j * L->dt - L->pt, lo, hi;
+                valid_cols(off, L->st, L->w, L->wo, &lo, &hi);
+                int oh = oh_first, ow0 = ow_first;
+                for (long q = 0; q < np; oh++) {
+                    int ow1 = (int)(np - q + ow0 < L->wo ? np - q + ow0 : L->wo);
+                    const float *d = row + q;
+                    int ih = oh * L->sf - L->pf + i * L->df;
+                    if (ih >= 0 && ih < L->h) {
+                        float *xr = xc + (long)ih * L->w;
+                        int a = min_int(max_int(lo, ow0), ow1), b = min_int(max_int(hi, a), ow1);
+                        if (L->st == 1) {
+#pragma omp simd
+                            for (int ow = a; ow < b; ow++) xr[ow + off] += d[ow - ow0];
+                        } else if (L->st == 2) {
+                            for (int ow = a; ow < b; ow++) xr[2 * ow + off] += d[ow - ow0];
+                        } else {
+                            for (int ow = a; ow < b; ow++) xr[ow * L->st + off] += d[ow - ow0];
+                        }
+                    }
+                    q += ow1 - ow0;
+                    ow0 = 0;
+                }
+            }
+        }
+    }
+}
+
+/* y = y * scale + shift, relu, and the row's sum and sum of squares, in one pass over the
+ * hot tile. The sums run in float vectors (independent accumulators, so the adds pipeline)
+ * over blocks of EPI_BLOCK elements, each block's total then added in double: a float
+ * partial never covers more than EPI_BLOCK / 16 values. */
+#define EPI_BLOCK 1024
+
+#if defined(__AVX2__) && defined(__FMA__)
+/* Written with intrinsics: GCC does not if-convert the relu once the sums share its loop,
+ * and a mispredicted branch per element cost 8x. max_ps(v, 0) gives 0 for NaN, as the
+ * portable v > 0 ? v : 0 does. */
+static void epilogue_block(float *b, long m, float scale, float shift, int relu, double *sum,
+                           double *sumsq)
+{
+    __m256 vs = _mm256_set1_ps(scale), vh = _mm256_set1_ps(shift), z = _mm256_setzero_ps();
+    __m256 s0 = z, s1 = z, q0 = z, q1 = z;
+    long i = 0;
+    for (; i + 16 <= m; i += 16) {
+        __m256 v0 = _mm256_fmadd_ps(_mm256_loadu_ps(b + i), vs, vh);
+        __m256 v1 = _mm256_fmadd_ps(_mm256_loadu_ps(b + i + 8), vs, vh);
+        if (relu) {
+            v0 = _mm256_max_ps(v0, z);
+            v1 = _mm256_max_ps(v1, z);
+        }
+        _mm256_storeu_ps(b + i, v0);
+        _mm256_storeu_ps(b + i + 8, v1);
+        s0 = _mm256_add_ps(s0, v0);
+        s1 = _mm256_add_ps(s1, v1);
+        q0 = _mm256_fmadd_ps(v0, v0, q0);
+        q1 = _mm256_fmadd_ps(v1, v1, q1);
+    }
+    s0 = _mm256_add_ps(s0, s1);
+    q0 = _mm256_add_ps(q0, q1);
+    __m256d sd = _mm256_add_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(s0)),
+                               _mm256_cvtps_pd(_mm256_extractf128_ps(s0, 1)));
+    __m256d qd = _mm256_add_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(q0)),
+                               _mm256_cvtps_pd(_mm256_extractf128_ps(q0, 1)));
+    double t[4], u[4];
+    _mm256_storeu_pd(t, sd);
+    _mm256_storeu_pd(u, qd);
+    double a = (t[0] + t[1]) + (t[2] + t[3]), c = (u[0] + u[1]) + (u[2] + u[3]);
+    for (; i < m; i++) {
+        float v = b[i] * scale + shift;
+        if (relu) v = v > 0.0f ? v : 0.0f;
+        b[i] = v;
+        a += v;
+        c += (double)v * v;
+    }
+    *sum += a;
+    *sumsq += c;
+}
+#else
+static void epilogue_block(float *b, long m, float scale, float shift, int relu, double *sum,
+                           double *sumsq)
+{
+    float s[16] = {0}, s2[16] = {0};
+    if (relu) {
+#pragma omp simd
+        for (long i = 0; i < m; i++) {
+            float v = b[i] * scale + shift;
+            b[i] = v > 0.0f ? v : 0.0f;
+        }
+    } else {
+#pragma omp simd
+        for (long i = 0; i < m; i++) b[i] = b[i] * scale + shift;
+    }
+    long i = 0;
+    for (; i + 16 <= m; i += 16)
+        for (int k = 0; k < 16; k++) {
+            s[k] += b[i + k];
+            s2[k] += b[i + k] * b[i + k];
+        }
+    double a = 0, c = 0;
+    for (int k = 0; k < 16; k++) {
+        a += s[k];
+        c += s2[k];
+    }
+    for (; i < m; i++) {
+        a += b[i];
+        c += (double)b[i] * b[i];
+    }
+    *sum += a;
+    *sumsq += c;
+}
+#endif
+
+static void epilogue_row(float *y, long n, float scale, float shift, int relu, double *sum,
+                         double *sumsq)
+{
+    if (!sum && !sumsq) {
+        if (relu) {
+#pragma omp simd
+            for (long i = 0; i < n; i++) {
+                float v = y[i] * scale + shift; /* exact when scale 1, shift 0 */
+                y[i] = v > 0.0f ? v : 0.0f;
+            }
+        } else if (scale != 1.0f || shift != 0.0f) {
+#pragma omp simd
+            for (long i = 0; i < n; i++) y[i] = y[i] * scale + shift;
+        }
+        return;
+    }
+    double ds = 0, ds2 = 0;
+    for (long i0 = 0; i0 < n; i0 += EPI_BLOCK)
+        epilogue_block(y + i0, n - i0 < EPI_BLOCK ? n - i0 : EPI_BLOCK, scale, shift, relu, &ds,
+                       &ds2);
+    if (sum) *sum += ds;
+    if (sumsq) *sumsq += ds2;
+}
+
+static int fuse_active(const struct conv2d_fuse *f)
+{
+    return f && (f->scale || f->shift || f->relu || f->sum || f->sumsq);
+}
+
+/* Partial sums of the fused statistics per thread, added to fuse->sum / sumsq in thread
+ * order once every thread is done. */
+static void stats_reduce(const struct layout *l, float *scratch, int nth, int co,
+                         const struct conv2d_fuse *f)
+{
+    for (int t = 0; t < nth; t++) {
+        const double *st = thread_stats(l, scratch, t);
+        for (int o = 0; o < co; o++) {
+            if (f->sum) f->sum[o] += st[o];
+            if (f->sumsq) f->sumsq[o] += st[co + o];
+        }
+    }
+}
+
+/* out (N, groups*cout_g, HO, WO) = beta * out + the lowered convolution of in with wm,
+ * then the fused epilogue (fuse may be NULL). wm holds per group a (cout_g, k) matrix. */
+static void lowered_run(const struct lowering *L, const struct layout *l, float *out,
+                        const float *in, const float *wm, float beta,
+                        const struct conv2d_fuse *fuse, float *scratch)
+{
+    long hw_in = (long)L->h * L->w, hw_out = (long)L->ho * L->wo;
+    long k = (long)L->cin_g * L->kf * L->kt;
+    long n_tiles = (hw_out + l->tile - 1) / l->tile;
+    long items = (long)L->n * n_tiles;
+    int cout = L->cout_g * L->groups, fused = fuse_active(fuse);
+    int stats = fused && (fuse->sum || fuse->sumsq);
+    int nth_used = 1;
+#pragma omp parallel num_threads(threads_get())
+    {
+        int t = omp_get_thread_num(), nth = omp_get_num_threads();
+        float *col = thread_col(l, scratch, t);
+        double *st = stats ? thread_stats(l, scratch, t) : NULL;
+        if (t == 0) nth_used = nth;
+        if (st) memset(st, 0, sizeof(double) * 2 * (size_t)cout);
+        long i0 = items * t / nth, i1 = items * (t + 1) / nth;
+        for (long it = i0; it < i1; it++) {
+            int n = (int)(it / n_tiles);
+            long p0 = it % n_tiles * l->tile;
+            long p1 = p0 + l->tile < hw_out ? p0 + l->tile : hw_out;
+            int np = (int)(p1 - p0);
+            for (int g = 0; g < L->groups; g++) {
+                const float *xin = in + ((long)n * L->groups + g) * L->cin_g * hw_in;
+                float *o = out + ((long)n * L->groups + g) * L->cout_g * hw_out + p0;
+                const float *a = wm + (long)g * L->cout_g * k;
+                if (L->direct) {
+                    gemm(L->trans_w, 0, L->cout_g, np, (int)k, 1.0f, a,
+                         L->trans_w ? L->cout_g : (int)k, xin + p0, (int)hw_in, beta, o,
+                         (int)hw_out);
+                } else {
+                    im2col(L, L->cin_g, xin, p0, p1, col, l->tile);
+                    gemm(0, 0, L->cout_g, np, (int)k, 1.0f, a, (int)k, col, (int)l->tile, beta,
+                         o, (int)hw_out);
+                }
+            }
+            if (fused) {
+                for (int c = 0; c < cout; c++) {
+                    float *row = out + ((long)n * cout + c) * hw_out + p0;
+                    epilogue_row(row, np, fuse->scale ? fuse->scale[c] : 1.0f,
+                                 fuse->shift ? fuse->shift[c] : 0.0f, fuse->relu,
+                                 st && fuse->sum ? &st[c] : NULL,
+                                 st && fuse->sumsq ? &st[cout + c] : NULL);
+                }
+            }
+        }
+    }
+    if (stats) stats_reduce(l, scratch, nth_used, cout, fuse);
+}
+
+static void lowering_forward(const struct conv2d_shape *s, struct lowering *L)
+{
+    *L = (struct lowering){
+        .n = s->n, .groups = s->groups, .cin_g = s->ci / s->groups, .cout_g = s->co / s->groups,
+        .h = s->fi, .w = s->ti, .ho = s->fo, .wo = s->to,
+        .kf = s->kf, .kt = s->kt, .sf = s->sf, .st = s->st, .pf = s->pf, .pt = s->pt,
+        .df = s->df, .dt = s->dt, .direct = is_pointwise(s),
+    };
+}
+
+/* ----------------------------------------------------------------------------- depthwise */
+
+static void depthwise_forward(const struct conv2d_shape *s, const struct layout *l, float *y,
+                              const float *x, const float *w, const struct conv2d_fuse *fuse,
+                              float *scratch)
+{
+    long hw_in = (long)s->fi * s->ti, hw_out = (long)s->fo * s->to;
+    long planes = (long)s->n * s->co;
+    int kk = s->kf * s->kt, fused = fuse_active(fuse);
+    int stats = fused && (fuse->sum || fuse->sumsq);
+    int nth_used = 1;
+#pragma omp parallel num_threads(threads_get())
+    {
+        int t = omp_get_thread_num(), nth = omp_get_num_threads();
+        double *st = stats ? thread_stats(l, scratch, t) : NULL;
+        if (t == 0) nth_used = nth;
+        if (st) memset(st, 0, sizeof(double) * 2 * (size_t)s->co);
+        long i0 = planes * t / nth, i1 = planes * (t + 1) / nth;
+        for (long pl = i0; pl < i1; pl++) {
+            int c = (int)(pl % s->co);
+            const float *xp = x + pl * hw_in, *wc = w + (long)c * kk;
+            float *yp = y + pl * hw_out;
+            for (int oh = 0; oh < s->fo; oh++) {
+                float *yr = yp + (long)oh * s->to;
+                memset(yr, 0, sizeof(float) * (size_t)s->to);
+                for (int i = 0; i < s->kf; i++) {
+                    int ih = oh * s->sf - s->pf + i * s->df;
+                    if (ih < 0 || ih >= s->fi) continue;
+                    const float *xr = xp + (long)ih * s->ti;
+                    for (int j = 0; j < s->kt; j++) {
+                        int off = j * s->dt - s->pt, lo, hi;
+                        float wv = wc[i * s->kt + j];
+                        valid_cols(off, s->st, s->ti, s->to, &lo, &hi);
+                        if (s->st == 1) {
+#pragma omp simd
+                            for (int ow = lo; ow < hi; ow++) yr[ow] += wv * xr[ow + off];
+                        } else {
+                            for (int ow = lo; ow < hi; ow++) yr[ow] += wv * xr[ow * s->st + off];
+                        }
+                    }
+                }
+            }
+            if (fused)
+                epilogue_row(yp, hw_out, fuse->scale ? fuse->scale[c] : 1.0f,
+                             fuse->shift ? fuse->shift[c] : 0.0f, fuse->relu,
+                             st && fuse->sum ? &st[c] : NULL,
+                             st && fuse->sumsq ? &st[s->co + c] : NULL);
+        }
+    }
+    if (stats) stats_reduce(l, scratch, nth_used, s->co, fuse);
+}
+
+static void depthwise_backward_data(const struct conv2d_shape *s, float *dx, const float *dy,
+                                    const float *w, int accumulate)
+{
+    long hw_in = (long)s->fi * s->ti, hw_out = (long)s->fo * s->to;
+    long planes = (long)s->n * s->ci;
+    int kk = s->kf * s->kt;
+#pragma omp parallel for schedule(static) num_threads(threads_get())
+    for (long pl = 0; pl < planes; pl++) {
+        int c = (int)(pl % s->ci);
+        const float *dyp = dy + pl * hw_out, *wc = w + (long)c * kk;
+        float *dxp = dx + pl * hw_in;
+        if (!accumulate) memset(dxp, 0, sizeof(float) * (size_t)hw_in);
+        for (int oh = 0; oh < s->fo; oh++) {
+            const float *dyr = dyp + (long)oh * s->to;
+            for (int i = 0; i < s->kf; i++) {
+                int ih = oh * s->sf - s->pf + i * s->df;
+                if (ih < 0 || ih >= s->fi) continue;
+                float *xr = dxp + (long)ih * s->ti;
+                for (int j = 0; j < s->kt; j++) {
+                    int off = j * s->dt - s->pt, lo, hi;
+                    float wv = wc[i * s->kt + j];
+                    valid_cols(off, s->st, s->ti, s->to, &lo, &hi);
+                    if (s->st == 1) {
+#pragma omp simd
+                        for (int ow = lo; ow < hi; ow++) xr[ow + off] += wv * dyr[ow];
+                    } else {
+                        for (int ow = lo; ow < hi; ow++) xr[ow * s->st + off] += wv * dyr[ow];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* One thread per channel: each weight is a dot product of dy with a shifted x, summed over
+ * the batch in double, so no partial sums need reducing. */
+static void depthwise_backward_weight(const struct conv2d_shape *s, float *dw, const float *dy,
+                                      const float *x)
+{
+    long hw_in = (long)s->fi * s->ti, hw_out = (long)s->fo * s->to;
+    int kk = s->kf * s->kt;
+#pragma omp parallel for schedule(static) num_threads(threads_get())
+    for (int c = 0; c < s->co; c++) {
+        for (int ij = 0; ij < kk; ij++) {
+            int i = ij / s->kt, j = ij % s->kt;
+            int off = j * s->dt - s->pt, lo, hi;
+            valid_cols(off, s->st, s->ti, s->to, &lo, &hi);
+            double sum = 0;
+            for (int n = 0; n < s->n; n++) {
+                const float *dyp = dy + ((long)n * s->co + c) * hw_out;
+                const float *xp = x + ((long)n * s->ci + c) * hw_in;
+                for (int oh = 0; oh < s->fo; oh++) {
+                    int ih = oh * s->sf - s->pf + i * s->df;
+                    if (ih < 0 || ih >= s->fi) continue;
+                    const float *dyr = dyp + (long)oh * s->to, *xr = xp + (long)ih * s->ti;
+                    double r = 0;
+                    if (s->st == 1) {
+#pragma omp simd reduction(+ : r)
+                        for (int ow = lo; ow < hi; ow++) r += (double)dyr[ow] * xr[ow + off];
+                    } else {
+                        for (int ow = lo; ow < hi; ow++)
+                            r += (double)dyr[ow] * xr[ow * s->st + off];
+                    }
+                    sum += r;
+                }
+            }
+            dw[(long)c * kk + ij] = (float)sum;
+        }
+    }
+}
+
+/* ----------------------------------------------------------------------------- kernels */
+
+void conv2d_forward(const struct conv2d_shape *s, float *y, const float *x, const float *w,
+                    const struct conv2d_fuse *fuse, float *scratch)
+{
+    struct layout l;
+    layout_of(s, &l);
+    CHECK(((uintptr_t)scratch & 7) == 0);
+    if (is_depthwise(s)) {
+        depthwise_forward(s, &l, y, x, w, fuse, scratch);
+        return;
+    }
+    struct lowering L;
+    lowering_forward(s, &L);
+    lowered_run(&L, &l, y, x, w, 0.0f, fuse, scratch);
+}
+
+/* Strided backward data: dx slices (sample, group, channel chunk) are owned by one thread,
+ * which turns each tile of dy into columns (w^T dy) and scatters them into its slice. */
+static void backward_data_col2im(const struct conv2d_shape *s, const struct layout *l,
+                                 float *dx, const float *dy, const float *w, int accumulate,
+                                 float *scratch)
+{
+    struct lowering L;
+    lowering_forward(s, &L);
+    long hw_in = (long)s->fi * s->ti, hw_out = (long)s->fo * s->to;
+    int cig = s->ci / s->groups, cog = s->co / s->groups, kk = s->kf * s->kt;
+    long kg = (long)cig * kk;
+    long n_tiles = (hw_out + l->tile - 1) / l->tile;
+    int nt = threads_get(), per_sample = s->n * s->groups;
+    /* Split channels only when samples x groups alone would leave threads idle. */
+    int chunks = 1;
+    if (per_sample < 4 * nt && per_sample % nt)
+        chunks = min_int(cig, (4 * nt + per_sample - 1) / per_sample);
+    int chunk = (cig + chunks - 1) / chunks;
+    chunks = (cig + chunk - 1) / chunk;
+    long items = (long)per_sample * chunks;
+#pragma omp parallel num_threads(nt)
+    {
+        int t = omp_get_thread_num(), nth = omp_get_num_threads();
+        float *col = thread_col(l, scratch, t);
+        long i0 = items * t / nth, i1 = items * (t + 1) / nth;
+        for (long it = i0; it < i1; it++) {
+            int n = (int)(it / ((long)s->groups * chunks));
+            int g = (int)(it / chunks % s->groups);
+            int c0 = (int)(it % chunks) * chunk, nc = min_int(chunk, cig - c0);
+            float *dxs = dx + ((long)n * s->ci + (long)g * cig + c0) * hw_in;
+            const float *dys = dy + ((long)n * s->co + (long)g * cog) * hw_out;
+            const float *a = w + (long)g * cog * kg + (long)c0 * kk;
+            if (!accumulate) memset(dxs, 0, sizeof(float) * (size_t)(nc * hw_in));
+            for (long tile = 0; tile < n_tiles; tile++) {
+                long p0 = tile * l->tile;
+                long p1 = p0 + l->tile < hw_out ? p0 + l->tile : hw_out;
+                gemm(1, 0, nc * kk, (int)(p1 - p0), cog, 1.0f, a, (int)kg, dys + p0,
+                     (int)hw_out, 0.0f, col, (int)l->tile);
+                col2im(&L, nc, dxs, p0, p1, col, l->tile);
+            }
+        }
+    }
+}
+
+void conv2d_backward_data(const struct conv2d_shape *s, float *dx, const float *dy,
+                          const float *w, int accumulate, float *scratch)
+{
+    struct layout l;
+    layout_of(s, &l);
+    CHECK(((uintptr_t)scratch & 7) == 0);
+    if (is_depthwise(s)) {
+        depthwise_backward_data(s, dx, dy, w, accumulate);
+        return;
+    }
+    if (s->sf != 1 || s->st != 1) {
+        backward_data_col2im(s, &l, dx, dy, w, accumulate, scratch);
+        return;
+    }
+    int cig = s->ci / s->groups, cog = s->co / s->groups, kf = s->kf, kt = s->kt;
+    struct lowering L = {
+        .n = s->n, .groups = s->groups, .cin_g = cog, .cout_g = cig,
+        .h = s->fo, .w = s->to, .ho = s->fi, .wo = s->ti,
+        .kf = kf, .kt = kt, .sf = 1, .st = 1,
+        .pf = (kf - 1) * s->df - s->pf, .pt = (kt - 1) * s->dt - s->pt,
+        .df = s->df, .dt = s->dt, .direct = is_pointwise(s),
+    };
+    if (L.direct) {
+        /* dx_g (I/g, P) (+)= w_g^T dy_g: the stored (O/g, I/g) matrix read transposed. */
+        L.trans_w = 1;
+        lowered_run(&L, &l, dx, dy, w, accumulate ? 1.0f : 0.0f, NULL, scratch);
+        return;
+    }
+    /* wt (groups, I/g, O/g, KF, KT): the kernel flipped in both axes, in and out swapped. */
+    float *wt = scratch;
+    long kk = (long)kf * kt, n_w = (long)s->co * cig * kk;
+#pragma omp parallel for schedule(static) num_threads(threads_get()) if (n_w > 65536)
+    for (long e = 0; e < n_w; e++) {
+        long ij = e % kk, c = e / kk % cig, o = e / kk / cig; /* e indexes w[o][c][i][j] */
+        long g = o / cog, og = o % cog, i = ij / kt, j = ij % kt;
+        wt[((g * cig + c) * cog + og) * kk + (kf - 1 - i) * kt + (kt - 1 - j)] = w[e];
+    }
+    lowered_run(&L, &l, dx, dy, wt, accumulate ? 1.0f : 0.0f, NULL, scratch);
+}
+
+/* Work items (sample, tile) as in the forward pass; each thread sums its items' products
+ * dy_tile columns^T into its own (O, I/g*KF*KT) partial (thread 0 straight into dw), and
+ * the partials are added in thread order. */
+void conv2d_backward_weight(const struct conv2d_shape *s, float *dw, const float *dy,
+                            const float *x, float *scratch)
+{
+    struct layout l;
+    layout_of(s, &l);
+    CHECK(((uintptr_t)scratch & 7) == 0);
+    if (is_depthwise(s)) {
+        depthwise_backward_weight(s, dw, dy, x);
+        return;
+    }
+    struct lowering L;
+    lowering_forward(s, &L);
+    long hw_in = (long)s->fi * s->ti, hw_out = (long)s->fo * s->to;
+    int cig = L.cin_g, cog = L.cout_g;
+    long kg = (long)cig * s->kf * s->kt, n_w = (long)s->co * kg;
+    long n_tiles = (hw_out + l.tile - 1) / l.tile;
+    long items = (long)s->n * n_tiles;
+#pragma omp parallel num_threads(threads_get())
+    {
+        int t = omp_get_thread_num(), nth = omp_get_num_threads();
+        float *col = thread_col(&l, scratch, t);
+        float *part = t == 0 ? dw : thread_dwp(&l, scratch, t);
+        float beta = 0.0f;
+        long i0 = items * t / nth, i1 = items * (t + 1) / nth;
+        for (long it = i0; it < i1; it++) {
+            int n = (int)(it / n_tiles);
+            long p0 = it % n_tiles * l.tile;
+            long p1 = p0 + l.tile < hw_out ? p0 + l.tile : hw_out;
+            int np = (int)(p1 - p0);
+            for (int g = 0; g < s->groups; g++) {
+                const float *xin = x + ((long)n * s->ci + (long)g * cig) * hw_in;
+                const float *dyt = dy + ((long)n * s->co + (long)g * cog) * hw_out + p0;
+                float *c = part + (long)g * cog * kg;
+                if (L.direct) {
+                    gemm(0, 1, cog, cig, np, 1.0f, dyt, (int)hw_out, xin + p0, (int)hw_in, beta,
+                         c, (int)kg);
+                } else {
+                    im2col(&L, cig, xin, p0, p1, col, l.tile);
+                    gemm(0, 1, cog, (int)kg, np, 1.0f, dyt, (int)hw_out, col, (int)l.tile, beta,
+                         c, (int)kg);
+                }
+            }
+            beta = 1.0f;
+        }
+        if (beta == 0.0f) memset(part, 0, sizeof(float) * (size_t)n_w);
+#pragma omp barrier
+        if (nth > 1) {
+#pragma omp for schedule(static)
+            for (long e = 0; e < n_w; e++) {
+                float v = dw[e];
+                for (int u = 1; u < nth; u++) v += thread_dwp(&l, scratch, u)[e];
+                dw[e] = v;
+            }
+        }
+    }
+}

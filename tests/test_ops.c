@@ -1,0 +1,1125 @@
+/* test_ops.c: every kernel of ops.h against its naive double twin (tests/ref/naive.c), a
+ * finite-difference gradient check in double for every backward pass, accumulate / NULL
+ * semantics, batch-norm running statistics, and 1 vs 2 threads.
+ *
+ * Gradient checks: with the naive forward f in double and a random upstream r, the
+ * gradient of L = sum(r * f) by central differences (h = 1e-6 relative) is the reference
+ * for the float backward kernel run with dy = r; they agree to 1e-3 of the gradient's
+ * largest magnitude.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "basin/core/mem.h"
+#include "basin/core/ops.h"
+#include "basin/core/rng.h"
+#include "basin/core/status.h"
+#include "basin/core/threads.h"
+#include "ref/naive.h"
+#include "test.h"
+
+#define GRAD_TOL 1e-3 /* finite differences vs float kernels, relative to max |gradient| */
+#define FWD_TOL 2e-5  /* float kernels vs double twins, relative to max |output| */
+
+/* ----------------------------------------------------------------------------- helpers */
+
+static float *falloc(long n)
+{
+    float *p = mem_alloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
+    CHECK(p);
+    return p;
+}
+
+static double *dalloc(long n)
+{
+    double *p = mem_alloc(sizeof(double) * (size_t)(n > 0 ? n : 1));
+    CHECK(p);
+    return p;
+}
+
+static void fill(struct rng *r, float *x, long n)
+{
+    rng_fill_uniform(r, x, n, -1.0f, 1.0f);
+}
+
+static double *to_double(const float *x, long n)
+{
+    double *d = dalloc(n);
+    for (long i = 0; i < n; i++) d[i] = x[i];
+    return d;
+}
+
+/* Distinct values, at least 2/n apart, in random order: no ties for max and max pool. */
+static void fill_distinct(struct rng *r, float *x, long n)
+{
+    int *idx = malloc(sizeof(int) * (size_t)n);
+    CHECK(idx);
+    for (long i = 0; i < n; i++) idx[i] = (int)i;
+    rng_shuffle(r, idx, (int)n);
+    for (long i = 0; i < n; i++) x[i] = (float)((idx[i] + 0.5) / n * 2.0 - 1.0);
+    free(idx);
+}
+
+static double max_abs(const double *b, long n)
+{
+    double m = 0;
+    for (long i = 0; i < n; i++) m = fmax(m, fabs(b[i]));
+    return m;
+}
+
+/* max |a - b| <= tol * max |b| (a float result, b its double reference). */
+static int close_rel(const char *what, const float *a, const double *b, long n, double tol,
+                     const char *file, int line)
+{
+    double scale = max_abs(b, n), worst = 0;
+    long at = 0;
+    for (long i = 0; i < n; i++) {
+        double e = fabs((double)a[i] - b[i]);
+        if (!(e <= worst)) {
+            worst = e;
+            at = i;
+        }
+    }
+    if (!(worst <= tol * fmax(scale, 1e-30))) {
+        test_fail(file, line, "%s: |diff| %.3g at [%ld] (%.9g vs %.9g) > %g * max %.3g", what,
+                  worst, at, (double)a[at], b[at], tol, scale);
+        return 0;
+    }
+    return 1;
+}
+#define EXPECT_CLOSE(what, a, b, n, tol) close_rel(what, a, b, n, tol, __FILE__, __LINE__)
+
+/* Same, float against float. */
+static int close_rel_f(const char *what, const float *a, const float *b, long n, double tol,
+                       const char *file, int line)
+{
+    double *bd = to_double(b, n);
+    int ok = close_rel(what, a, bd, n, tol, file, line);
+    mem_free(bd);
+    return ok;
+}
+#define EXPECT_CLOSE_F(what, a, b, n, tol) close_rel_f(what, a, b, n, tol, __FILE__, __LINE__)
+
+/* Central differences of loss(ctx) w.r.t. each of p[0..n). */
+static void fd_grad(double *p, long n, double (*loss)(void *), void *ctx, double *grad)
+{
+    for (long i = 0; i < n; i++) {
+        double old = p[i], h = 1e-6 * fmax(1.0, fabs(old));
+        p[i] = old + h;
+        double lp = loss(ctx);
+        p[i] = old - h;
+        double lm = loss(ctx);
+        p[i] = old;
+        grad[i] = (lp - lm) / (2 * h);
+    }
+}
+
+static double dot(const double *a, const double *b, long n)
+{
+    double s = 0;
+    for (long i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+/* ----------------------------------------------------------------------------- conv2d */
+
+struct conv_case {
+    const char *name;
+    int n, ci, fi, ti, co, kf, kt, sf, st, pf, pt, df, dt, groups;
+};
+
+/* Small enough for finite differences. */
+static const struct conv_case conv_small[] = {
+    {"3x3 pad 1", 2, 3, 7, 9, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1},
+    {"stem 5x5 stride 2 pad 1", 2, 1, 12, 15, 3, 5, 5, 2, 2, 1, 1, 1, 1, 1},
+    {"1x1", 2, 5, 4, 7, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1},
+    {"1x1 grouped", 2, 4, 5, 3, 6, 1, 1, 1, 1, 0, 0, 1, 1, 2},
+    {"1x1 stride 2", 1, 3, 7, 6, 2, 1, 1, 2, 2, 0, 0, 1, 1, 1},
+    {"1x1 pad 1", 1, 2, 4, 5, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},
+    {"grouped 3x3", 2, 4, 6, 7, 6, 3, 3, 1, 1, 1, 1, 1, 1, 2},
+    {"dilated 3x3 d2 pad 2", 1, 3, 8, 9, 2, 3, 3, 1, 1, 2, 2, 2, 2, 1},
+    {"strided 3x3 s2 no pad", 2, 2, 9, 8, 3, 3, 3, 2, 2, 0, 0, 1, 1, 1},
+    {"stride (2, 1) pad (0, 1)", 1, 3, 8, 6, 2, 3, 3, 2, 1, 0, 1, 1, 1, 1},
+    {"1x3 dilation (1, 2) pad (0, 2)", 2, 3, 4, 9, 2, 1, 3, 1, 1, 0, 2, 1, 2, 1},
+    {"3x1 dilation (2, 1) pad (2, 0)", 2, 3, 9, 4, 2, 3, 1, 1, 1, 2, 0, 2, 1, 1},
+    {"depthwise 1x3 dilation (1, 2)", 2, 4, 5, 9, 4, 1, 3, 1, 1, 0, 2, 1, 2, 4},
+    {"depthwise 3x1 dilation (2, 1)", 2, 4, 9, 5, 4, 3, 1, 1, 1, 2, 0, 2, 1, 4},
+    {"depthwise 3x3 stride 2", 1, 3, 9, 8, 3, 3, 3, 2, 2, 1, 1, 1, 1, 3},
+    {"rectangular 2x4 pad > reach", 1, 2, 5, 7, 3, 2, 4, 1, 1, 2, 3, 1, 1, 1},
+    {"grouped strided dilated", 1, 4, 9, 10, 4, 3, 2, 2, 3, 1, 2, 2, 1, 2},
+    {"one sample, 5 in channels, stride 2", 1, 5, 7, 7, 2, 3, 3, 2, 2, 1, 1, 1, 1, 1},
+};
+
+/* Big enough for several column tiles per sample with conv2d.c's 256 K-float tile budget
+ * (tile = budget / (I/g*KF*KT + max(I, O)) positions, then evened out), tiles crossing
+ * output rows, and channel chunks in the strided backward pass (one sample). */
+static const struct conv_case conv_big[] = {
+    {"tiled 3x3 (3 tiles)", 1, 64, 30, 37, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1},
+    {"tiled grouped 3x3 (2 tiles)", 1, 128, 20, 30, 128, 3, 3, 1, 1, 1, 1, 1, 1, 2},
+    {"tiled 1x1 (3 tiles)", 2, 256, 30, 40, 64, 1, 1, 1, 1, 0, 0, 1, 1, 1},
+    {"tiled strided 5x5 (2 tiles)", 1, 16, 61, 83, 16, 5, 5, 2, 2, 1, 1, 1, 1, 1},
+    {"tiled depthwise 3x1 dilation 2", 2, 8, 40, 33, 8, 3, 1, 1, 1, 2, 0, 2, 1, 8},
+    {"CP-ResNet stem", 1, 1, 64, 87, 8, 5, 5, 2, 2, 1, 1, 1, 1, 1},
+};
+
+static struct conv2d_shape conv_shape_of(const struct conv_case *c)
+{
+    struct conv2d_shape s = {
+        .n = c->n, .ci = c->ci, .fi = c->fi, .ti = c->ti, .co = c->co, .kf = c->kf,
+        .kt = c->kt, .sf = c->sf, .st = c->st, .pf = c->pf, .pt = c->pt, .df = c->df,
+        .dt = c->dt, .groups = c->groups,
+    };
+    CHECK(conv2d_shape_init(&s) == 0);
+    return s;
+}
+
+static long conv_nx(const struct conv2d_shape *s)
+{
+    return (long)s->n * s->ci * s->fi * s->ti;
+}
+
+static long conv_nw(const struct conv2d_shape *s)
+{
+    return (long)s->co * (s->ci / s->groups) * s->kf * s->kt;
+}
+
+static long conv_ny(const struct conv2d_shape *s)
+{
+    return (long)s->n * s->co * s->fo * s->to;
+}
+
+static float *conv_scratch(const struct conv2d_shape *s)
+{
+    return falloc((long)conv2d_scratch_floats(s, threads_get()));
+}
+
+static void test_conv2d_shape_init(void)
+{
+    struct conv2d_shape s = {.n = 16, .ci = 1, .fi = 256, .ti = 431, .co = 32, .kf = 5, .kt = 5,
+                             .sf = 2, .st = 2, .pf = 1, .pt = 1, .df = 1, .dt = 1, .groups = 1};
+    REQUIRE_OK(conv2d_shape_init(&s));
+    EXPECT_EQ_INT(s.fo, 127);
+    EXPECT_EQ_INT(s.to, 215);
+    struct conv2d_shape d = {.n = 1, .ci = 64, .fi = 128, .ti = 200, .co = 64, .kf = 3, .kt = 1,
+                             .sf = 1, .st = 1, .pf = 2, .pt = 0, .df = 2, .dt = 1, .groups = 64};
+    REQUIRE_OK(conv2d_shape_init(&d));
+    EXPECT_EQ_INT(d.fo, 128);
+    EXPECT_EQ_INT(d.to, 200);
+    struct conv2d_shape bad = s;
+    bad.groups = 3;
+    EXPECT_EQ_INT(conv2d_shape_init(&bad), STATUS_INVALID);
+    EXPECT(strstr(status_detail(), "groups") != NULL);
+    bad = s;
+    bad.fi = 2;
+    bad.pf = 0;
+    EXPECT_EQ_INT(conv2d_shape_init(&bad), STATUS_INVALID);
+    bad = s;
+    bad.st = 0;
+    EXPECT_EQ_INT(conv2d_shape_init(&bad), STATUS_INVALID);
+    bad = s;
+    bad.n = 0;
+    EXPECT_EQ_INT(conv2d_shape_init(&bad), STATUS_INVALID);
+}
+
+/* Forward (plain and fused), backward data (write and accumulate) and backward weight of
+ * one case against the naive twins. */
+static void conv_check_vs_naive(const struct conv_case *c, uint64_t seed)
+{
+    struct conv2d_shape s = conv_shape_of(c);
+    long nx = conv_nx(&s), nw = conv_nw(&s), ny = conv_ny(&s);
+    struct rng r;
+    rng_seed(&r, seed);
+    float *x = falloc(nx), *w = falloc(nw), *y = falloc(ny), *dy = falloc(ny);
+    float *dx = falloc(nx), *dw = falloc(nw), *scratch = conv_scratch(&s);
+    fill(&r, x, nx);
+    fill(&r, w, nw);
+    fill(&r, dy, ny);
+    double *xd = to_double(x, nx), *wd = to_double(w, nw), *dyd = to_double(dy, ny);
+    double *yr = dalloc(ny), *dxr = dalloc(nx), *dwr = dalloc(nw);
+    naive_conv2d(&s, yr, xd, wd);
+    naive_conv2d_backward_data(&s, dxr, dyd, wd);
+    naive_conv2d_backward_weight(&s, dwr, dyd, xd);
+
+    char what[160];
+    snprintf(what, sizeof what, "%s forward", c->name);
+    conv2d_forward(&s, y, x, w, NULL, scratch);
+    EXPECT_CLOSE(what, y, yr, ny, FWD_TOL);
+
+    /* Fused scale, shift, relu and statistics, with sum / sumsq added to what is there. */
+    float *scale = falloc(s.co), *shift = falloc(s.co);
+    double *sum = dalloc(s.co), *sumsq = dalloc(s.co), *ys = dalloc(ny);
+    fill(&r, scale, s.co);
+    fill(&r, shift, s.co);
+    for (int o = 0; o < s.co; o++) sum[o] = sumsq[o] = 1.0;
+    struct conv2d_fuse fuse = {
+        .scale = scale, .shift = shift, .relu = 1, .sum = sum, .sumsq = sumsq};
+    conv2d_forward(&s, y, x, w, &fuse, scratch);
+    double *esum = dalloc(s.co), *esumsq = dalloc(s.co);
+    for (int o = 0; o < s.co; o++) esum[o] = esumsq[o] = 1.0;
+    long hw = (long)s.fo * s.to;
+    for (long i = 0; i < ny; i++) {
+        int o = (int)(i / hw % s.co);
+        double v = yr[i] * scale[o] + shift[o];
+        ys[i] = v > 0 ? v : 0;
+        esum[o] += ys[i];
+        esumsq[o] += ys[i] * ys[i];
+    }
+    snprintf(what, sizeof what, "%s fused forward", c->name);
+    EXPECT_CLOSE(what, y, ys, ny, FWD_TOL);
+    float *sumf = falloc(s.co), *sumsqf = falloc(s.co);
+    for (int o = 0; o < s.co; o++) {
+        sumf[o] = (float)sum[o];
+        sumsqf[o] = (float)sumsq[o];
+    }
+    snprintf(what, sizeof what, "%s fused sum", c->name);
+    EXPECT_CLOSE(what, sumf, esum, s.co, 1e-4);
+    snprintf(what, sizeof what, "%s fused sumsq", c->name);
+    EXPECT_CLOSE(what, sumsqf, esumsq, s.co, 1e-4);
+
+    /* Scale and shift alone, no relu, no statistics. */
+    struct conv2d_fuse affine = {.scale = scale, .shift = shift};
+    conv2d_forward(&s, y, x, w, &affine, scratch);
+    for (long i = 0; i < ny; i++) {
+        int o = (int)(i / hw % s.co);
+        ys[i] = yr[i] * scale[o] + shift[o];
+    }
+    snprintf(what, sizeof what, "%s scale/shift forward", c->name);
+    EXPECT_CLOSE(what, y, ys, ny, FWD_TOL);
+
+    snprintf(what, sizeof what, "%s backward data", c->name);
+    for (long i = 0; i < nx; i++) dx[i] = NAN; /* written, not accumulated */
+    conv2d_backward_data(&s, dx, dy, w, 0, scratch);
+    EXPECT_CLOSE(what, dx, dxr, nx, FWD_TOL);
+    snprintf(what, sizeof what, "%s backward data accumulate", c->name);
+    double *acc = dalloc(nx);
+    for (long i = 0; i < nx; i++) {
+        dx[i] = (float)(i % 7) - 3.0f;
+        acc[i] = dx[i] + dxr[i];
+    }
+    conv2d_backward_data(&s, dx, dy, w, 1, scratch);
+    EXPECT_CLOSE(what, dx, acc, nx, FWD_TOL);
+
+    snprintf(what, sizeof what, "%s backward weight", c->name);
+    for (long i = 0; i < nw; i++) dw[i] = NAN;
+    conv2d_backward_weight(&s, dw, dy, x, scratch);
+    EXPECT_CLOSE(what, dw, dwr, nw, FWD_TOL);
+
+    mem_free(x), mem_free(w), mem_free(y), mem_free(dy), mem_free(dx), mem_free(dw);
+    mem_free(scratch), mem_free(xd), mem_free(wd), mem_free(dyd), mem_free(yr), mem_free(dxr);
+    mem_free(dwr), mem_free(scale), mem_free(shift), mem_free(sum), mem_free(sumsq);
+    mem_free(ys), mem_free(esum), mem_free(esumsq), mem_free(sumf), mem_free(sumsqf);
+    mem_free(acc);
+}
+
+static void test_conv2d_vs_naive(void)
+{
+    for (size_t i = 0; i < sizeof conv_small / sizeof conv_small[0]; i++)
+        conv_check_vs_naive(&conv_small[i], 100 + i);
+}
+
+static void test_conv2d_tiled_vs_naive(void)
+{
+    for (size_t i = 0; i < sizeof conv_big / sizeof conv_big[0]; i++)
+        conv_check_vs_naive(&conv_big[i], 200 + i);
+}
+
+struct conv_fd {
+    const struct conv2d_shape *s;
+    double *x, *w, *r, *y;
+};
+
+static double conv_loss(void *p)
+{
+    struct conv_fd *c = p;
+    naive_conv2d(c->s, c->y, c->x, c->w);
+    return dot(c->r, c->y, conv_ny(c->s));
+}
+
+static void test_conv2d_gradients(void)
+{
+    for (size_t k = 0; k < sizeof conv_small / sizeof conv_small[0]; k++) {
+        const struct conv_case *c = &conv_small[k];
+        struct conv2d_shape s = conv_shape_of(c);
+        long nx = conv_nx(&s), nw = conv_nw(&s), ny = conv_ny(&s);
+        struct rng r;
+        rng_seed(&r, 300 + k);
+        float *x = falloc(nx), *w = falloc(nw), *dy = falloc(ny), *dx = falloc(nx);
+        float *dw = falloc(nw), *scratch = conv_scratch(&s);
+        fill(&r, x, nx);
+        fill(&r, w, nw);
+        fill(&r, dy, ny);
+        struct conv_fd f = {&s, to_double(x, nx), to_double(w, nw), to_double(dy, ny), dalloc(ny)};
+        double *gx = dalloc(nx), *gw = dalloc(nw);
+        fd_grad(f.x, nx, conv_loss, &f, gx);
+        fd_grad(f.w, nw, conv_loss, &f, gw);
+        conv2d_backward_data(&s, dx, dy, w, 0, scratch);
+        conv2d_backward_weight(&s, dw, dy, x, scratch);
+        char what[160];
+        snprintf(what, sizeof what, "%s dx", c->name);
+        EXPECT_CLOSE(what, dx, gx, nx, GRAD_TOL);
+        snprintf(what, sizeof what, "%s dw", c->name);
+        EXPECT_CLOSE(what, dw, gw, nw, GRAD_TOL);
+        /* The naive adjoints, which check the tiled cases, are exact. */
+        double *ax = dalloc(nx), *aw = dalloc(nw);
+        naive_conv2d_backward_data(&s, ax, f.r, f.w);
+        naive_conv2d_backward_weight(&s, aw, f.r, f.x);
+        for (long i = 0; i < nx; i++) EXPECT_NEAR(ax[i], gx[i], 1e-7 * (1 + max_abs(gx, nx)));
+        for (long i = 0; i < nw; i++) EXPECT_NEAR(aw[i], gw[i], 1e-7 * (1 + max_abs(gw, nw)));
+        mem_free(x), mem_free(w), mem_free(dy), mem_free(dx), mem_free(dw), mem_free(scratch);
+        mem_free(f.x), mem_free(f.w), mem_free(f.r), mem_free(f.y), mem_free(gx), mem_free(gw);
+        mem_free(ax), mem_free(aw);
+    }
+}
+
+/* ----------------------------------------------------------------------------- batch norm */
+
+struct bn_case {
+    const char *name;
+    struct bn_shape s;
+    int relu;
+};
+
+static const struct bn_case bn_cases[] = {
+    {"channels (N, C, F, T)", {3, 4, 5 * 6}, 0},
+    {"channels with relu", {2, 3, 7 * 5}, 1},
+    {"mel bins (N*C, F, T)", {2 * 2, 6, 9}, 0},
+    {"mel bins with relu", {3, 5, 8}, 1},
+    {"one sample, many channels", {1, 9, 4}, 0},
+};
+
+static long bn_numel(const struct bn_shape *s)
+{
+    return (long)s->outer * s->c * s->inner;
+}
+
+/* x with a different offset and spread per channel, so the statistics matter. */
+static void bn_fill(struct rng *r, const struct bn_shape *s, float *x)
+{
+    fill(r, x, bn_numel(s));
+    for (int o = 0; o < s->outer; o++)
+        for (int c = 0; c < s->c; c++)
+            for (long i = 0; i < s->inner; i++) {
+                float *v = &x[((long)o * s->c + c) * s->inner + i];
+                *v = *v * (0.5f + 0.3f * c) + 0.7f * (c - 1);
+            }
+}
+
+static void test_batchnorm_vs_naive(void)
+{
+    for (size_t k = 0; k < sizeof bn_cases / sizeof bn_cases[0]; k++) {
+        const struct bn_case *b = &bn_cases[k];
+        const struct bn_shape *s = &b->s;
+        long n = bn_numel(s);
+        struct rng r;
+        rng_seed(&r, 400 + k);
+        float *x = falloc(n), *y = falloc(n), *gamma = falloc(s->c), *beta = falloc(s->c);
+        float *rm = falloc(s->c), *rv = falloc(s->c), *smean = falloc(s->c), *sinv = falloc(s->c);
+        bn_fill(&r, s, x);
+        rng_fill_uniform(&r, gamma, s->c, 0.5f, 1.5f);
+        fill(&r, beta, s->c);
+        rng_fill_uniform(&r, rm, s->c, -0.5f, 0.5f);
+        rng_fill_uniform(&r, rv, s->c, 0.5f, 2.0f);
+        double *xd = to_double(x, n), *gd = to_double(gamma, s->c), *bd = to_double(beta, s->c);
+        double *rmd = to_double(rm, s->c), *rvd = to_double(rv, s->c), *yr = dalloc(n);
+        double *mean = dalloc(s->c), *var = dalloc(s->c), *invstd = dalloc(s->c);
+        char what[160];
+
+        /* Eval first, with the running statistics as they are. */
+        naive_batchnorm_eval(s, yr, xd, gd, bd, rmd, rvd, 1e-5, b->relu);
+        batchnorm_forward_eval(s, y, x, gamma, beta, rm, rv, 1e-5f, b->relu);
+        snprintf(what, sizeof what, "%s eval", b->name);
+        EXPECT_CLOSE(what, y, yr, n, FWD_TOL);
+
+        naive_batchnorm_train(s, yr, xd, gd, bd, rmd, rvd, 0.1, 1e-5, mean, var, b->relu);
+        batchnorm_forward_train(s, y, x, gamma, beta, rm, rv, 0.1f, 1e-5f, smean, sinv, b->relu);
+        snprintf(what, sizeof what, "%s train", b->name);
+        EXPECT_CLOSE(what, y, yr, n, FWD_TOL);
+        for (int c = 0; c < s->c; c++) invstd[c] = 1 / sqrt(var[c] + 1e-5);
+        snprintf(what, sizeof what, "%s save_mean", b->name);
+        EXPECT_CLOSE(what, smean, mean, s->c, 1e-6);
+        snprintf(what, sizeof what, "%s save_invstd", b->name);
+        EXPECT_CLOSE(what, sinv, invstd, s->c, 1e-6);
+        snprintf(what, sizeof what, "%s running_mean", b->name);
+        EXPECT_CLOSE(what, rm, rmd, s->c, 1e-6);
+        snprintf(what, sizeof what, "%s running_var", b->name);
+        EXPECT_CLOSE(what, rv, rvd, s->c, 1e-6);
+
+        /* In place: y may equal x. */
+        float *z = falloc(n);
+        memcpy(z, x, sizeof(float) * (size_t)n);
+        batchnorm_forward_train(s, z, z, gamma, beta, NULL, NULL, 0.1f, 1e-5f, NULL, NULL, b->relu);
+        snprintf(what, sizeof what, "%s train in place", b->name);
+        EXPECT_CLOSE(what, z, yr, n, FWD_TOL);
+        mem_free(z);
+
+        mem_free(x), mem_free(y), mem_free(gamma), mem_free(beta), mem_free(rm), mem_free(rv);
+        mem_free(smean), mem_free(sinv), mem_free(xd), mem_free(gd), mem_free(bd);
+        mem_free(rmd), mem_free(rvd), mem_free(yr), mem_free(mean), mem_free(var);
+        mem_free(invstd);
+    }
+}
+
+/* Running statistics after two train steps follow r = 0.9 r + 0.1 s with the unbiased
+ * variance; eval mode then normalises with them. */
+static void test_batchnorm_running_stats(void)
+{
+    struct bn_shape s = {2, 3, 10};
+    long n = bn_numel(&s);
+    struct rng r;
+    rng_seed(&r, 450);
+    float *x = falloc(n), *y = falloc(n), rm[3] = {0, 0, 0}, rv[3] = {1, 1, 1};
+    double em[3] = {0, 0, 0}, ev[3] = {1, 1, 1};
+    for (int step = 0; step < 2; step++) {
+        bn_fill(&r, &s, x);
+        for (int c = 0; c < s.c; c++) {
+            double m = 0, v = 0;
+            for (int o = 0; o < s.outer; o++)
+                for (long i = 0; i < s.inner; i++) m += x[(o * s.c + c) * s.inner + i];
+            m /= 20;
+            for (int o = 0; o < s.outer; o++)
+                for (long i = 0; i < s.inner; i++) {
+                    double d = x[(o * s.c + c) * s.inner + i] - m;
+                    v += d * d;
+                }
+            em[c] = 0.9 * em[c] + 0.1 * m;
+            ev[c] = 0.9 * ev[c] + 0.1 * v / 19;
+        }
+        batchnorm_forward_train(&s, y, x, NULL, NULL, rm, rv, 0.1f, 1e-5f, NULL, NULL, 0);
+    }
+    for (int c = 0; c < s.c; c++) {
+        EXPECT_NEAR(rm[c], em[c], 1e-6);
+        EXPECT_NEAR(rv[c], ev[c], 1e-6);
+    }
+    batchnorm_forward_eval(&s, y, x, NULL, NULL, rm, rv, 1e-5f, 0);
+    for (int c = 0; c < s.c; c++) {
+        long k = (1 * s.c + c) * s.inner + 4;
+        EXPECT_NEAR(y[k], (x[k] - em[c]) / sqrt(ev[c] + 1e-5), 1e-5);
+    }
+    mem_free(x), mem_free(y);
+}
+
+struct bn_fd {
+    const struct bn_shape *s;
+    int train, relu;
+    double *x, *gamma, *beta, *rm, *rv, *r, *y;
+};
+
+static double bn_loss(void *p)
+{
+    struct bn_fd *b = p;
+    if (b->train)
+        naive_batchnorm_train(b->s, b->y, b->x, b->gamma, b->beta, NULL, NULL, 0.1, 1e-5, NULL,
+                              NULL, b->relu);
+    else
+        naive_batchnorm_eval(b->s, b->y, b->x, b->gamma, b->beta, b->rm, b->rv, 1e-5, b->relu);
+    return dot(b->r, b->y, bn_numel(b->s));
+}
+
+static void test_batchnorm_gradients(void)
+{
+    for (int train = 0; train < 2; train++) {
+        for (size_t k = 0; k < sizeof bn_cases / sizeof bn_cases[0]; k++) {
+            const struct bn_case *b = &bn_cases[k];
+            const struct bn_shape *s = &b->s;
+            long n = bn_numel(s);
+            struct rng r;
+            rng_seed(&r, 500 + k);
+            float *x = falloc(n), *y = falloc(n), *dy = falloc(n), *dx = falloc(n);
+            float *gamma = falloc(s->c), *beta = falloc(s->c), *rm = falloc(s->c);
+            float *rv = falloc(s->c), *smean = falloc(s->c), *sinv = falloc(s->c);
+            float *dg = falloc(s->c), *db = falloc(s->c), *dx2 = falloc(n);
+            bn_fill(&r, s, x);
+            fill(&r, dy, n);
+            rng_fill_uniform(&r, gamma, s->c, 0.5f, 1.5f);
+            fill(&r, beta, s->c);
+            rng_fill_uniform(&r, rm, s->c, -0.5f, 0.5f);
+            rng_fill_uniform(&r, rv, s->c, 0.5f, 2.0f);
+            struct bn_fd f = {s, train, b->relu, to_double(x, n), to_double(gamma, s->c),
+                              to_double(beta, s->c), to_double(rm, s->c), to_double(rv, s->c),
+                              to_double(dy, n), dalloc(n)};
+            double *gx = dalloc(n), *gg = dalloc(s->c), *gb = dalloc(s->c);
+            fd_grad(f.x, n, bn_loss, &f, gx);
+            fd_grad(f.gamma, s->c, bn_loss, &f, gg);
+            fd_grad(f.beta, s->c, bn_loss, &f, gb);
+            for (int c = 0; c < s->c; c++) dg[c] = db[c] = NAN; /* written, not accumulated */
+            if (train) {
+                batchnorm_forward_train(s, y, x, gamma, beta, NULL, NULL, 0.1f, 1e-5f, smean,
+                                        sinv, b->relu);
+                batchnorm_backward_train(s, dx, dg, db, dy, x, y, b->relu, gamma, smean, sinv, 0);
+            } else {
+                batchnorm_forward_eval(s, y, x, gamma, beta, rm, rv, 1e-5f, b->relu);
+                batchnorm_backward_eval(s, dx, dg, db, dy, x, y, b->relu, gamma, rm, rv, 1e-5f, 0);
+            }
+            char what[160];
+            const char *mode = train ? "train" : "eval";
+            snprintf(what, sizeof what, "%s %s dx", b->name, mode);
+            EXPECT_CLOSE(what, dx, gx, n, GRAD_TOL);
+            snprintf(what, sizeof what, "%s %s dgamma", b->name, mode);
+            EXPECT_CLOSE(what, dg, gg, s->c, GRAD_TOL);
+            snprintf(what, sizeof what, "%s %s dbeta", b->name, mode);
+            EXPECT_CLOSE(what, db, gb, s->c, GRAD_TOL);
+
+            /* accumulate adds; NULL parameter gradients change nothing else. */
+            double *acc = dalloc(n);
+            for (long i = 0; i < n; i++) {
+                dx2[i] = 0.25f * (float)(i % 5);
+                acc[i] = dx2[i] + (double)dx[i];
+            }
+            if (train)
+                batchnorm_backward_train(s, dx2, NULL, NULL, dy, x, y, b->relu, gamma, smean,
+                                         sinv, 1);
+            else
+                batchnorm_backward_eval(s, dx2, NULL, NULL, dy, x, y, b->relu, gamma, rm, rv,
+                                        1e-5f, 1);
+            snprintf(what, sizeof what, "%s %s accumulate", b->name, mode);
+            EXPECT_CLOSE(what, dx2, acc, n, 1e-6);
+            mem_free(acc);
+
+            mem_free(x), mem_free(y), mem_free(dy), mem_free(dx), mem_free(gamma);
+            mem_free(beta), mem_free(rm), mem_free(rv), mem_free(smean), mem_free(sinv);
+            mem_free(dg), mem_free(db), mem_free(dx2), mem_free(f.x), mem_free(f.gamma);
+            mem_free(f.beta), mem_free(f.rm), mem_free(f.rv), mem_free(f.r), mem_free(f.y);
+            mem_free(gx), mem_free(gg), mem_free(gb);
+        }
+    }
+}
+
+/* ----------------------------------------------------------------------------- elementwise */
+
+/* Values at least 0.05 away from 0, so h never crosses relu's kink. */
+static void fill_off_zero(struct rng *r, float *x, long n)
+{
+    fill(r, x, n);
+    for (long i = 0; i < n; i++) x[i] += x[i] >= 0 ? 0.05f : -0.05f;
+}
+
+struct ew_fd {
+    int op; /* 0 relu, 1 add, 2 add + relu, 3 roll, 4 dropout */
+    long n;
+    int rn, rc, shift;
+    long rhw;
+    double p;
+    const uint8_t *mask;
+    double *a, *b, *r, *y;
+};
+
+static double ew_loss(void *p)
+{
+    struct ew_fd *e = p;
+    switch (e->op) {
+    case 0: naive_relu(e->n, e->y, e->a); break;
+    case 1: naive_add(e->n, e->y, e->a, e->b, 0); break;
+    case 2: naive_add(e->n, e->y, e->a, e->b, 1); break;
+    case 3: naive_roll(e->rn, e->rc, e->rhw, e->shift, e->y, e->a); break;
+    default: naive_dropout(e->n, e->y, e->a, e->p, e->mask); break;
+    }
+    return dot(e->r, e->y, e->n);
+}
+
+static void test_relu_add(void)
+{
+    long n = 301;
+    struct rng r;
+    rng_seed(&r, 600);
+    float *a = falloc(n), *b = falloc(n), *y = falloc(n), *dy = falloc(n), *da = falloc(n);
+    float *db = falloc(n), *z = falloc(n);
+    fill_off_zero(&r, a, n);
+    fill_off_zero(&r, b, n);
+    for (long i = 0; i < n; i++) b[i] = b[i] * 0.5f + (i % 3 ? 0.1f : -0.1f); /* a+b off 0 */
+    for (long i = 0; i < n; i++)
+        if (fabsf(a[i] + b[i]) < 0.02f) b[i] += 0.05f;
+    fill(&r, dy, n);
+    struct ew_fd f = {.n = n, .a = to_double(a, n), .b = to_double(b, n), .r = to_double(dy, n),
+                      .y = dalloc(n)};
+    double *ga = dalloc(n), *gb = dalloc(n), *yr = dalloc(n), *acc = dalloc(n);
+
+    /* relu */
+    naive_relu(n, yr, f.a);
+    relu_forward(n, y, a);
+    EXPECT_CLOSE("relu forward", y, yr, n, 0);
+    f.op = 0;
+    fd_grad(f.a, n, ew_loss, &f, ga);
+    relu_backward(n, da, dy, y, 0);
+    EXPECT_CLOSE("relu dx", da, ga, n, GRAD_TOL);
+    for (long i = 0; i < n; i++) acc[i] = (double)da[i] + da[i];
+    relu_backward(n, da, dy, y, 1);
+    EXPECT_CLOSE("relu accumulate", da, acc, n, 1e-7);
+    memcpy(z, a, sizeof(float) * (size_t)n);
+    relu_forward(n, z, z);
+    EXPECT_CLOSE("relu in place", z, yr, n, 0);
+
+    for (int relu = 0; relu < 2; relu++) {
+        naive_add(n, yr, f.a, f.b, relu);
+        add_forward(n, y, a, b, relu);
+        EXPECT_CLOSE("add forward", y, yr, n, 1e-7);
+        f.op = 1 + relu;
+        fd_grad(f.a, n, ew_loss, &f, ga);
+        fd_grad(f.b, n, ew_loss, &f, gb);
+        add_backward(n, da, db, dy, y, relu, 0, 0);
+        EXPECT_CLOSE(relu ? "add+relu da" : "add da", da, ga, n, GRAD_TOL);
+        EXPECT_CLOSE(relu ? "add+relu db" : "add db", db, gb, n, GRAD_TOL);
+        /* accumulate one, write the other; NULL skips. */
+        for (long i = 0; i < n; i++) acc[i] = 2.0 * da[i];
+        add_backward(n, da, NULL, dy, y, relu, 1, 0);
+        EXPECT_CLOSE("add accumulate a", da, acc, n, 1e-7);
+        for (long i = 0; i < n; i++) db[i] = 5.0f;
+        add_backward(n, NULL, db, dy, y, relu, 0, 0);
+        EXPECT_CLOSE("add write b", db, gb, n, GRAD_TOL);
+        /* y may equal a: in place. */
+        memcpy(z, a, sizeof(float) * (size_t)n);
+        add_forward(n, z, z, b, relu);
+        EXPECT_CLOSE("add in place", z, yr, n, 1e-7);
+    }
+    mem_free(a), mem_free(b), mem_free(y), mem_free(dy), mem_free(da), mem_free(db);
+    mem_free(z), mem_free(f.a), mem_free(f.b), mem_free(f.r), mem_free(f.y), mem_free(ga);
+    mem_free(gb), mem_free(yr), mem_free(acc);
+}
+
+static void test_roll(void)
+{
+    int nn = 2, c = 5;
+    long hw = 6, n = nn * c * hw;
+    int shifts[] = {1, -2, 7, 0, 5};
+    struct rng r;
+    rng_seed(&r, 650);
+    float *x = falloc(n), *y = falloc(n), *dy = falloc(n), *dx = falloc(n);
+    fill(&r, x, n);
+    fill(&r, dy, n);
+    struct ew_fd f = {.op = 3, .n = n, .rn = nn, .rc = c, .rhw = hw, .a = to_double(x, n),
+                      .r = to_double(dy, n), .y = dalloc(n)};
+    double *yr = dalloc(n), *g = dalloc(n), *acc = dalloc(n);
+    for (size_t k = 0; k < sizeof shifts / sizeof shifts[0]; k++) {
+        f.shift = shifts[k];
+        naive_roll(nn, c, hw, shifts[k], yr, f.a);
+        roll_forward(nn, c, hw, shifts[k], y, x);
+        EXPECT_CLOSE("roll forward", y, yr, n, 0);
+        fd_grad(f.a, n, ew_loss, &f, g);
+        roll_backward(nn, c, hw, shifts[k], dx, dy, 0);
+        EXPECT_CLOSE("roll dx", dx, g, n, GRAD_TOL);
+        for (long i = 0; i < n; i++) acc[i] = 2.0 * dx[i];
+        roll_backward(nn, c, hw, shifts[k], dx, dy, 1);
+        EXPECT_CLOSE("roll accumulate", dx, acc, n, 1e-7);
+    }
+    /* torch.roll(x, 1, 1) puts channel C-1 first. */
+    roll_forward(nn, c, hw, 1, y, x);
+    EXPECT(y[0] == x[(c - 1) * hw]);
+    mem_free(x), mem_free(y), mem_free(dy), mem_free(dx), mem_free(f.a), mem_free(f.r);
+    mem_free(f.y), mem_free(yr), mem_free(g), mem_free(acc);
+}
+
+static void test_dropout(void)
+{
+    long n = 4000;
+    float p = 0.2f;
+    struct rng r, r2;
+    rng_seed(&r, 700);
+    float *x = falloc(n), *y = falloc(n), *y2 = falloc(n), *dy = falloc(n), *dx = falloc(n);
+    uint8_t *mask = malloc((size_t)n), *mask2 = malloc((size_t)n);
+    REQUIRE(mask && mask2);
+    fill(&r, x, n);
+    fill(&r, dy, n);
+    rng_seed(&r, 701);
+    r2 = r;
+    dropout_forward(n, y, x, p, mask, &r);
+    memcpy(y2, x, sizeof(float) * (size_t)n);
+    dropout_forward(n, y2, y2, p, mask2, &r2); /* same stream, in place */
+    EXPECT(memcmp(mask, mask2, (size_t)n) == 0);
+    EXPECT(memcmp(y, y2, sizeof(float) * (size_t)n) == 0);
+    EXPECT(rng_u64(&r) == rng_u64(&r2));
+    long kept = 0;
+    for (long i = 0; i < n; i++) kept += mask[i];
+    EXPECT_NEAR((double)kept / n, 1 - p, 0.03);
+    double *xd = to_double(x, n), *yr = dalloc(n);
+    naive_dropout(n, yr, xd, p, mask);
+    EXPECT_CLOSE("dropout forward", y, yr, n, 1e-7);
+
+    struct ew_fd f = {.op = 4, .n = n, .p = p, .mask = mask, .a = xd, .r = to_double(dy, n),
+                      .y = dalloc(n)};
+    double *g = dalloc(n), *acc = dalloc(n);
+    fd_grad(f.a, n, ew_loss, &f, g);
+    dropout_backward(n, dx, dy, p, mask, 0);
+    EXPECT_CLOSE("dropout dx", dx, g, n, GRAD_TOL);
+    for (long i = 0; i < n; i++) acc[i] = 2.0 * dx[i];
+    dropout_backward(n, dx, dy, p, mask, 1);
+    EXPECT_CLOSE("dropout accumulate", dx, acc, n, 1e-7);
+
+    /* p == 0: a copy, everything kept. */
+    dropout_forward(n, y, x, 0.0f, mask, &r);
+    EXPECT(memcmp(y, x, sizeof(float) * (size_t)n) == 0);
+    kept = 0;
+    for (long i = 0; i < n; i++) kept += mask[i];
+    EXPECT_EQ_INT(kept, n);
+    mem_free(x), mem_free(y), mem_free(y2), mem_free(dy), mem_free(dx), free(mask);
+    free(mask2), mem_free(xd), mem_free(yr), mem_free(f.r), mem_free(f.y), mem_free(g);
+    mem_free(acc);
+}
+
+/* ----------------------------------------------------------------------------- pooling */
+
+struct pool_case {
+    const char *name;
+    int n, c, fi, ti, kf, kt, sf, st;
+};
+
+static const struct pool_case pool_cases[] = {
+    {"2x2 even", 2, 3, 6, 8, 2, 2, 2, 2},
+    {"2x2 odd sizes (floor)", 2, 2, 7, 9, 2, 2, 2, 2},
+    {"3x3 stride 2 overlapping", 1, 2, 9, 8, 3, 3, 2, 2},
+    {"3x2 stride (1, 2)", 1, 3, 6, 7, 3, 2, 1, 2},
+    {"1x4 stride 3", 2, 1, 3, 13, 1, 4, 1, 3},
+    {"2x2 big (parallel)", 4, 16, 33, 41, 2, 2, 2, 2},
+};
+
+static struct pool2d_shape pool_shape_of(const struct pool_case *c)
+{
+    struct pool2d_shape s = {.n = c->n, .c = c->c, .fi = c->fi, .ti = c->ti, .kf = c->kf,
+                             .kt = c->kt, .sf = c->sf, .st = c->st};
+    CHECK(pool2d_shape_init(&s) == 0);
+    return s;
+}
+
+struct pool_fd {
+    const struct pool2d_shape *s;
+    int max;
+    double *x, *r, *y;
+};
+
+static double pool_loss(void *p)
+{
+    struct pool_fd *f = p;
+    if (f->max) naive_maxpool2d(f->s, f->y, f->x);
+    else naive_avgpool2d(f->s, f->y, f->x);
+    return dot(f->r, f->y, (long)f->s->n * f->s->c * f->s->fo * f->s->to);
+}
+
+static void test_pool2d_shape_init(void)
+{
+    struct pool2d_shape s = {
+        .n = 1, .c = 32, .fi = 127, .ti = 215, .kf = 2, .kt = 2, .sf = 2, .st = 2};
+    REQUIRE_OK(pool2d_shape_init(&s));
+    EXPECT_EQ_INT(s.fo, 63);
+    EXPECT_EQ_INT(s.to, 107);
+    s.kf = 200;
+    EXPECT_EQ_INT(pool2d_shape_init(&s), STATUS_INVALID);
+    s.kf = 2;
+    s.sf = 0;
+    EXPECT_EQ_INT(pool2d_shape_init(&s), STATUS_INVALID);
+}
+
+static void test_pool2d(void)
+{
+    for (size_t k = 0; k < sizeof pool_cases / sizeof pool_cases[0]; k++) {
+        const struct pool_case *c = &pool_cases[k];
+        struct pool2d_shape s = pool_shape_of(c);
+        long nx = (long)s.n * s.c * s.fi * s.ti, ny = (long)s.n * s.c * s.fo * s.to;
+        int big = nx > 10000; /* finite differences only on the small cases */
+        struct rng r;
+        rng_seed(&r, 800 + k);
+        float *x = falloc(nx), *y = falloc(ny), *dy = falloc(ny), *dx = falloc(nx);
+        fill_distinct(&r, x, nx);
+        fill(&r, dy, ny);
+        struct pool_fd f = {&s, 0, to_double(x, nx), to_double(dy, ny), dalloc(ny)};
+        double *yr = dalloc(ny), *g = dalloc(nx), *acc = dalloc(nx);
+        char what[160];
+        for (int max = 0; max < 2; max++) {
+            const char *op = max ? "maxpool" : "avgpool";
+            f.max = max;
+            if (max) {
+                naive_maxpool2d(&s, yr, f.x);
+                maxpool2d_forward(&s, y, x);
+            } else {
+                naive_avgpool2d(&s, yr, f.x);
+                avgpool2d_forward(&s, y, x);
+            }
+            snprintf(what, sizeof what, "%s %s forward", op, c->name);
+            EXPECT_CLOSE(what, y, yr, ny, FWD_TOL);
+            if (big) {
+                /* The adjoint identity <dy, pool(x)> = <pool^T(dy), x> for linear avg pool, and
+                 * the gradient landing on the argmax for max pool. */
+                if (max) maxpool2d_backward(&s, dx, dy, x, y, 0);
+                else avgpool2d_backward(&s, dx, dy, 0);
+                double lhs = dot(f.r, yr, ny), rhs = 0;
+                for (long i = 0; i < nx; i++) rhs += (double)dx[i] * f.x[i];
+                snprintf(what, sizeof what, "%s %s adjoint", op, c->name);
+                EXPECT_MSG(fabs(lhs - rhs) <= 1e-4 * (1 + fabs(lhs)), "%s: %g vs %g", what, lhs,
+                           rhs);
+                continue;
+            }
+            fd_grad(f.x, nx, pool_loss, &f, g);
+            if (max) maxpool2d_backward(&s, dx, dy, x, y, 0);
+            else avgpool2d_backward(&s, dx, dy, 0);
+            snprintf(what, sizeof what, "%s %s dx", op, c->name);
+            EXPECT_CLOSE(what, dx, g, nx, GRAD_TOL);
+            for (long i = 0; i < nx; i++) acc[i] = 2.0 * dx[i];
+            if (max) maxpool2d_backward(&s, dx, dy, x, y, 1);
+            else avgpool2d_backward(&s, dx, dy, 1);
+            snprintf(what, sizeof what, "%s %s accumulate", op, c->name);
+            EXPECT_CLOSE(what, dx, acc, nx, 1e-6);
+        }
+        mem_free(x), mem_free(y), mem_free(dy), mem_free(dx), mem_free(f.x), mem_free(f.r);
+        mem_free(f.y), mem_free(yr), mem_free(g), mem_free(acc);
+    }
+}
+
+/* Ties go to the first maximum of the window, as PyTorch. */
+static void test_maxpool_ties(void)
+{
+    struct pool2d_shape s = {.n = 1, .c = 1, .fi = 2, .ti = 4, .kf = 2, .kt = 2, .sf = 2, .st = 2};
+    REQUIRE_OK(pool2d_shape_init(&s));
+    float x[8] = {1, 3, 5, 2, 3, 3, 5, 5}, y[2], dy[2] = {1, 10}, dx[8];
+    maxpool2d_forward(&s, y, x);
+    EXPECT(y[0] == 3 && y[1] == 5);
+    maxpool2d_backward(&s, dx, dy, x, y, 0);
+    float want[8] = {0, 1, 10, 0, 0, 0, 0, 0};
+    for (int i = 0; i < 8; i++) EXPECT(dx[i] == want[i]);
+    float xm[6] = {2, 7, 7, 1, 7, 0}, ym[2], dym[2] = {1, 2}, dxm[6];
+    max_forward(1, 3, 2, ym, xm); /* (1, 3, 2): columns (2, 7, 7) and (7, 1, 0) */
+    EXPECT(ym[0] == 7 && ym[1] == 7);
+    max_backward(1, 3, 2, dxm, dym, xm, ym, 0);
+    float wantm[6] = {0, 2, 1, 0, 0, 0};
+    for (int i = 0; i < 6; i++) EXPECT(dxm[i] == wantm[i]);
+}
+
+/* NaN propagates, as in PyTorch, and takes the gradient (the first NaN of a window). */
+static void test_max_nan(void)
+{
+    float x[8] = {1, NAN, 5, 2, 3, 9, NAN, NAN}, y[2], dy[2] = {1, 10}, dx[8];
+    struct pool2d_shape s = {.n = 1, .c = 1, .fi = 2, .ti = 4, .kf = 2, .kt = 2, .sf = 2, .st = 2};
+    REQUIRE_OK(pool2d_shape_init(&s));
+    maxpool2d_forward(&s, y, x);
+    EXPECT(isnan(y[0]) && isnan(y[1]));
+    maxpool2d_backward(&s, dx, dy, x, NULL, 0);
+    float want[8] = {0, 1, 0, 0, 0, 0, 10, 0};
+    for (int i = 0; i < 8; i++) EXPECT(dx[i] == want[i]);
+    /* The generic window path (2 x 3). */
+    struct pool2d_shape g = {.n = 1, .c = 1, .fi = 2, .ti = 4, .kf = 2, .kt = 3, .sf = 1, .st = 1};
+    REQUIRE_OK(pool2d_shape_init(&g));
+    maxpool2d_forward(&g, y, x);
+    EXPECT(isnan(y[0]) && isnan(y[1]));
+    maxpool2d_backward(&g, dx, dy, x, NULL, 0);
+    float wantg[8] = {0, 11, 0, 0, 0, 0, 0, 0}; /* both windows start at the NaN at [1] */
+    for (int i = 0; i < 8; i++) EXPECT(dx[i] == wantg[i]);
+    /* Reductions: along a row (inner 1) and across rows. */
+    max_forward(2, 4, 1, y, x);
+    EXPECT(isnan(y[0]) && isnan(y[1]));
+    max_backward(2, 4, 1, dx, dy, x, NULL, 0);
+    float wantr[8] = {0, 1, 0, 0, 0, 0, 10, 0};
+    for (int i = 0; i < 8; i++) EXPECT(dx[i] == wantr[i]);
+    max_forward(1, 4, 2, y, x); /* columns (1, 5, 3, NaN) and (NaN, 2, 9, NaN) */
+    EXPECT(isnan(y[0]) && isnan(y[1]));
+}
+
+/* ----------------------------------------------------------------------------- reductions */
+
+struct red_fd {
+    int outer, len, max;
+    long inner;
+    double *x, *r, *y;
+};
+
+static double red_loss(void *p)
+{
+    struct red_fd *f = p;
+    if (f->max) naive_max(f->outer, f->len, f->inner, f->y, f->x);
+    else naive_mean(f->outer, f->len, f->inner, f->y, f->x);
+    return dot(f->r, f->y, (long)f->outer * f->inner);
+}
+
+static void test_reductions(void)
+{
+    int cases[][3] = {{6, 5, 7}, {4, 9, 1}, {2, 4, 300}, {3, 1, 5}, {64, 40, 30}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        int outer = cases[k][0], len = cases[k][1];
+        long inner = cases[k][2], nx = (long)outer * len * inner, ny = (long)outer * inner;
+        int big = nx > 10000;
+        struct rng r;
+        rng_seed(&r, 900 + k);
+        float *x = falloc(nx), *y = falloc(ny), *dy = falloc(ny), *dx = falloc(nx);
+        fill_distinct(&r, x, nx);
+        fill(&r, dy, ny);
+        struct red_fd f = {outer, len, 0, inner, to_double(x, nx), to_double(dy, ny), dalloc(ny)};
+        double *yr = dalloc(ny), *g = dalloc(nx), *acc = dalloc(nx);
+        char what[160];
+        for (int max = 0; max < 2; max++) {
+            const char *op = max ? "max" : "mean";
+            f.max = max;
+            if (max) {
+                naive_max(outer, len, inner, yr, f.x);
+                max_forward(outer, len, inner, y, x);
+            } else {
+                naive_mean(outer, len, inner, yr, f.x);
+                mean_forward(outer, len, inner, y, x);
+            }
+            snprintf(what, sizeof what, "%s (%d, %d, %ld) forward", op, outer, len, inner);
+            EXPECT_CLOSE(what, y, yr, ny, FWD_TOL);
+            if (max) max_backward(outer, len, inner, dx, dy, x, y, 0);
+            else mean_backward(outer, len, inner, dx, dy, 0);
+            if (!big) {
+                fd_grad(f.x, nx, red_loss, &f, g);
+                snprintf(what, sizeof what, "%s (%d, %d, %ld) dx", op, outer, len, inner);
+                EXPECT_CLOSE(what, dx, g, nx, GRAD_TOL);
+            }
+            for (long i = 0; i < nx; i++) acc[i] = 2.0 * dx[i];
+            if (max) max_backward(outer, len, inner, dx, dy, x, y, 1);
+            else mean_backward(outer, len, inner, dx, dy, 1);
+            snprintf(what, sizeof what, "%s (%d, %d, %ld) accumulate", op, outer, len, inner);
+            EXPECT_CLOSE(what, dx, acc, nx, 1e-6);
+        }
+        mem_free(x), mem_free(y), mem_free(dy), mem_free(dx), mem_free(f.x), mem_free(f.r);
+        mem_free(f.y), mem_free(yr), mem_free(g), mem_free(acc);
+    }
+}
+
+/* ----------------------------------------------------------------------------- linear */
+
+struct lin_fd {
+    int n, in, out;
+    double *x, *w, *b, *r, *y;
+};
+
+static double lin_loss(void *p)
+{
+    struct lin_fd *f = p;
+    naive_linear(f->n, f->in, f->out, f->y, f->x, f->w, f->b);
+    return dot(f->r, f->y, (long)f->n * f->out);
+}
+
+static void test_linear(void)
+{
+    int n = 5, in = 7, out = 4;
+    long nx = n * in, nw = out * in, ny = n * out;
+    struct rng r;
+    rng_seed(&r, 1000);
+    float *x = falloc(nx), *w = falloc(nw), *b = falloc(out), *y = falloc(ny);
+    float *dy = falloc(ny), *dx = falloc(nx), *dw = falloc(nw), *db = falloc(out);
+    fill(&r, x, nx);
+    fill(&r, w, nw);
+    fill(&r, b, out);
+    fill(&r, dy, ny);
+    struct lin_fd f = {n, in, out, to_double(x, nx), to_double(w, nw), to_double(b, out),
+                       to_double(dy, ny), dalloc(ny)};
+    double *yr = dalloc(ny), *gx = dalloc(nx), *gw = dalloc(nw), *gb = dalloc(out);
+    double *acc = dalloc(nx);
+    naive_linear(n, in, out, yr, f.x, f.w, f.b);
+    linear_forward(n, in, out, y, x, w, b);
+    EXPECT_CLOSE("linear forward", y, yr, ny, FWD_TOL);
+    naive_linear(n, in, out, yr, f.x, f.w, NULL);
+    linear_forward(n, in, out, y, x, w, NULL);
+    EXPECT_CLOSE("linear forward no bias", y, yr, ny, FWD_TOL);
+
+    fd_grad(f.x, nx, lin_loss, &f, gx);
+    fd_grad(f.w, nw, lin_loss, &f, gw);
+    fd_grad(f.b, out, lin_loss, &f, gb);
+    for (long i = 0; i < nw; i++) dw[i] = NAN;
+    for (int o = 0; o < out; o++) db[o] = NAN;
+    linear_backward(n, in, out, dx, dw, db, dy, x, w, 0);
+    EXPECT_CLOSE("linear dx", dx, gx, nx, GRAD_TOL);
+    EXPECT_CLOSE("linear dw", dw, gw, nw, GRAD_TOL);
+    EXPECT_CLOSE("linear db", db, gb, out, GRAD_TOL);
+    for (long i = 0; i < nx; i++) acc[i] = 2.0 * dx[i];
+    linear_backward(n, in, out, dx, NULL, NULL, dy, x, w, 1);
+    EXPECT_CLOSE("linear accumulate", dx, acc, nx, 1e-6);
+    for (long i = 0; i < nw; i++) dw[i] = NAN;
+    linear_backward(n, in, out, NULL, dw, NULL, dy, x, w, 0);
+    EXPECT_CLOSE("linear dw alone", dw, gw, nw, GRAD_TOL);
+    EXPECT_CLOSE("linear dx untouched", dx, acc, nx, 1e-6);
+    mem_free(x), mem_free(w), mem_free(b), mem_free(y), mem_free(dy), mem_free(dx);
+    mem_free(dw), mem_free(db), mem_free(f.x), mem_free(f.w), mem_free(f.b), mem_free(f.r);
+    mem_free(f.y), mem_free(yr), mem_free(gx), mem_free(gw), mem_free(gb), mem_free(acc);
+}
+
+/* ----------------------------------------------------------------------------- threads */
+
+/* Every kernel with 1 and with 2 threads: equal up to float summation order. */
+static void test_threads_1_vs_2(void)
+{
+    struct rng r;
+    rng_seed(&r, 1100);
+    for (size_t k = 0; k < sizeof conv_big / sizeof conv_big[0]; k++) {
+        struct conv2d_shape s = conv_shape_of(&conv_big[k]);
+        long nx = conv_nx(&s), nw = conv_nw(&s), ny = conv_ny(&s);
+        float *x = falloc(nx), *w = falloc(nw), *dy = falloc(ny);
+        float *scratch = falloc((long)conv2d_scratch_floats(&s, 2));
+        float *out[2][3];
+        double sum[2][128] = {{0}};
+        fill(&r, x, nx);
+        fill(&r, w, nw);
+        fill(&r, dy, ny);
+        for (int t = 0; t < 2; t++) {
+            threads_set(t + 1);
+            out[t][0] = falloc(ny), out[t][1] = falloc(nx), out[t][2] = falloc(nw);
+            struct conv2d_fuse fuse = {.relu = 1, .sum = sum[t]};
+            conv2d_forward(&s, out[t][0], x, w, &fuse, scratch);
+            conv2d_backward_data(&s, out[t][1], dy, w, 0, scratch);
+            conv2d_backward_weight(&s, out[t][2], dy, x, scratch);
+        }
+        threads_set(2);
+        EXPECT_CLOSE_F(conv_big[k].name, out[0][0], out[1][0], ny, 1e-6);
+        EXPECT_CLOSE_F(conv_big[k].name, out[0][1], out[1][1], nx, 1e-6);
+        EXPECT_CLOSE_F(conv_big[k].name, out[0][2], out[1][2], nw, 1e-5);
+        for (int o = 0; o < s.co; o++)
+            EXPECT_NEAR(sum[0][o], sum[1][o], 1e-9 * (1 + fabs(sum[1][o])));
+        for (int t = 0; t < 2; t++)
+            for (int i = 0; i < 3; i++) mem_free(out[t][i]);
+        mem_free(x), mem_free(w), mem_free(dy), mem_free(scratch);
+    }
+
+    /* Batch norm, pooling, reductions, elementwise on a big activation. */
+    struct bn_shape bs = {4, 8, 40 * 50};
+    long n = bn_numel(&bs);
+    float *x = falloc(n), *dy = falloc(n), *res[2][6];
+    float g[8], b[8], sm[2][8], si[2][8], dg[2][8], db[2][8];
+    fill(&r, x, n);
+    fill(&r, dy, n);
+    rng_fill_uniform(&r, g, 8, 0.5f, 1.5f);
+    fill(&r, b, 8);
+    struct pool2d_shape ps = {
+        .n = 4, .c = 8, .fi = 40, .ti = 50, .kf = 2, .kt = 2, .sf = 2, .st = 2};
+    REQUIRE_OK(pool2d_shape_init(&ps));
+    long np = (long)ps.n * ps.c * ps.fo * ps.to;
+    for (int t = 0; t < 2; t++) {
+        threads_set(t + 1);
+        for (int i = 0; i < 6; i++) res[t][i] = falloc(n);
+        batchnorm_forward_train(&bs, res[t][0], x, g, b, NULL, NULL, 0.1f, 1e-5f, sm[t], si[t], 1);
+        batchnorm_backward_train(&bs, res[t][1], dg[t], db[t], dy, x, res[t][0], 1, g, sm[t],
+                                 si[t], 0);
+        maxpool2d_forward(&ps, res[t][2], x);
+        maxpool2d_backward(&ps, res[t][3], dy, x, res[t][2], 0);
+        mean_forward(32, 40, 50, res[t][4], x);
+        add_backward(n, res[t][5], NULL, dy, x, 1, 0, 0);
+    }
+    threads_set(2);
+    EXPECT_CLOSE_F("bn train y", res[0][0], res[1][0], n, 1e-6);
+    EXPECT_CLOSE_F("bn train dx", res[0][1], res[1][1], n, 1e-6);
+    EXPECT_CLOSE_F("bn dgamma", dg[0], dg[1], 8, 1e-6);
+    EXPECT_CLOSE_F("bn dbeta", db[0], db[1], 8, 1e-6);
+    EXPECT_CLOSE_F("maxpool", res[0][2], res[1][2], np, 0);
+    EXPECT_CLOSE_F("maxpool dx", res[0][3], res[1][3], n, 0);
+    EXPECT_CLOSE_F("mean", res[0][4], res[1][4], 32 * 50, 1e-6);
+    EXPECT_CLOSE_F("add backward", res[0][5], res[1][5], n, 0);
+    for (int t = 0; t < 2; t++)
+        for (int i = 0; i < 6; i++) mem_free(res[t][i]);
+    mem_free(x), mem_free(dy);
+}
+
+const struct test tests_ops[] = {
+    TEST(test_conv2d_shape_init),
+    TEST(test_conv2d_vs_naive),
+    TEST(test_conv2d_tiled_vs_naive),
+    TEST(test_conv2d_gradients),
+    TEST(test_batchnorm_vs_naive),
+    TEST(test_batchnorm_running_stats),
+    TEST(test_batchnorm_gradients),
+    TEST(test_relu_add),
+    TEST(test_roll),
+    TEST(test_dropout),
+    TEST(test_pool2d_shape_init),
+    TEST(test_pool2d),
+    TEST(test_maxpool_ties),
+    TEST(test_max_nan),
+    TEST(test_reductions),
+    TEST(test_linear),
+    TEST(test_threads_1_vs_2),
+    {0},
+};
