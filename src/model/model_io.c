@@ -204,7 +204,7 @@ static int load_norm(struct model *m, const char *path, const char *text)
     int s = json_parse(text, label, &root);
     if (s) return s;
     const struct json *mean = json_find(root, "mean"), *std = json_find(root, "std");
-    int n = json_len(mean);
+    int n = mean ? json_len(mean) : 0;
     if (!mean || !std || n < 1 || json_len(std) != n) {
         json_destroy(root);
         return status_set(STATUS_FORMAT, "%s: basin.norm needs 'mean' and 'std' lists of equal length", path);
