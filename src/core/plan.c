@@ -12,6 +12,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "basin/core/graph.h"
 #include "basin/core/mem.h"
@@ -45,7 +46,15 @@ struct plan {
     float *bn_scale, *bn_shift; /* eval-mode BN folding, largest channel count */
     unsigned char *has_grad;
     int last_n, last_train, forwarded;
+    double *prof;               /* 2 * n_nodes seconds when profiling, else NULL */
 };
+
+static double wall(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
 
 /* ----------------------------------------------------------------------------- memory */
 
@@ -247,7 +256,19 @@ void plan_destroy(struct plan *p)
     mem_free(p->scratch);
     mem_free(p->pn);
     mem_free(p->has_grad);
+    mem_free(p->prof);
     mem_free(p);
+}
+
+void plan_profile(struct plan *p, int on)
+{
+    mem_free(p->prof);
+    p->prof = on ? mem_calloc(2 * (size_t)p->g->n_nodes, sizeof(double)) : NULL;
+}
+
+const double *plan_profile_seconds(const struct plan *p)
+{
+    return p->prof;
 }
 
 long plan_bytes(const struct plan *p)
@@ -332,6 +353,7 @@ int plan_forward(struct plan *p, int n, const float *x, int train, struct rng *r
         struct pnode *q = &p->pn[i];
         const float *a = p->pn[nd->in[0]].out;
         long len = (long)n * q->size;
+        double t0 = p->prof ? wall() : 0;
         switch (nd->op) {
         case OP_CONV2D: {
             struct conv2d_shape s = q->conv;
@@ -408,6 +430,7 @@ int plan_forward(struct plan *p, int n, const float *x, int train, struct rng *r
         default:
             CHECK(!"unknown op");
         }
+        if (p->prof) p->prof[i] += wall() - t0;
     }
     p->last_n = n;
     p->last_train = train;
@@ -502,6 +525,7 @@ int plan_backward_from(struct plan *p, int node, const float *dnode, float *dx)
         long len = (long)n * q->size;
         int acc, acc_b;
         float *da = grad_target(p, i, 0, dx, &acc);
+        double t0 = p->prof ? wall() : 0;
         switch (nd->op) {
         case OP_CONV2D: {
             struct conv2d_shape s = q->conv;
@@ -578,6 +602,7 @@ int plan_backward_from(struct plan *p, int node, const float *dnode, float *dx)
         default:
             CHECK(!"unknown op");
         }
+        if (p->prof) p->prof[g->n_nodes + i] += wall() - t0;
     }
     if (dx && !p->has_grad[0]) memset(dx, 0, (size_t)n * p->pn[0].size * sizeof(float));
     return STATUS_OK;

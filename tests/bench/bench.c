@@ -27,6 +27,8 @@
 #include "basin/core/rng.h"
 #include "basin/core/status.h"
 #include "basin/core/threads.h"
+#include "basin/dsp/fft.h"
+#include "basin/dsp/frontend.h"
 #include "basin/model/model.h"
 #include "ref/naive.h"
 
@@ -216,6 +218,33 @@ static void bench_train(const char *label, const struct model_config *c, int bat
            "eval forward %6.1f ms (%5.1f samples/s); plans %4.0f MiB + %3.0f MiB, made in %.2f s\n",
            label, threads_get(), t_step * 1e3, batch / t_step, t_fwd * 1e3, t_infer * 1e3,
            batch / t_infer, plan_bytes(p) / 1048576.0, plan_bytes(pe) / 1048576.0, t_plan);
+    if (getenv("BENCH_PROFILE")) {
+        plan_profile(p, 1);
+        double t_other = 0;
+        for (int k = 0; k < 3; k++) {
+            plan_forward(p, batch, x, 1, &dr);
+            loss_cross_entropy(batch, c->classes, plan_output(p), y, NULL, dl);
+            plan_backward(p, dl, NULL);
+            double t1 = now();
+            optim_step(&o, g->store.n_params, g->store.w, g->store.g, g->store.m, g->store.v, NULL);
+            t_other += now() - t1;
+        }
+        const double *sec = plan_profile_seconds(p);
+        double by_op[OP_COUNT][2] = {{0}};
+        for (int i = 0; i < g->n_nodes; i++)
+            for (int d = 0; d < 2; d++) by_op[g->nodes[i].op][d] += sec[d * g->n_nodes + i] / 3;
+        printf("  per step by op (forward / backward ms):");
+        for (int k = 0; k < OP_COUNT; k++)
+            if (by_op[k][0] + by_op[k][1] > 1e-4)
+                printf(" %s %.1f/%.1f", graph_op_name((enum op_kind)k), by_op[k][0] * 1e3, by_op[k][1] * 1e3);
+        printf("; adam %.1f\n", t_other / 3 * 1e3);
+        for (int i = 0; i < g->n_nodes; i++) {
+            double tf = sec[i] / 3, tb = sec[g->n_nodes + i] / 3;
+            if (tf + tb > 0.004 * t_step)
+                printf("    %-20s %-8s fwd %6.2f ms  bwd %6.2f ms\n", g->nodes[i].name, graph_op_name(g->nodes[i].op), tf * 1e3, tb * 1e3);
+        }
+        plan_profile(p, 0);
+    }
     printf("RESULT train %s threads %d step_s %.5f samples_per_s %.2f infer_samples_per_s %.2f\n", label,
            threads_get(), t_step, batch / t_step, batch / t_infer);
     plan_destroy(p);
@@ -240,10 +269,61 @@ static void bench_train_all(void)
     }
 }
 
+/* ----------------------------------------------------------------------------- logmel */
+
+/* Log-mel of one 10-second clip (1 thread), the bare FFTs of the same frames, and a batch
+ * of 64 clips on 1 and 2 threads, for a preset. */
+static void bench_logmel_preset(const char *name)
+{
+    struct frontend_params p;
+    struct frontend *fe;
+    struct frontend_work *w;
+    if (frontend_preset(&p, name) || frontend_create(&fe, &p) || frontend_work_create(&w, fe)) {
+        fprintf(stderr, "bench: %s\n", status_detail());
+        exit(1);
+    }
+    long n = 10L * p.sample_rate_hz, t = frontend_frames(fe, n);
+    struct rng r;
+    rng_seed(&r, 5);
+    float *x = alloc_fill(n, &r), *y = alloc_fill((long)p.n_mels * t, &r);
+    for (long i = 0; i < n; i++) x[i] *= 0.1f;
+    threads_set(1);
+    double t_clip, t_fft;
+    TIME_MEDIAN(t_clip, 21, 3, frontend_compute(fe, w, x, n, y));
+    struct fft *f;
+    fft_create(&f, p.n_fft);
+    float *frame = alloc_fill(p.n_fft, &r), *spec = alloc_fill(p.n_fft + 2, &r);
+    TIME_MEDIAN(t_fft, 21, 3, for (long k = 0; k < t; k++) fft_forward(f, frame, spec));
+    printf("%-9s 10 s clip (%ld frames): %6.3f ms per clip on 1 thread; bare FFTs %6.3f ms (ratio %.2f)\n",
+           name, t, t_clip * 1e3, t_fft * 1e3, t_clip / t_fft);
+    printf("RESULT logmel %s clip_ms %.4f fft_ms %.4f\n", name, t_clip * 1e3, t_fft * 1e3);
+    enum { B = 64 };
+    const float *xs[B];
+    float *ys[B];
+    long ns[B];
+    float *yb = alloc_fill((long)B * p.n_mels * t, &r);
+    for (int i = 0; i < B; i++) {
+        xs[i] = x;
+        ns[i] = n;
+        ys[i] = yb + (long)i * p.n_mels * t;
+    }
+    for (int nt = 1; nt <= 2; nt++) {
+        threads_set(nt);
+        double t_batch;
+        TIME_MEDIAN(t_batch, 5, 1, frontend_compute_batch(fe, B, xs, ns, ys));
+        printf("%-9s batch of 64 on %d thread%s: %6.3f ms per clip\n", name, nt, nt > 1 ? "s" : "", t_batch / B * 1e3);
+        printf("RESULT logmel_batch %s threads %d clip_ms %.4f\n", name, nt, t_batch / B * 1e3);
+    }
+    mem_free(x), mem_free(y), mem_free(frame), mem_free(spec), mem_free(yb);
+    fft_destroy(f);
+    frontend_work_destroy(w);
+    frontend_destroy(fe);
+}
+
 int main(int argc, char **argv)
 {
     const char *what = argc > 1 ? argv[1] : "all";
-    char cpu[256] = "unknown";
+    char cpu[512] = "unknown";
     FILE *f = fopen("/proc/cpuinfo", "r");
     if (f) {
         char line[512];
@@ -269,5 +349,10 @@ int main(int argc, char **argv)
         }
     }
     if (!strcmp(what, "train") || !strcmp(what, "all")) bench_train_all();
+    if (!strcmp(what, "logmel") || !strcmp(what, "all")) {
+        printf("\nlog-mel front ends\n");
+        bench_logmel_preset("cpjku");
+        bench_logmel_preset("sp4asc");
+    }
     return 0;
 }

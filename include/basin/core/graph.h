@@ -207,4 +207,10 @@ int plan_backward_from(struct plan *p, int node, const float *dnode, float *dx);
 /* Bytes of the plan's arena, for reports. */
 long plan_bytes(const struct plan *p);
 
+/* Per-node timing: with on, every forward and backward adds each node's wall time to
+ * seconds[node] (forward) and seconds[n_nodes + node] (backward); plan_profile(p, 1) also
+ * zeroes them. The array (2 * n_nodes) is owned by the plan; NULL when profiling is off. */
+void plan_profile(struct plan *p, int on);
+const double *plan_profile_seconds(const struct plan *p);
+
 #endif
