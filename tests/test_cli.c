@@ -1,5 +1,6 @@
 /* test_cli.c: the command layer, headless: in-process through app_run_line (output
  * captured), and the real binary through scripts and pipes (exit status, stdin mode). */
+#include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -7,6 +8,7 @@
 #include "app.h"
 #include "basin/audio/audio_file.h"
 #include "basin/model/model.h"
+#include "basin/model/safetensors.h"
 #include "test.h"
 
 /* Run lines through a fresh app; return captured stdout and stderr (static buffers). */
@@ -130,6 +132,58 @@ static void test_clip_spec_preset(void)
     EXPECT_EQ_INT(rows, 1 + 64);
 }
 
+/* synth + data + spec + data export from one script, on a small synthetic set. */
+static void test_synth_data_spec_export(void)
+{
+    char script[4096];
+    const char *dir = test_path("syn"), *ex = test_path("ex.safetensors");
+    setenv("XDG_CACHE_HOME", test_path("cache"), 1);
+    snprintf(script, sizeof script, "synth out=%s clips=100 seconds=1 seed=3\n", dir);
+    struct captured c = run(script);
+    REQUIRE(c.n_errors == 0);
+    char first[512] = "";
+    snprintf(script, sizeof script, "%s/audio", dir);
+    DIR *d = opendir(script);
+    REQUIRE(d);
+    for (struct dirent *e; (e = readdir(d));)
+        if (strstr(e->d_name, "-a.wav")) snprintf(first, sizeof first, "%s/audio/%s", dir, e->d_name);
+    closedir(d);
+    snprintf(script, sizeof script,
+             "synth out=%s clips=100 seconds=1 seed=3\ndata %s\nspec %s style=ascii width=50\n"
+             "data export %s split=evaluate\ndata export %s split=evaluate\ndata export %s split=bogus\n",
+             dir, dir, first, ex, ex, ex);
+    c = run(script);
+    EXPECT_EQ_INT(c.n_errors, 1);
+    EXPECT(strstr(c.err, "bogus") != NULL);
+    EXPECT(strstr(c.out, "synth: ") && strstr(c.out, "clips in"));
+    EXPECT(strstr(c.out, "DCASE layout") != NULL);
+    EXPECT(strstr(c.out, "unseen s4, s5, s6") != NULL);
+    EXPECT(strstr(c.out, "demo front end (session), 64 mels x 51 frames") != NULL);
+    EXPECT(strstr(c.out, "0 clips computed") != NULL); /* the second export reads the cache */
+    struct st_file *f;
+    REQUIRE_OK(st_load(ex, &f));
+    const struct st_tensor *x = st_find(f, "x"), *y = st_find(f, "y");
+    REQUIRE(x && y);
+    EXPECT_EQ_INT(x->n_dims, 4);
+    EXPECT_EQ_INT(x->shape[2], 64);
+    EXPECT_EQ_INT(y->dtype, ST_I64);
+    EXPECT_EQ_INT(y->shape[0], x->shape[0]);
+    EXPECT(st_meta(f, "basin.labels") && strstr(st_meta(f, "basin.labels"), "street_traffic"));
+    st_destroy(f);
+    unsetenv("XDG_CACHE_HOME");
+}
+
+/* `data default` generates the embedded set into the cache folder on first use. */
+static void test_data_default(void)
+{
+    setenv("XDG_CACHE_HOME", test_path("cache-default"), 1);
+    struct captured c = run("data default\n");
+    EXPECT_EQ_INT(c.n_errors, 0);
+    EXPECT(strstr(c.out, "clips     950") != NULL);
+    EXPECT(strstr(c.out, "cache-default/basin/synth-") != NULL);
+    unsetenv("XDG_CACHE_HOME");
+}
+
 /* The binary: a script's exit status is non-zero when a command failed; stdin works. */
 static void test_binary_exit_status_and_stdin(void)
 {
@@ -167,6 +221,8 @@ const struct test tests_cli[] = {
     TEST(test_save_load_through_commands),
     TEST(test_help),
     TEST(test_clip_spec_preset),
+    TEST(test_synth_data_spec_export),
+    TEST_HEAVY(test_data_default),
     TEST(test_binary_exit_status_and_stdin),
     {0},
 };
