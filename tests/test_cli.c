@@ -95,6 +95,27 @@ static void test_save_load_through_commands(void)
     EXPECT(strstr(c.err, "no model") != NULL);
 }
 
+/* A model keeps the front end it was made with through save and load; spec then uses it. */
+static void test_model_front_end_travels_with_the_model(void)
+{
+    const char *wav = test_path("fe.wav"), *m = test_path("fe.safetensors");
+    struct audio_file af;
+    REQUIRE_OK(audio_file_alloc(&af, 1, 44100, 44100));
+    for (long i = 0; i < af.n_frames; i++) af.x[i] = 0.1f * (float)((i * 7919) % 201 - 100) / 100.0f;
+    REQUIRE_OK(audio_file_write(wav, &af, AUDIO_FILE_WAV_16));
+    audio_file_fini(&af);
+    char script[2048];
+    snprintf(script, sizeof script,
+             "new sepnet\nsave %s\npreset panns32k\nload %s\nspec %s style=ascii\npreset\nnew cnn10\ninfo\n",
+             m, m, wav);
+    struct captured c = run(script);
+    EXPECT_EQ_INT(c.n_errors, 0);
+    EXPECT(strstr(c.out, "sp4asc front end (model), 256 mels x 44 frames") != NULL);
+    EXPECT(strstr(c.out, "model front end: sp4asc") != NULL);
+    /* a chosen session preset gives new models its mel bins: cnn10 with panns32k's 64 */
+    EXPECT(strstr(c.out, "input 1 x 64 x 1001") != NULL);
+}
+
 static void test_help(void)
 {
     struct captured c = run("help\nhelp new\nhelp nothing\n");
@@ -219,6 +240,7 @@ const struct test tests_cli[] = {
     TEST(test_new_info_prints_the_table),
     TEST(test_errors_are_one_line_and_the_session_goes_on),
     TEST(test_save_load_through_commands),
+    TEST(test_model_front_end_travels_with_the_model),
     TEST(test_help),
     TEST(test_clip_spec_preset),
     TEST(test_synth_data_spec_export),
