@@ -19,6 +19,7 @@
 
 #include "basin/core/mem.h"
 #include "basin/core/status.h"
+#include "basin/core/strbuf.h"
 
 struct json {
     enum json_kind kind;
@@ -643,35 +644,6 @@ int json_push_value(struct json *arr, struct json *v)
 
 /* ----------------------------------------------------------------------------- dumping */
 
-struct sbuf {
-    char *p;
-    size_t n, cap;
-    int failed;
-};
-
-static void sb_put(struct sbuf *b, const char *s, size_t n)
-{
-    if (b->failed) return;
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->n + n + 1) cap *= 2;
-        char *p = mem_realloc(b->p, cap);
-        if (!p) {
-            b->failed = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
-}
-
-static void sb_str(struct sbuf *b, const char *s)
-{
-    sb_put(b, s, strlen(s));
-}
 
 /* Does text read back (in the current locale, as it was printed) to exactly d? */
 static int reads_back(const char *text, double d, int single)
@@ -762,27 +734,27 @@ int json_utf8_valid(const char *str, size_t n)
     return 1;
 }
 
-static void sb_quote(struct sbuf *b, const char *str, int ascii)
+static void sb_quote(struct strbuf *b, const char *str, int ascii)
 {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *s = (const unsigned char *)str;
-    sb_put(b, "\"", 1);
+    strbuf_put(b, "\"", 1);
     while (*s) {
         const unsigned char *run = s;
         while (*s >= 0x20 && *s != '"' && *s != '\\' && (!ascii || *s < 0x7f)) s++;
-        sb_put(b, (const char *)run, (size_t)(s - run));
+        strbuf_put(b, (const char *)run, (size_t)(s - run));
         if (!*s) break;
         unsigned cp;
         s += utf8_decode(s, &cp);
         char esc[16];
         switch (cp) {
-        case '"': sb_put(b, "\\\"", 2); continue;
-        case '\\': sb_put(b, "\\\\", 2); continue;
-        case '\b': sb_put(b, "\\b", 2); continue;
-        case '\f': sb_put(b, "\\f", 2); continue;
-        case '\n': sb_put(b, "\\n", 2); continue;
-        case '\r': sb_put(b, "\\r", 2); continue;
-        case '\t': sb_put(b, "\\t", 2); continue;
+        case '"': strbuf_put(b, "\\\"", 2); continue;
+        case '\\': strbuf_put(b, "\\\\", 2); continue;
+        case '\b': strbuf_put(b, "\\b", 2); continue;
+        case '\f': strbuf_put(b, "\\f", 2); continue;
+        case '\n': strbuf_put(b, "\\n", 2); continue;
+        case '\r': strbuf_put(b, "\\r", 2); continue;
+        case '\t': strbuf_put(b, "\\t", 2); continue;
         default: break;
         }
         unsigned units[2] = {cp, 0};
@@ -800,16 +772,16 @@ static void sb_quote(struct sbuf *b, const char *str, int ascii)
             esc[3] = hex[u >> 8 & 15];
             esc[4] = hex[u >> 4 & 15];
             esc[5] = hex[u & 15];
-            sb_put(b, esc, 6);
+            strbuf_put(b, esc, 6);
         }
     }
-    sb_put(b, "\"", 1);
+    strbuf_put(b, "\"", 1);
 }
 
 char *json_quote(const char *s, int ascii)
 {
     CHECK(json_utf8_valid(s, strlen(s)));
-    struct sbuf b = {0};
+    struct strbuf b = {0};
     sb_quote(&b, s, ascii);
     if (b.failed) {
         mem_free(b.p);
@@ -819,40 +791,40 @@ char *json_quote(const char *s, int ascii)
     return b.p;
 }
 
-static void dump(struct sbuf *b, const struct json *v)
+static void dump(struct strbuf *b, const struct json *v)
 {
     char num[64];
     switch (v->kind) {
-    case JSON_KIND_NULL: sb_str(b, "null"); break;
-    case JSON_KIND_BOOL: sb_str(b, v->u.b ? "true" : "false"); break;
+    case JSON_KIND_NULL: strbuf_puts(b, "null"); break;
+    case JSON_KIND_BOOL: strbuf_puts(b, v->u.b ? "true" : "false"); break;
     case JSON_KIND_INT:
         snprintf(num, sizeof num, "%lld", (long long)v->u.i);
-        sb_str(b, num);
+        strbuf_puts(b, num);
         break;
     case JSON_KIND_REAL:
         format_real(num, sizeof num, v->u.d, v->single);
-        sb_str(b, num);
+        strbuf_puts(b, num);
         break;
     case JSON_KIND_STRING: sb_quote(b, v->u.s, 0); break;
     case JSON_KIND_ARRAY:
     case JSON_KIND_OBJECT:
-        sb_str(b, v->kind == JSON_KIND_ARRAY ? "[" : "{");
+        strbuf_puts(b, v->kind == JSON_KIND_ARRAY ? "[" : "{");
         for (int i = 0; i < v->n; i++) {
-            if (i) sb_str(b, ",");
+            if (i) strbuf_puts(b, ",");
             if (v->kind == JSON_KIND_OBJECT) {
                 sb_quote(b, v->keys[i], 0);
-                sb_str(b, ":");
+                strbuf_puts(b, ":");
             }
             dump(b, v->items[i]);
         }
-        sb_str(b, v->kind == JSON_KIND_ARRAY ? "]" : "}");
+        strbuf_puts(b, v->kind == JSON_KIND_ARRAY ? "]" : "}");
         break;
     }
 }
 
 int json_dump(const struct json *v, char **out)
 {
-    struct sbuf b = {0};
+    struct strbuf b = {0};
     dump(&b, v);
     if (b.failed) {
         mem_free(b.p);

@@ -29,6 +29,7 @@
 
 #include "basin/core/mem.h"
 #include "basin/core/status.h"
+#include "basin/core/strbuf.h"
 #include "basin/model/json.h"
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "basin assumes a little-endian host");
@@ -853,78 +854,50 @@ static int cmp_entry(const void *a, const void *b)
     return strcmp(x->name, y->name);
 }
 
-struct hbuf {
-    char *p;
-    size_t n, cap;
-    int failed;
-};
 
-static void hb_put(struct hbuf *b, const char *s, size_t n)
-{
-    if (b->failed) return;
-    if (b->n + n + 8 > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap < b->n + n + 8) cap *= 2;
-        char *p = mem_realloc(b->p, cap);
-        if (!p) {
-            b->failed = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-}
-
-static void hb_str(struct hbuf *b, const char *s)
-{
-    hb_put(b, s, strlen(s));
-}
-
-static void hb_quoted(struct hbuf *b, const char *s)
+static void hb_quoted(struct strbuf *b, const char *s)
 {
     char *q = json_quote(s, 1);
     if (!q) b->failed = 1;
-    else hb_str(b, q);
+    else strbuf_puts(b, q);
     mem_free(q);
 }
 
 /* The header as Python's json.dumps(header, separators=(",", ":")) prints it, padded with
  * spaces to a multiple of 8; order[] is the data order. */
 static int build_header(const struct st_writer *w, const struct st_entry **order,
-                        struct hbuf *b)
+                        struct strbuf *b)
 {
     char num[64];
-    hb_str(b, "{");
+    strbuf_puts(b, "{");
     if (w->n_meta) {
-        hb_str(b, "\"__metadata__\":{");
+        strbuf_puts(b, "\"__metadata__\":{");
         for (int i = 0; i < w->n_meta; i++) {
-            if (i) hb_str(b, ",");
+            if (i) strbuf_puts(b, ",");
             hb_quoted(b, w->meta[2 * i]);
-            hb_str(b, ":");
+            strbuf_puts(b, ":");
             hb_quoted(b, w->meta[2 * i + 1]);
         }
-        hb_str(b, "}");
+        strbuf_puts(b, "}");
     }
     size_t offset = 0;
     for (int i = 0; i < w->n; i++) {
         const struct st_entry *e = order[i];
-        if (i || w->n_meta) hb_str(b, ",");
+        if (i || w->n_meta) strbuf_puts(b, ",");
         hb_quoted(b, e->name);
-        hb_str(b, ":{\"dtype\":\"");
-        hb_str(b, dtype_names[e->dtype]);
-        hb_str(b, "\",\"shape\":[");
+        strbuf_puts(b, ":{\"dtype\":\"");
+        strbuf_puts(b, dtype_names[e->dtype]);
+        strbuf_puts(b, "\",\"shape\":[");
         for (int d = 0; d < e->n_dims; d++) {
             snprintf(num, sizeof num, d ? ",%lld" : "%lld", (long long)e->shape[d]);
-            hb_str(b, num);
+            strbuf_puts(b, num);
         }
         snprintf(num, sizeof num, "],\"data_offsets\":[%zu,%zu]}", offset, offset + e->n_bytes);
-        hb_str(b, num);
+        strbuf_puts(b, num);
         offset += e->n_bytes;
     }
-    hb_str(b, "}");
-    while (!b->failed && b->n % 8) hb_put(b, " ", 1);
+    strbuf_puts(b, "}");
+    while (!b->failed && b->n % 8) strbuf_put(b, " ", 1);
     return b->failed ? status_set(STATUS_NOMEM, "out of memory building a safetensors header")
                      : STATUS_OK;
 }
@@ -968,7 +941,7 @@ int st_writer_write(const struct st_writer *w, const char *path)
      * shared state here and is atomic. */
     static atomic_uint tmp_counter;
     const struct st_entry **order = mem_calloc((size_t)w->n + 1, sizeof *order);
-    struct hbuf hb = {0};
+    struct strbuf hb = {0};
     char *tmp = NULL;
     int fd = -1, s = STATUS_OK, created = 0;
     if (!order) return status_prefix(STATUS_NOMEM, "%s", path);
