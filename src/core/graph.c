@@ -138,7 +138,7 @@ int graph_conv2d(struct graph *g, const char *name, int in, int co, int kf, int 
     if (check_input(g, in, name)) return -1;
     int ci = g->nodes[in].c;
     if (kf < 1 || kt < 1 || sf < 1 || st < 1 || pf < 0 || pt < 0 || df < 1 || dt < 1 ||
-        groups < 1 || ci % groups || co % groups || damping < 0 || damping > 1 || kf > 64)
+        groups < 1 || ci % groups || co % groups || damping < 0 || damping > 1)
         return build_error(g, status_set(STATUS_INVALID,
                                          "%s: bad conv (in %d, out %d, kernel %dx%d, groups %d, "
                                          "damping %g)", name, ci, co, kf, kt, groups, damping));

@@ -278,6 +278,17 @@ long plan_bytes(const struct plan *p)
 
 /* ----------------------------------------------------------------------------- forward */
 
+/* The frequency-damping factor of kernel row r of node nd (1 for linears, 1x1 kernels and
+ * undamped convs). ref: mission-anchors 2.3, cp_resnet_freq_damp.py:
+ * D[i] = 1 - (1 - m)|i - c|/c with c = (K - 1)/2. */
+static float damping_row(const struct node *nd, int r)
+{
+    int k = nd->k[0];
+    if (nd->op != OP_CONV2D || !(nd->damping > 0) || k < 3) return 1.0f;
+    double c = (k - 1) / 2.0;
+    return (float)(1.0 - (1.0 - nd->damping) * (r > c ? r - c : c - r) / c);
+}
+
 /* w * damping * mask for every weight tensor, into p->w_eff (same layout as store.w). */
 static void make_effective_weights(struct plan *p)
 {
@@ -291,21 +302,15 @@ static void make_effective_weights(struct plan *p)
         float *e = p->w_eff + t->offset;
         int rows = nd->op == OP_CONV2D ? nd->k[0] : 1;
         long cols = nd->op == OP_CONV2D ? nd->k[1] : t->numel;
-        float damp[64];
-        for (int r = 0; r < rows; r++) {
-            double c = (rows - 1) / 2.0;
-            /* ref: mission-anchors 2.3, cp_resnet_freq_damp.py: D[i] = 1 - (1 - m)|i - c|/c */
-            damp[r] = (nd->op == OP_CONV2D && nd->damping > 0 && rows >= 3 && r < 64)
-                          ? (float)(1.0 - (1.0 - nd->damping) * (r > c ? r - c : c - r) / c)
-                          : 1.0f;
-        }
         long n_filters = t->numel / (rows * cols);
         for (long f = 0; f < n_filters; f++)
-            for (int r = 0; r < rows; r++)
+            for (int r = 0; r < rows; r++) {
+                float d = damping_row(nd, r);
                 for (long k = 0; k < cols; k++) {
                     long j = (f * rows + r) * cols + k;
-                    e[j] = w[j] * m[j] * damp[r];
+                    e[j] = w[j] * m[j] * d;
                 }
+            }
     }
 }
 
@@ -484,8 +489,6 @@ static void finish_weight_grad(struct plan *p, int node, int eff)
     const struct graph *g = p->g;
     const struct node *nd = &g->nodes[node];
     const struct graph_tensor *t = &g->tensors[nd->tensor[0]];
-    /* w_eff = w * D * M, so D * M = w_eff / w where w != 0; recompute D * M instead to stay
-     * exact: run the same loop as make_effective_weights on ones. */
     const float *m = g->store.mask + t->offset;
     float *dst = g->store.g + t->offset;
     int rows = nd->op == OP_CONV2D ? nd->k[0] : 1;
@@ -493,10 +496,7 @@ static void finish_weight_grad(struct plan *p, int node, int eff)
     long n_filters = t->numel / (rows * cols);
     for (long f = 0; f < n_filters; f++)
         for (int r = 0; r < rows; r++) {
-            double c = (rows - 1) / 2.0;
-            float d = (nd->op == OP_CONV2D && nd->damping > 0 && rows >= 3)
-                          ? (float)(1.0 - (1.0 - nd->damping) * (r > c ? r - c : c - r) / c)
-                          : 1.0f;
+            float d = damping_row(nd, r);
             for (long k = 0; k < cols; k++) {
                 long j = (f * rows + r) * cols + k;
                 dst[j] = p->dw_tmp[j] * d * m[j];
