@@ -13,6 +13,8 @@
 #include <readline/readline.h>
 
 #include "app.h"
+#include "basin/dsp/frontend.h"
+#include "basin/model/model.h"
 #include "basin/core/log.h"
 #include "commands.h"
 
@@ -24,7 +26,11 @@ static void log_sink(enum log_level level, const char *msg, void *user)
     fprintf(stderr, "%s: %s\n", level >= LOG_ERROR ? "error" : level == LOG_WARN ? "warning" : "info", msg);
 }
 
-static char *complete_command(const char *text, int state)
+/* Completion candidates for the word being typed, gathered once per completion. */
+static const char *cands[128];
+static int n_cands;
+
+static char *next_candidate(const char *text, int state)
 {
     static int i;
     static size_t len;
@@ -32,18 +38,72 @@ static char *complete_command(const char *text, int state)
         i = 0;
         len = strlen(text);
     }
-    while (i < n_commands) {
-        const char *name = commands[i++].name;
-        if (!strncmp(name, text, len)) return strdup(name);
+    while (i < n_cands) {
+        const char *c = cands[i++];
+        if (!strncmp(c, text, len)) return strdup(c);
     }
     return NULL;
 }
 
+static void add_cand(const char *c)
+{
+    if (n_cands < (int)(sizeof cands / sizeof cands[0])) cands[n_cands++] = c;
+}
+
+/* Which word of the line starts at offset start (0 = the command). */
+static int word_index(int start)
+{
+    int k = 0, in_word = 0;
+    for (int i = 0; i < start && rl_line_buffer[i]; i++) {
+        int blank = rl_line_buffer[i] == ' ' || rl_line_buffer[i] == '\t';
+        if (!blank && !in_word) k++;
+        in_word = !blank;
+    }
+    return k;
+}
+
+/* Commands first; then, by command: architectures and their options (new), presets
+ * (preset, spec preset=...), command names (help), the command's key= options; file names
+ * otherwise. */
 static char **complete(const char *text, int start, int end)
 {
     (void)end;
-    if (start == 0) return rl_completion_matches(text, complete_command);
-    return NULL; /* file names */
+    n_cands = 0;
+    rl_completion_append_character = ' ';
+    char first[64] = "", second[64] = "";
+    sscanf(rl_line_buffer, "%63s %63s", first, second);
+    if (start == 0) {
+        for (int i = 0; i < n_commands; i++) add_cand(commands[i].name);
+    } else if (!strcmp(first, "new") && word_index(start) == 1) {
+        for (int a = 0; a < ARCH_COUNT; a++) add_cand(arch_name((enum arch)a));
+    } else if (!strcmp(first, "preset") || !strncmp(text, "preset=", 7)) {
+        static char buf[16][48];
+        int k = 0;
+        for (const char *const *p = frontend_preset_names(); *p && k < 16; p++, k++) {
+            snprintf(buf[k], sizeof buf[k], "%s%s", strncmp(text, "preset=", 7) ? "" : "preset=", *p);
+            add_cand(buf[k]);
+        }
+    } else if (!strcmp(first, "help")) {
+        for (int i = 0; i < n_commands; i++) add_cand(commands[i].name);
+    } else {
+        const struct command *c = command_find(first);
+        enum arch a;
+        if (c && !strcmp(first, "new") && !arch_parse(second, &a)) {
+            static char keys[16][32];
+            int k = 0;
+            for (const char *const *p = model_config_keys(a); *p && k < 15; p++, k++) {
+                snprintf(keys[k], sizeof keys[k], "%s=", *p);
+                add_cand(keys[k]);
+            }
+            add_cand("seed=");
+        } else if (c && c->options) {
+            for (const char *const *o = c->options; *o; o++) add_cand(*o);
+        }
+        if (!n_cands) return NULL; /* readline completes file names */
+        rl_completion_append_character = '\0';
+    }
+    rl_attempted_completion_over = 1;
+    return rl_completion_matches(text, next_candidate);
 }
 
 static int run_interactive(struct app *a)
