@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "basin/core/graph.h"
+#include "basin/core/ops.h"
 #include "basin/core/rng.h"
 #include "basin/core/status.h"
 #include "basin/model/model.h"
@@ -326,6 +327,35 @@ static void test_running_statistics_update(void)
     model_destroy(m);
 }
 
+/* The train-mode BN fed by precomputed sums (the conv epilogue's) equals the one that
+ * sums itself, including the running statistics. */
+static void test_batchnorm_from_conv_sums(void)
+{
+    struct bn_shape s = {3, 4, 50};
+    long n = (long)s.outer * s.c * s.inner;
+    float *x = malloc((size_t)n * sizeof *x), *y1 = malloc((size_t)n * sizeof *y1), *y2 = malloc((size_t)n * sizeof *y2);
+    struct rng r;
+    rng_seed(&r, 21);
+    rng_fill_normal(&r, x, n, 0.5f, 2.0f);
+    float gam[4] = {1, 0.5f, 2, -1}, bet[4] = {0, 1, -1, 0.25f}, m1[4] = {0}, v1[4] = {1, 1, 1, 1};
+    float m2[4] = {0}, v2[4] = {1, 1, 1, 1}, sm1[4], si1[4], sm2[4], si2[4];
+    double sums[8] = {0};
+    for (int o = 0; o < s.outer; o++)
+        for (int c = 0; c < s.c; c++)
+            for (long i = 0; i < s.inner; i++) {
+                double v = x[((long)o * s.c + c) * s.inner + i];
+                sums[c] += v;
+                sums[4 + c] += v * v;
+            }
+    batchnorm_forward_train(&s, y1, x, gam, bet, m1, v1, 0.1f, 1e-5f, sm1, si1, 1);
+    batchnorm_forward_train_sums(&s, y2, x, gam, bet, m2, v2, 0.1f, 1e-5f, sm2, si2, 1, sums, sums + 4);
+    EXPECT_TENSOR_NEAR(y2, y1, n, 1e-5, 1e-5);
+    EXPECT_TENSOR_NEAR(m2, m1, 4, 1e-6, 1e-6);
+    EXPECT_TENSOR_NEAR(v2, v1, 4, 1e-6, 1e-6);
+    EXPECT_TENSOR_NEAR(si2, si1, 4, 1e-6, 1e-6);
+    free(x), free(y1), free(y2);
+}
+
 static void test_plan_errors(void)
 {
     struct model *m = make(&setups[1], 1);
@@ -354,6 +384,7 @@ const struct test tests_graph[] = {
     TEST(test_backward_from_intermediate_node),
     TEST(test_inference_plan_matches_backward_plan),
     TEST(test_running_statistics_update),
+    TEST(test_batchnorm_from_conv_sums),
     TEST(test_plan_errors),
     {0},
 };

@@ -163,6 +163,38 @@ static const struct conv_case conv_big[] = {
     {"CP-ResNet stem", 1, 1, 64, 87, 8, 5, 5, 2, 2, 1, 1, 1, 1, 1},
 };
 
+/* Shapes for the direct stride-1 kernels of conv2d.c (conv2d_direct.h), each taking them
+ * in all three passes unless noted (conv2d.c's direct_band_ok / direct_wband_ok): flattened
+ * band rows narrower than a vector (several rows per vector), exactly one vector wide and
+ * odd widths; output channels not a multiple of the 8-channel register block, groups, 5x5
+ * (the generic tap loop), dilation, padding 0 and padding past the kernel's reach (a crop
+ * in backward data); many bands per sample; output-channel counts that take each
+ * weight-gradient block shape (16, 32, 48, 64 + 16 lanes); pointwise in one chunk, many
+ * chunks with a ragged tail, a tail alone, and grouped; and shapes that take the direct
+ * kernels in some passes only (one input channel: backward data alone; 3 outputs per
+ * group: GEMM throughout). */
+static const struct conv_case conv_direct[] = {
+    {"direct 3x3 T 5 (rows narrower than a vector)", 2, 8, 9, 5, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1},
+    {"direct 3x3 T 14 (padded rows of 16), 17 out", 1, 8, 7, 14, 17, 3, 3, 1, 1, 1, 1, 1, 1, 1},
+    {"direct 3x3 pad 0, 16 out", 2, 8, 10, 17, 16, 3, 3, 1, 1, 0, 0, 1, 1, 1},
+    {"direct 3x3 wide odd T 101", 1, 8, 11, 101, 24, 3, 3, 1, 1, 1, 1, 1, 1, 1},
+    {"direct grouped 3x3, 2 groups of 8 -> 16", 2, 16, 12, 19, 32, 3, 3, 1, 1, 1, 1, 1, 1, 2},
+    {"direct grouped 3x3, 20 out per group", 1, 32, 9, 23, 40, 3, 3, 1, 1, 1, 1, 1, 1, 2},
+    {"direct 5x5 pad 2", 1, 4, 13, 21, 16, 5, 5, 1, 1, 2, 2, 1, 1, 1},
+    {"direct 3x3 dilation (2, 3)", 1, 8, 15, 20, 16, 3, 3, 1, 1, 2, 3, 2, 3, 1},
+    {"direct 3x3 pad 3 (crop in backward data)", 1, 8, 6, 8, 16, 3, 3, 1, 1, 3, 3, 1, 1, 1},
+    {"direct 3x3 40 in 40 out", 1, 40, 8, 30, 40, 3, 3, 1, 1, 1, 1, 1, 1, 1},
+    {"direct 3x3 72 out", 1, 8, 6, 35, 72, 3, 3, 1, 1, 1, 1, 1, 1, 1},
+    {"direct 3x3 many bands", 1, 48, 150, 60, 48, 3, 3, 1, 1, 1, 1, 1, 1, 1},
+    {"direct 2x2 pad (1, 0)", 2, 16, 9, 12, 16, 2, 2, 1, 1, 1, 0, 1, 1, 1},
+    {"direct 1x1 one chunk", 2, 32, 7, 13, 32, 1, 1, 1, 1, 0, 0, 1, 1, 1},
+    {"direct 1x1 many chunks", 1, 64, 40, 53, 40, 1, 1, 1, 1, 0, 0, 1, 1, 1},
+    {"direct 1x1 tail only", 2, 16, 3, 5, 8, 1, 1, 1, 1, 0, 0, 1, 1, 1},
+    {"direct 1x1 grouped", 2, 64, 9, 11, 64, 1, 1, 1, 1, 0, 0, 1, 1, 2},
+    {"direct 3x3 one input channel (backward data only)", 2, 1, 10, 33, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1},
+    {"grouped 3x3, 3 out per group (GEMM)", 2, 8, 12, 19, 12, 3, 3, 1, 1, 1, 1, 1, 1, 4},
+};
+
 static struct conv2d_shape conv_shape_of(const struct conv_case *c)
 {
     struct conv2d_shape s = {
@@ -322,6 +354,56 @@ static void test_conv2d_tiled_vs_naive(void)
 {
     for (size_t i = 0; i < sizeof conv_big / sizeof conv_big[0]; i++)
         conv_check_vs_naive(&conv_big[i], 200 + i);
+}
+
+static void test_conv2d_direct_vs_naive(void)
+{
+    for (size_t i = 0; i < sizeof conv_direct / sizeof conv_direct[0]; i++)
+        conv_check_vs_naive(&conv_direct[i], 400 + i);
+}
+
+/* Every case again on im2col + GEMM, the path a CPU without AVX-512 takes (on such a CPU
+ * this repeats the tests above). */
+static void test_conv2d_gemm_path_vs_naive(void)
+{
+    enum conv2d_impl old = conv2d_set_impl(CONV2D_IMPL_GEMM);
+    for (size_t i = 0; i < sizeof conv_small / sizeof conv_small[0]; i++)
+        conv_check_vs_naive(&conv_small[i], 100 + i);
+    for (size_t i = 0; i < sizeof conv_big / sizeof conv_big[0]; i++)
+        conv_check_vs_naive(&conv_big[i], 200 + i);
+    for (size_t i = 0; i < sizeof conv_direct / sizeof conv_direct[0]; i++)
+        conv_check_vs_naive(&conv_direct[i], 400 + i);
+    conv2d_set_impl(old);
+}
+
+/* The two implementations agree, and the scratch sized once serves both. */
+static void test_conv2d_direct_vs_gemm(void)
+{
+    struct rng r;
+    rng_seed(&r, 500);
+    for (size_t k = 0; k < sizeof conv_direct / sizeof conv_direct[0]; k++) {
+        struct conv2d_shape s = conv_shape_of(&conv_direct[k]);
+        long nx = conv_nx(&s), nw = conv_nw(&s), ny = conv_ny(&s);
+        float *x = falloc(nx), *w = falloc(nw), *dy = falloc(ny), *scratch = conv_scratch(&s);
+        float *out[2][3];
+        fill(&r, x, nx);
+        fill(&r, w, nw);
+        fill(&r, dy, ny);
+        for (int m = 0; m < 2; m++) {
+            enum conv2d_impl old = conv2d_set_impl(m ? CONV2D_IMPL_GEMM : CONV2D_IMPL_AUTO);
+            out[m][0] = falloc(ny), out[m][1] = falloc(nx), out[m][2] = falloc(nw);
+            conv2d_forward(&s, out[m][0], x, w, NULL, scratch);
+            conv2d_backward_data(&s, out[m][1], dy, w, 0, scratch);
+            conv2d_backward_weight(&s, out[m][2], dy, x, scratch);
+            conv2d_set_impl(old);
+        }
+        EXPECT_CLOSE_F(conv_direct[k].name, out[0][0], out[1][0], ny, 1e-5);
+        EXPECT_CLOSE_F(conv_direct[k].name, out[0][1], out[1][1], nx, 1e-5);
+        EXPECT_CLOSE_F(conv_direct[k].name, out[0][2], out[1][2], nw, 1e-5);
+        for (int m = 0; m < 2; m++)
+            for (int i = 0; i < 3; i++) mem_free(out[m][i]);
+        mem_free(x), mem_free(w), mem_free(dy), mem_free(scratch);
+    }
 }
 
 struct conv_fd {
@@ -1036,8 +1118,11 @@ static void test_threads_1_vs_2(void)
 {
     struct rng r;
     rng_seed(&r, 1100);
-    for (size_t k = 0; k < sizeof conv_big / sizeof conv_big[0]; k++) {
-        struct conv2d_shape s = conv_shape_of(&conv_big[k]);
+    size_t n_big = sizeof conv_big / sizeof conv_big[0];
+    size_t n_direct = sizeof conv_direct / sizeof conv_direct[0];
+    for (size_t k = 0; k < n_big + n_direct; k++) {
+        const struct conv_case *cc = k < n_big ? &conv_big[k] : &conv_direct[k - n_big];
+        struct conv2d_shape s = conv_shape_of(cc);
         long nx = conv_nx(&s), nw = conv_nw(&s), ny = conv_ny(&s);
         float *x = falloc(nx), *w = falloc(nw), *dy = falloc(ny);
         float *scratch = falloc((long)conv2d_scratch_floats(&s, 2));
@@ -1055,9 +1140,9 @@ static void test_threads_1_vs_2(void)
             conv2d_backward_weight(&s, out[t][2], dy, x, scratch);
         }
         threads_set(2);
-        EXPECT_CLOSE_F(conv_big[k].name, out[0][0], out[1][0], ny, 1e-6);
-        EXPECT_CLOSE_F(conv_big[k].name, out[0][1], out[1][1], nx, 1e-6);
-        EXPECT_CLOSE_F(conv_big[k].name, out[0][2], out[1][2], nw, 1e-5);
+        EXPECT_CLOSE_F(cc->name, out[0][0], out[1][0], ny, 1e-6);
+        EXPECT_CLOSE_F(cc->name, out[0][1], out[1][1], nx, 1e-6);
+        EXPECT_CLOSE_F(cc->name, out[0][2], out[1][2], nw, 1e-5);
         for (int o = 0; o < s.co; o++)
             EXPECT_NEAR(sum[0][o], sum[1][o], 1e-9 * (1 + fabs(sum[1][o])));
         for (int t = 0; t < 2; t++)
@@ -1107,6 +1192,9 @@ const struct test tests_ops[] = {
     TEST(test_conv2d_shape_init),
     TEST(test_conv2d_vs_naive),
     TEST(test_conv2d_tiled_vs_naive),
+    TEST(test_conv2d_direct_vs_naive),
+    TEST(test_conv2d_gemm_path_vs_naive),
+    TEST(test_conv2d_direct_vs_gemm),
     TEST(test_conv2d_gradients),
     TEST(test_batchnorm_vs_naive),
     TEST(test_batchnorm_running_stats),

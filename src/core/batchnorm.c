@@ -53,6 +53,33 @@ static void bn_apply(const struct bn_shape *s, int c, float *y, const float *x, 
     }
 }
 
+/* Normalise channel c from its statistics (sums of x - shift over cnt elements) and
+ * update the running and saved statistics: the second half of a train-mode forward. */
+static void bn_finish_channel(const struct bn_shape *s, int c, float *y, const float *x,
+                              double shift, double sum, double sumsq, const float *gamma,
+                              const float *beta, float *running_mean, float *running_var,
+                              float momentum, float eps, float *save_mean, float *save_invstd,
+                              int relu)
+{
+    long cnt = bn_count(s);
+    double dmean = sum / cnt;
+    double var = (sumsq - sum * dmean) / cnt;
+    if (var < 0) var = 0;
+    double mean = shift + dmean;
+    double invstd = 1.0 / sqrt(var + eps);
+    double g = gamma ? gamma[c] : 1.0;
+    bn_apply(s, c, y, x, (float)mean, (float)(g * invstd), beta ? beta[c] : 0.0f, relu);
+    if (save_mean) save_mean[c] = (float)mean;
+    if (save_invstd) save_invstd[c] = (float)invstd;
+    /* A single element per channel has no unbiased variance (PyTorch refuses to train
+     * on it); the biased one, 0, is used instead of dividing by zero. */
+    double unbiased = cnt > 1 ? var * cnt / (cnt - 1) : var;
+    if (running_mean)
+        running_mean[c] = (float)((1.0 - momentum) * running_mean[c] + momentum * mean);
+    if (running_var)
+        running_var[c] = (float)((1.0 - momentum) * running_var[c] + momentum * unbiased);
+}
+
 void batchnorm_forward_train(const struct bn_shape *s, float *y, const float *x,
                              const float *gamma, const float *beta, float *running_mean,
                              float *running_var, float momentum, float eps, float *save_mean,
@@ -76,23 +103,24 @@ void batchnorm_forward_train(const struct bn_shape *s, float *y, const float *x,
             sum += a;
             sumsq += a2;
         }
-        double dmean = sum / cnt;
-        double var = (sumsq - sum * dmean) / cnt;
-        if (var < 0) var = 0;
-        double mean = shift + dmean;
-        double invstd = 1.0 / sqrt(var + eps);
-        double g = gamma ? gamma[c] : 1.0;
-        bn_apply(s, c, y, x, (float)mean, (float)(g * invstd), beta ? beta[c] : 0.0f, relu);
-        if (save_mean) save_mean[c] = (float)mean;
-        if (save_invstd) save_invstd[c] = (float)invstd;
-        /* A single element per channel has no unbiased variance (PyTorch refuses to train
-         * on it); the biased one, 0, is used instead of dividing by zero. */
-        double unbiased = cnt > 1 ? var * cnt / (cnt - 1) : var;
-        if (running_mean)
-            running_mean[c] = (float)((1.0 - momentum) * running_mean[c] + momentum * mean);
-        if (running_var)
-            running_var[c] = (float)((1.0 - momentum) * running_var[c] + momentum * unbiased);
+        bn_finish_channel(s, c, y, x, shift, sum, sumsq, gamma, beta, running_mean, running_var,
+                          momentum, eps, save_mean, save_invstd, relu);
     }
+}
+
+void batchnorm_forward_train_sums(const struct bn_shape *s, float *y, const float *x,
+                                  const float *gamma, const float *beta, float *running_mean,
+                                  float *running_var, float momentum, float eps,
+                                  float *save_mean, float *save_invstd, int relu,
+                                  const double *sum, const double *sumsq)
+{
+    long cnt = bn_count(s);
+    CHECK(s->outer > 0 && s->c > 0 && s->inner > 0);
+#pragma omp parallel for schedule(static) num_threads(threads_get()) \
+    if (cnt * s->c >= BN_PARALLEL_MIN)
+    for (int c = 0; c < s->c; c++)
+        bn_finish_channel(s, c, y, x, 0.0, sum[c], sumsq[c], gamma, beta, running_mean,
+                          running_var, momentum, eps, save_mean, save_invstd, relu);
 }
 
 void batchnorm_forward_eval(const struct bn_shape *s, float *y, const float *x,

@@ -1,4 +1,11 @@
-/* conv2d.c: 2-D convolution (forward, backward data, backward weight) lowered to GEMM.
+/* conv2d.c: 2-D convolution (forward, backward data, backward weight).
+ *
+ * Two implementations. On a CPU with AVX-512, stride-1 convolutions that are not depthwise
+ * (CP-ResNet's 3x3 and 1x1 layers, in all three passes) run direct kernels (the "direct"
+ * section below, micro-kernels in conv2d_avx512.c): bands of output rows are copied
+ * zero-padded into a per-thread buffer and convolved as one flat 1-D correlation, output
+ * channels x positions in registers. Everything else, and every shape when
+ * conv2d_set_impl(CONV2D_IMPL_GEMM) asks for it, is lowered to GEMM as follows.
  *
  * Key idea: the output positions of each sample are cut into tiles small enough that the
  * im2col columns of one tile ((I/groups)*KF*KT rows) and its output stay in a core's L2
@@ -19,7 +26,9 @@
  * ref: Chellapilla, Puri, Simard 2006, "High performance convolutional neural networks for
  *      document processing" (im2col); Dumoulin & Visin 2016, "A guide to convolution
  *      arithmetic", section 4 (transposed convolution of a stride-1 convolution);
- *      PyTorch aten/src/ATen/native/ConvolutionMM2d.cpp (slow_conv2d, col2im).
+ *      PyTorch aten/src/ATen/native/ConvolutionMM2d.cpp (slow_conv2d, col2im);
+ *      Georganas et al. 2018, "Anatomy of high-performance deep learning convolutions on
+ *      SIMD architectures" (direct convolution).
  */
 #include <omp.h>
 #include <stdint.h>
@@ -33,6 +42,7 @@
 #include "basin/core/ops.h"
 #include "basin/core/status.h"
 #include "basin/core/threads.h"
+#include "conv2d_direct.h"
 
 /* Tile budget in floats per thread for the columns plus the output tile: 1 MB, a Zen 4/5
  * L2. Measured on the CP-ResNet layers (batch 16, 2 threads), 64 K and 128 K floats were
@@ -132,6 +142,9 @@ static void layout_of(const struct conv2d_shape *s, struct layout *l)
     l->per_thread = l->col + l->dwp + l->stats;
 }
 
+static int direct_shape(const struct conv2d_shape *s);
+static size_t direct_scratch_floats(const struct conv2d_shape *s, int n_threads);
+
 /* The caller sizes the scratch for the thread count the kernels will run with; the kernels
  * use threads_get() threads, so a caller that changes the thread count re-plans (calls this
  * again and reallocates) before the next kernel call. */
@@ -140,7 +153,12 @@ size_t conv2d_scratch_floats(const struct conv2d_shape *s, int n_threads)
     struct layout l;
     CHECK(n_threads >= 1);
     layout_of(s, &l);
-    return (size_t)(l.wt + (long)n_threads * l.per_thread);
+    size_t n = (size_t)(l.wt + (long)n_threads * l.per_thread);
+    if (direct_shape(s)) {
+        size_t nd = direct_scratch_floats(s, n_threads);
+        if (nd > n) n = nd;
+    }
+    return n;
 }
 
 static float *thread_col(const struct layout *l, float *scratch, int t)
@@ -456,6 +474,424 @@ static void lowering_forward(const struct conv2d_shape *s, struct lowering *L)
     };
 }
 
+/* ----------------------------------------------------------------------------- direct */
+
+/* Stride-1 convolutions without im2col (conv2d_direct.h has the band layout and the
+ * kernels' contracts). OpenBLAS's sgemm runs the CP-ResNet layers (32 to 128 output
+ * channels, a 288 to 1152 deep reduction) at about half the AVX-512 FMA peak; the direct
+ * kernels run at 75-80% of it on whole layers (93% inside a band): no column matrix, the
+ * outputs written once from registers with the epilogue applied, the weight gradient
+ * accumulated in registers across a band with no horizontal sums.
+ * Backward data is the forward kernel on dy with the weights packed flipped and
+ * transposed. Pointwise convolutions read and write the planes in place. */
+
+/* Band budget in floats per thread: a band's padded input plus its transposed output
+ * gradient. Measured on the CP-ResNet step (2 threads): 32 K floats 5% slower, 64 K to
+ * 256 K the same; the smallest of those keeps the scratch small. */
+#ifndef DIRECT_BAND_FLOATS
+#define DIRECT_BAND_FLOATS (64 * 1024)
+#endif
+
+/* Larger kernels (none in the zoo) stay on im2col + GEMM. */
+#define DIRECT_MAX_TAPS 64
+
+static enum conv2d_impl impl_setting = CONV2D_IMPL_AUTO;
+
+enum conv2d_impl conv2d_set_impl(enum conv2d_impl impl)
+{
+    enum conv2d_impl old = __atomic_exchange_n(&impl_setting, impl, __ATOMIC_SEQ_CST);
+    return old;
+}
+
+static int avx512_ok(void)
+{
+    static int have = -1; /* the CPU does not change; racing first calls agree */
+    int h = __atomic_load_n(&have, __ATOMIC_RELAXED);
+    if (h < 0) {
+        h = conv2d_avx512_available();
+        __atomic_store_n(&have, h, __ATOMIC_RELAXED);
+    }
+    return h;
+}
+
+/* The shapes the direct kernels take, whatever the implementation setting. */
+static int direct_shape(const struct conv2d_shape *s)
+{
+    return s->sf == 1 && s->st == 1 && !is_depthwise(s) && s->kf * s->kt <= DIRECT_MAX_TAPS &&
+           avx512_ok();
+}
+
+static int direct_on(const struct conv2d_shape *s)
+{
+    return direct_shape(s) && __atomic_load_n(&impl_setting, __ATOMIC_RELAXED) == CONV2D_IMPL_AUTO;
+}
+
+/* One stride-1 convolution as the direct kernels run it: out (N, groups*cout_g, HO, WO) from
+ * in (N, groups*cin_g, H, W). For backward data the weights are those of the forward conv
+ * whose adjoint this is (transposed), and the padding (K-1)*d - p may be negative. */
+struct direct {
+    int n, groups, cin_g, cout_g;
+    int h, w, ho, wo;
+    int kf, kt, pf, pt, df, dt;
+    int transposed;
+    int pointwise;   /* 1x1 without padding: the kernels read and write the planes in place,
+                        in chunks of `rows` positions (n_bands chunks per plane) */
+    int wp;          /* padded row length WO + (KT-1)*DT */
+    int halo;        /* extra input rows of a band, (KF-1)*DF */
+    int rows;        /* output rows per band */
+    int n_bands;
+    int n_ob;        /* blocks of DIRECT_OB output channels */
+    long in_cs;      /* floats per channel of a band's padded input */
+    long out_cs;     /* floats per channel of a band's output */
+    long wpk;        /* floats of packed weights (shared) */
+    long stats;      /* per thread: 2 * O doubles of fused statistics, then the kernel's
+                        (O/groups, 32) float partial sums */
+    long outbuf;     /* floats per thread of the band output, or of dy transposed */
+    long dwp;        /* weight-gradient partial sums per thread, (c, k) rows of o */
+    long per_thread;
+};
+
+static long round_up(long n, long m)
+{
+    return (n + m - 1) / m * m;
+}
+
+/* Bands: as many output rows as keep a band's padded input and its transposed output
+ * gradient (backward weight) within DIRECT_BAND_FLOATS, evened out. Pointwise: chunks of
+ * positions under the same budget, a multiple of DIRECT_QB; the per-thread input buffer
+ * then only holds a chunk's ragged tail. */
+static void direct_plan(struct direct *d)
+{
+    long wld = DIRECT_WLD(d->cout_g), wrows = DIRECT_WROWS((long)d->cin_g * d->kf * d->kt);
+    d->pointwise = d->kf == 1 && d->kt == 1 && d->pf == 0 && d->pt == 0;
+    d->n_ob = (d->cout_g + DIRECT_OB - 1) / DIRECT_OB;
+    if (d->pointwise) {
+        long hw = (long)d->ho * d->wo;
+        long chunk = DIRECT_BAND_FLOATS / (d->cin_g + wld) / DIRECT_QB * DIRECT_QB;
+        if (chunk < DIRECT_QB) chunk = DIRECT_QB;
+        d->n_bands = (int)((hw + chunk - 1) / chunk);
+        d->rows = (int)round_up((hw + d->n_bands - 1) / d->n_bands, DIRECT_QB);
+        d->wp = d->wo;
+        d->halo = 0;
+        d->out_cs = d->rows;
+        d->in_cs = DIRECT_QB;
+    } else {
+        d->wp = d->wo + (d->kt - 1) * d->dt;
+        d->halo = (d->kf - 1) * d->df;
+        long max_tap = (long)d->halo * d->wp + (long)(d->kt - 1) * d->dt;
+        long per_row = (long)(d->cin_g + wld) * d->wp;
+        long fixed = (long)d->cin_g * (max_tap + DIRECT_QB + 16);
+        long rows = (DIRECT_BAND_FLOATS - fixed) / per_row;
+        /* At least 12 register blocks per band: the last block's rounding (and the halo)
+         * cost too much in shorter bands (128 -> 128 at 63 x 107 in one-row bands: 76% of
+         * the positions computed were outputs). Wide layers then overrun the budget. */
+        long min_rows = (12 * DIRECT_QB + d->wp - 1) / d->wp;
+        if (rows < min_rows) rows = min_rows;
+        if (rows > d->ho) rows = d->ho;
+        d->n_bands = (int)((d->ho + rows - 1) / rows);
+        d->rows = (d->ho + d->n_bands - 1) / d->n_bands; /* even bands, no thin last one */
+        d->out_cs = round_up((long)d->rows * d->wp, DIRECT_QB);
+        d->in_cs = round16(d->out_cs + max_tap);
+    }
+    d->wpk = round16((long)d->groups * d->n_ob * DIRECT_OB * d->cin_g * d->kf * d->kt);
+    d->stats = round16(4L * d->groups * d->cout_g) + round16(32L * d->cout_g);
+    d->dwp = (long)d->groups * wrows * wld;
+    d->outbuf = d->out_cs * wld;
+    d->per_thread = (long)d->cin_g * d->in_cs + d->outbuf + d->stats + d->dwp;
+}
+
+/* Thread t's slices: the band input, the band output (or dy for the weight gradient), the
+ * fused statistics and the weight-gradient partial sums. */
+static float *direct_inbuf(const struct direct *d, float *scratch, int t)
+{
+    return scratch + d->wpk + (long)t * d->per_thread;
+}
+
+static float *direct_outbuf(const struct direct *d, float *scratch, int t)
+{
+    return direct_inbuf(d, scratch, t) + (long)d->cin_g * d->in_cs;
+}
+
+static double *direct_stats(const struct direct *d, float *scratch, int t)
+{
+    return (double *)(direct_outbuf(d, scratch, t) + d->outbuf);
+}
+
+static float *direct_dwp(const struct direct *d, float *scratch, int t)
+{
+    return (float *)direct_stats(d, scratch, t) + d->stats;
+}
+
+static void direct_taps(const struct direct *d, int *tap)
+{
+    for (int i = 0; i < d->kf; i++)
+        for (int j = 0; j < d->kt; j++) tap[i * d->kt + j] = i * d->df * d->wp + j * d->dt;
+}
+
+/* Whether the direct kernels beat im2col + GEMM on d, measured on 16 x 128 x 215 maps (2
+ * threads). The band kernel (forward, backward data) needs a reduction long enough to pay
+ * for its stores: 1 -> 32 and 4 -> 32 3x3 lost, 8 -> 32 won by 1.5x; pointwise lost with
+ * 1 or 4 channels on either side, broke even at 8 -> 64 and won from 16 in, 8 out. The
+ * weight-gradient kernel fills 16 output channels per vector: cout 1, 4 and 8 lost 1.5 to
+ * 2.4x, 16 won 1.8x on 3x3; pointwise it won at 32 -> 32, tied at 128 -> 128 and lost at
+ * 16 -> 64 and 64 -> 16. */
+static int direct_band_ok(const struct direct *d)
+{
+    if (d->pointwise) return d->cin_g >= 16 && d->cout_g >= 8;
+    return (long)d->cin_g * d->kf * d->kt >= 64;
+}
+
+static int direct_wband_ok(const struct direct *d)
+{
+    if (d->pointwise) return d->cin_g >= 32 && d->cout_g >= 32;
+    return d->cout_g >= 16 && (long)d->cin_g * d->kf * d->kt >= 64;
+}
+
+static void direct_of_forward(const struct conv2d_shape *s, struct direct *d)
+{
+    *d = (struct direct){
+        .n = s->n, .groups = s->groups, .cin_g = s->ci / s->groups, .cout_g = s->co / s->groups,
+        .h = s->fi, .w = s->ti, .ho = s->fo, .wo = s->to, .kf = s->kf, .kt = s->kt,
+        .pf = s->pf, .pt = s->pt, .df = s->df, .dt = s->dt,
+    };
+    direct_plan(d);
+}
+
+/* Backward data at stride 1: the convolution of dy with the flipped, transposed kernel. */
+static void direct_of_backward_data(const struct conv2d_shape *s, struct direct *d)
+{
+    *d = (struct direct){
+        .n = s->n, .groups = s->groups, .cin_g = s->co / s->groups, .cout_g = s->ci / s->groups,
+        .h = s->fo, .w = s->to, .ho = s->fi, .wo = s->ti, .kf = s->kf, .kt = s->kt,
+        .pf = (s->kf - 1) * s->df - s->pf, .pt = (s->kt - 1) * s->dt - s->pt,
+        .df = s->df, .dt = s->dt, .transposed = 1,
+    };
+    direct_plan(d);
+}
+
+static size_t direct_scratch_floats(const struct conv2d_shape *s, int n_threads)
+{
+    struct direct f, b;
+    direct_of_forward(s, &f);
+    direct_of_backward_data(s, &b);
+    long nf = f.wpk + n_threads * f.per_thread, nb = b.wpk + n_threads * b.per_thread;
+    return (size_t)(nf > nb ? nf : nb);
+}
+
+/* Rows [oh0 - pf, oh0 - pf + nr) of the cin_g planes x, zero-padded to the band layout:
+ * buffer column u holds input column u - pt; rows outside the input are zeros, and so is
+ * the tail of each channel that the last register blocks read past the band. */
+static void direct_pack_input(const struct direct *d, const float *x, int oh0, int nr,
+                              float *buf)
+{
+    long hw = (long)d->h * d->w;
+    int u0 = max_int(0, d->pt), u1 = min_int(d->wp, d->pt + d->w);
+    for (int c = 0; c < d->cin_g; c++) {
+        float *dst = buf + c * d->in_cs;
+        const float *src = x + c * hw;
+        for (int r = 0; r < nr; r++) {
+            float *row = dst + (long)r * d->wp;
+            int ih = oh0 - d->pf + r;
+            if (ih < 0 || ih >= d->h || u0 >= u1) {
+                memset(row, 0, sizeof(float) * (size_t)d->wp);
+                continue;
+            }
+            memset(row, 0, sizeof(float) * (size_t)u0);
+            memcpy(row + u0, src + (long)ih * d->w + (u0 - d->pt), sizeof(float) * (size_t)(u1 - u0));
+            memset(row + u1, 0, sizeof(float) * (size_t)(d->wp - u1));
+        }
+        memset(dst + (long)nr * d->wp, 0, sizeof(float) * (size_t)(d->in_cs - (long)nr * d->wp));
+    }
+}
+
+/* Packed weights (groups, n_ob, cin_g, KF*KT, DIRECT_OB), zero past cout_g. Forward: from
+ * w (groups*cout_g, cin_g, KF, KT). Transposed: w is the forward conv's (groups*cin_g,
+ * cout_g, KF, KT), read with in and out swapped and the taps flipped. */
+static void direct_pack_weights(const struct direct *d, const float *w, float *wpk)
+{
+    long kk = (long)d->kf * d->kt;
+    long n = (long)d->groups * d->n_ob * DIRECT_OB * d->cin_g * kk;
+#pragma omp for schedule(static)
+    for (long e = 0; e < n; e++) {
+        long oo = e % DIRECT_OB, k = e / DIRECT_OB % kk, c = e / DIRECT_OB / kk % d->cin_g;
+        long blk = e / DIRECT_OB / kk / d->cin_g, ob = blk % d->n_ob, g = blk / d->n_ob;
+        long o = ob * DIRECT_OB + oo;
+        float v = 0.0f;
+        if (o < d->cout_g)
+            v = d->transposed ? w[((g * d->cin_g + c) * d->cout_g + o) * kk + (kk - 1 - k)]
+                              : w[((g * d->cout_g + o) * d->cin_g + c) * kk + k];
+        wpk[e] = v;
+    }
+}
+
+/* Pointwise chunk [p0, p0 + rows) of the planes x (cin_g, hw) into y: the whole blocks of
+ * DIRECT_QB positions straight from x, the ragged tail through the zero-padded buf, so no
+ * read passes the end of a plane. b holds the rest of the kernel's arguments. */
+static void direct_pointwise_band(const struct direct *d, struct direct_band *b, const float *x,
+                                  float *y, long p0, float *buf)
+{
+    long hw = (long)d->ho * d->wo, len = hw - p0 < d->rows ? hw - p0 : d->rows;
+    long main = len / DIRECT_QB * DIRECT_QB, tail = len - main;
+    if (main) {
+        b->in = x + p0, b->in_cs = hw, b->nq = main;
+        b->out = y + p0, b->wo = b->wp = (int)main;
+        conv2d_avx512_band(b);
+    }
+    if (tail) {
+        for (int c = 0; c < d->cin_g; c++) {
+            memcpy(buf + c * DIRECT_QB, x + c * hw + p0 + main, sizeof(float) * (size_t)tail);
+            memset(buf + c * DIRECT_QB + tail, 0, sizeof(float) * (size_t)(DIRECT_QB - tail));
+        }
+        b->in = buf, b->in_cs = DIRECT_QB, b->nq = DIRECT_QB;
+        b->out = y + p0 + main, b->wo = b->wp = (int)tail;
+        conv2d_avx512_band(b);
+    }
+}
+
+/* out = (out +) the convolution, then the fused epilogue (fuse may be NULL). Work items
+ * (sample, group, band) are split in contiguous runs over the threads; each thread packs a
+ * band into its buffer and the kernel writes the band's outputs in place. */
+static void direct_run(const struct direct *d, float *out, const float *in, const float *w,
+                       int accumulate, const struct conv2d_fuse *fuse, float *scratch)
+{
+    long hw_in = (long)d->h * d->w, hw_out = (long)d->ho * d->wo;
+    long items = (long)d->n * d->groups * d->n_bands;
+    int kk = d->kf * d->kt, cout = d->groups * d->cout_g, fused = fuse_active(fuse);
+    int stats = fuse && (fuse->sum || fuse->sumsq); /* implies fused */
+    int tap[DIRECT_MAX_TAPS];
+    CHECK(kk <= DIRECT_MAX_TAPS);
+    direct_taps(d, tap);
+    float *wpk = scratch;
+    int nth_used = 1;
+#pragma omp parallel num_threads(threads_get())
+    {
+        int t = omp_get_thread_num(), nth = omp_get_num_threads();
+        float *inbuf = direct_inbuf(d, scratch, t);
+        double *st = stats ? direct_stats(d, scratch, t) : NULL;
+        float *stat = (float *)direct_stats(d, scratch, t) + round16(4L * cout);
+        if (t == 0) nth_used = nth;
+        if (st) memset(st, 0, sizeof(double) * 2 * (size_t)cout);
+        direct_pack_weights(d, w, wpk); /* ends with a barrier */
+        long i0 = items * t / nth, i1 = items * (t + 1) / nth;
+        for (long it = i0; it < i1; it++) {
+            int band = (int)(it % d->n_bands);
+            long ng = it / d->n_bands; /* sample * groups + group */
+            int g = (int)(ng % d->groups), c0 = g * d->cout_g;
+            if (d->pointwise) {
+                struct direct_band b = {
+                    .in_cs = hw_in, .cin = d->cin_g, .tap = tap, .n_taps = 1,
+                    .wpk = wpk + (long)g * d->n_ob * DIRECT_OB * d->cin_g, .n_ob = d->n_ob,
+                    .out_cs = hw_out, .cout = d->cout_g, .rows = 1,
+                    .accumulate = accumulate, .relu = fused && fuse->relu,
+                    .scale = fused && fuse->scale ? fuse->scale + c0 : NULL,
+                    .shift = fused && fuse->shift ? fuse->shift + c0 : NULL,
+                    .sum = st && fuse->sum ? st + c0 : NULL,
+                    .sumsq = st && fuse->sumsq ? st + cout + c0 : NULL, .stat = stat,
+                };
+                direct_pointwise_band(d, &b, in + ng * d->cin_g * hw_in,
+                                      out + ng * d->cout_g * hw_out, (long)band * d->rows, inbuf);
+                continue;
+            }
+            int oh0 = band * d->rows, nr = min_int(d->rows, d->ho - oh0);
+            direct_pack_input(d, in + ng * d->cin_g * hw_in, oh0, nr + d->halo, inbuf);
+            struct direct_band b = {
+                .in = inbuf, .in_cs = d->in_cs, .cin = d->cin_g, .tap = tap, .n_taps = kk,
+                .wpk = wpk + (long)g * d->n_ob * DIRECT_OB * d->cin_g * kk, .n_ob = d->n_ob,
+                .nq = round_up((long)nr * d->wp, DIRECT_QB),
+                .out = out + ng * d->cout_g * hw_out + (long)oh0 * d->wo, .out_cs = hw_out,
+                .cout = d->cout_g, .rows = nr, .wo = d->wo, .wp = d->wp,
+                .accumulate = accumulate, .relu = fused && fuse->relu,
+                .scale = fused && fuse->scale ? fuse->scale + c0 : NULL,
+                .shift = fused && fuse->shift ? fuse->shift + c0 : NULL,
+                .sum = st && fuse->sum ? st + c0 : NULL,
+                .sumsq = st && fuse->sumsq ? st + cout + c0 : NULL, .stat = stat,
+            };
+            conv2d_avx512_band(&b);
+        }
+    }
+    if (stats) {
+        for (int t = 0; t < nth_used; t++) {
+            const double *st = direct_stats(d, scratch, t);
+            for (int o = 0; o < cout; o++) {
+                if (fuse->sum) fuse->sum[o] += st[o];
+                if (fuse->sumsq) fuse->sumsq[o] += st[cout + o];
+            }
+        }
+    }
+}
+
+/* dw = the correlation of dy with x over the batch. Work items as in direct_run; each
+ * thread packs the band of x, and the kernel adds the band's products into the thread's
+ * partial sums, kept with the output channels innermost (dwt, conv2d_direct.h). The
+ * partials are then added in thread order and transposed into dw. */
+static void direct_backward_weight(const struct direct *d, float *dw, const float *dy,
+                                   const float *x, float *scratch)
+{
+    long hw_in = (long)d->h * d->w, hw_out = (long)d->ho * d->wo;
+    long items = (long)d->n * d->groups * d->n_bands;
+    int kk = d->kf * d->kt, rows = d->cin_g * kk;
+    long wrows = DIRECT_WROWS((long)rows), wld = DIRECT_WLD(d->cout_g);
+    long n_w = (long)d->groups * d->cout_g * rows;
+    int tap[DIRECT_MAX_TAPS];
+    CHECK(kk <= DIRECT_MAX_TAPS);
+    direct_taps(d, tap);
+#pragma omp parallel num_threads(threads_get())
+    {
+        int t = omp_get_thread_num(), nth = omp_get_num_threads();
+        float *inbuf = direct_inbuf(d, scratch, t), *part = direct_dwp(d, scratch, t);
+        memset(part, 0, sizeof(float) * (size_t)d->dwp);
+        long i0 = items * t / nth, i1 = items * (t + 1) / nth;
+        for (long it = i0; it < i1; it++) {
+            int band = (int)(it % d->n_bands);
+            long ng = it / d->n_bands;
+            int g = (int)(ng % d->groups);
+            if (d->pointwise) {
+                /* whole vectors of positions straight from x, the tail through inbuf */
+                long p0 = (long)band * d->rows, len = hw_in - p0 < d->rows ? hw_in - p0 : d->rows;
+                long main = len / 16 * 16, tail = len - main;
+                const float *xs = x + ng * d->cin_g * hw_in + p0;
+                const float *dys = dy + ng * d->cout_g * hw_out + p0;
+                struct direct_wband b = {
+                    .in = xs, .in_cs = hw_in, .cin = d->cin_g, .tap = tap, .n_taps = 1,
+                    .dy = dys, .dy_cs = hw_out, .dy_ld = (int)main, .cout = d->cout_g,
+                    .rows = 1, .wo = (int)main, .wp = (int)main, .nq = main,
+                    .dyt = direct_outbuf(d, scratch, t), .dwt = part + g * wrows * wld,
+                };
+                if (main) conv2d_avx512_wband(&b);
+                if (tail) {
+                    for (int c = 0; c < d->cin_g; c++) {
+                        memcpy(inbuf + c * 16, xs + c * hw_in + main, sizeof(float) * (size_t)tail);
+                        memset(inbuf + c * 16 + tail, 0, sizeof(float) * (size_t)(16 - tail));
+                    }
+                    b.in = inbuf, b.in_cs = 16, b.dy = dys + main, b.dy_ld = (int)tail;
+                    b.wo = b.wp = (int)tail, b.nq = 16;
+                    conv2d_avx512_wband(&b);
+                }
+                continue;
+            }
+            int oh0 = band * d->rows, nr = min_int(d->rows, d->ho - oh0);
+            direct_pack_input(d, x + ng * d->cin_g * hw_in, oh0, nr + d->halo, inbuf);
+            struct direct_wband b = {
+                .in = inbuf, .in_cs = d->in_cs, .cin = d->cin_g, .tap = tap, .n_taps = kk,
+                .dy = dy + ng * d->cout_g * hw_out + (long)oh0 * d->wo, .dy_cs = hw_out,
+                .dy_ld = d->wo, .cout = d->cout_g, .rows = nr, .wo = d->wo, .wp = d->wp,
+                .nq = round16((long)nr * d->wp), .dyt = direct_outbuf(d, scratch, t),
+                .dwt = part + g * wrows * wld,
+            };
+            conv2d_avx512_wband(&b);
+        }
+#pragma omp barrier
+#pragma omp for schedule(static)
+        for (long e = 0; e < n_w; e++) {
+            long r = e % rows, o = e / rows % d->cout_g, g = e / rows / d->cout_g;
+            long at = (g * wrows + r) * wld + o;
+            float v = direct_dwp(d, scratch, 0)[at];
+            for (int u = 1; u < nth; u++) v += direct_dwp(d, scratch, u)[at];
+            dw[e] = v;
+        }
+    }
+}
+
 /* ----------------------------------------------------------------------------- depthwise */
 
 static void depthwise_forward(const struct conv2d_shape *s, const struct layout *l, float *y,
@@ -591,6 +1027,14 @@ void conv2d_forward(const struct conv2d_shape *s, float *y, const float *x, cons
         depthwise_forward(s, &l, y, x, w, fuse, scratch);
         return;
     }
+    if (direct_on(s)) {
+        struct direct d;
+        direct_of_forward(s, &d);
+        if (direct_band_ok(&d)) {
+            direct_run(&d, y, x, w, 0, fuse, scratch);
+            return;
+        }
+    }
     struct lowering L;
     lowering_forward(s, &L);
     lowered_run(&L, &l, y, x, w, 0.0f, fuse, scratch);
@@ -654,6 +1098,14 @@ void conv2d_backward_data(const struct conv2d_shape *s, float *dx, const float *
         backward_data_col2im(s, &l, dx, dy, w, accumulate, scratch);
         return;
     }
+    if (direct_on(s)) {
+        struct direct d;
+        direct_of_backward_data(s, &d);
+        if (direct_band_ok(&d)) {
+            direct_run(&d, dx, dy, w, accumulate, NULL, scratch);
+            return;
+        }
+    }
     int cig = s->ci / s->groups, cog = s->co / s->groups, kf = s->kf, kt = s->kt;
     struct lowering L = {
         .n = s->n, .groups = s->groups, .cin_g = cog, .cout_g = cig,
@@ -692,6 +1144,14 @@ void conv2d_backward_weight(const struct conv2d_shape *s, float *dw, const float
     if (is_depthwise(s)) {
         depthwise_backward_weight(s, dw, dy, x);
         return;
+    }
+    if (direct_on(s)) {
+        struct direct d;
+        direct_of_forward(s, &d);
+        if (direct_wband_ok(&d)) {
+            direct_backward_weight(&d, dw, dy, x, scratch);
+            return;
+        }
     }
     struct lowering L;
     lowering_forward(s, &L);

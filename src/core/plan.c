@@ -25,6 +25,8 @@ struct pnode {
     long size;                  /* floats per sample */
     float *out, *dout;
     float *save_mean, *save_invstd; /* batchnorm, train mode */
+    double *sums;               /* batchnorm fed by a conv: sum and sum of squares (2 C),
+                                 * accumulated by the conv's epilogue in train mode */
     uint8_t *drop_mask;         /* dropout */
     struct conv2d_shape conv;   /* conv2d, with n = planned batch */
     struct pool2d_shape pool;
@@ -214,6 +216,7 @@ int plan_create(struct plan **out, struct graph *g, int n, int c, int f, int t, 
     for (int i = 0; i < nn; i++) {
         const struct node *nd = &g->nodes[i];
         if (nd->op == OP_BATCHNORM) extra += 2 * arena_floats_size((size_t)nd->n_features);
+        if (p->pn[i].fused_into >= 0) extra += arena_floats_size(4 * (size_t)nd->n_features);
         if (nd->op == OP_DROPOUT) extra += arena_floats_size((size_t)n * p->pn[i].size / 4 + 1);
     }
     extra += arena_floats_size((size_t)g->store.n_params) + arena_floats_size((size_t)max_w);
@@ -228,6 +231,7 @@ int plan_create(struct plan **out, struct graph *g, int n, int c, int f, int t, 
             q->save_mean = arena_floats(&p->arena, (size_t)nd->n_features);
             q->save_invstd = arena_floats(&p->arena, (size_t)nd->n_features);
         }
+        if (q->fused_into >= 0) q->sums = (double *)arena_floats(&p->arena, 4 * (size_t)nd->n_features);
         if (nd->op == OP_DROPOUT)
             q->drop_mask = (uint8_t *)arena_floats(&p->arena, (size_t)n * q->size / 4 + 1);
     }
@@ -377,6 +381,12 @@ int plan_forward(struct plan *p, int n, const float *x, int train, struct rng *r
                 }
                 struct conv2d_fuse fz = {p->bn_scale, p->bn_shift, bn->relu, NULL, NULL};
                 conv2d_forward(&s, p->pn[q->fused_bn].out, a, w, &fz, p->scratch);
+            } else if (train && q->fused_bn >= 0) {
+                /* The BN's batch statistics are summed while the output is hot. */
+                double *sums = p->pn[q->fused_bn].sums;
+                memset(sums, 0, 2 * (size_t)nd->c * sizeof *sums);
+                struct conv2d_fuse fz = {NULL, NULL, 0, sums, sums + nd->c};
+                conv2d_forward(&s, q->out, a, w, &fz, p->scratch);
             } else {
                 conv2d_forward(&s, q->out, a, w, NULL, p->scratch);
             }
@@ -389,7 +399,11 @@ int plan_forward(struct plan *p, int n, const float *x, int train, struct rng *r
             const float *bet = graph_tensor_data(g, nd->tensor[1]);
             float *mu = graph_tensor_data(g, nd->tensor[2]);
             float *var = graph_tensor_data(g, nd->tensor[3]);
-            if (train)
+            if (train && q->fused_into >= 0)
+                batchnorm_forward_train_sums(&s, q->out, a, gam, bet, mu, var, nd->momentum,
+                                             nd->eps, q->save_mean, q->save_invstd, nd->relu,
+                                             q->sums, q->sums + nd->n_features);
+            else if (train)
                 batchnorm_forward_train(&s, q->out, a, gam, bet, mu, var, nd->momentum, nd->eps,
                                         q->save_mean, q->save_invstd, nd->relu);
             else

@@ -65,6 +65,15 @@ void conv2d_backward_data(const struct conv2d_shape *s, float *dx, const float *
 void conv2d_backward_weight(const struct conv2d_shape *s, float *dw, const float *dy,
                             const float *x, float *scratch);
 
+/* Which conv2d implementation runs. CONV2D_IMPL_AUTO (the default) takes the direct
+ * AVX-512 kernels for stride-1, non-depthwise convolutions when the CPU has AVX-512 F and
+ * im2col + GEMM otherwise; CONV2D_IMPL_GEMM forces im2col + GEMM everywhere (what a CPU
+ * without AVX-512 runs), so tests and benchmarks can check and time both paths on one
+ * machine. Process-wide: change it only while no conv2d kernel runs. The scratch sized by
+ * conv2d_scratch_floats() suits both. Returns the previous setting. */
+enum conv2d_impl { CONV2D_IMPL_AUTO, CONV2D_IMPL_GEMM };
+enum conv2d_impl conv2d_set_impl(enum conv2d_impl impl);
+
 /* ----------------------------------------------------------------------------- batch norm */
 
 /* x is viewed as (outer, C, inner); statistics per c over outer * inner elements.
@@ -82,6 +91,14 @@ void batchnorm_forward_train(const struct bn_shape *s, float *y, const float *x,
                              const float *gamma, const float *beta, float *running_mean,
                              float *running_var, float momentum, float eps, float *save_mean,
                              float *save_invstd, int relu);
+/* The same with the batch statistics already summed: sum[c] and sumsq[c] (C) of x and
+ * x^2 over the channel's outer * inner elements, as the conv epilogue (conv2d_fuse)
+ * accumulates them, so the forward reads x once. Variance from E[x^2] - E[x]^2 in double. */
+void batchnorm_forward_train_sums(const struct bn_shape *s, float *y, const float *x,
+                                  const float *gamma, const float *beta, float *running_mean,
+                                  float *running_var, float momentum, float eps,
+                                  float *save_mean, float *save_invstd, int relu,
+                                  const double *sum, const double *sumsq);
 /* Eval mode: y = (x - running_mean) / sqrt(running_var + eps) * gamma + beta (+ relu). */
 void batchnorm_forward_eval(const struct bn_shape *s, float *y, const float *x,
                             const float *gamma, const float *beta, const float *running_mean,

@@ -1,0 +1,77 @@
+/* conv2d_direct.h: what conv2d.c shares with its AVX-512 micro-kernels (conv2d_avx512.c).
+ * Not a public header: the public contract is include/basin/core/ops.h.
+ *
+ * The direct stride-1 convolution of conv2d.c works on bands of output rows. A band's input
+ * rows are copied, zero-padded, into a per-thread buffer whose rows are WP = WO + (KT-1)*DT
+ * floats long, so output position (r, t) of the band reads buffer element
+ * r*WP + t + i*DF*WP + j*DT for tap (i, j): one constant offset per tap along the flattened
+ * band. The kernels compute the flattened band (including the WP - WO junk columns of each
+ * row, which they drop when storing) as a 1-D correlation, with no edge cases in the inner
+ * loop. A pointwise convolution needs no padding: its planes are read in place as one
+ * long row.
+ */
+#ifndef BASIN_SRC_CORE_CONV2D_DIRECT_H
+#define BASIN_SRC_CORE_CONV2D_DIRECT_H
+
+/* Output channels per register block, and flattened positions per register block (three
+ * 16-float vectors): 8 x 3 accumulators, each step 3 vector loads, 8 broadcasts, 24 FMAs. */
+#define DIRECT_OB 8
+#define DIRECT_QB 48
+
+/* One band, forward correlation:
+ *   acc[o][q] = sum over c < cin, k < n_taps of wpk[o / OB][c][k][o % OB] * in[c][q + tap[k]]
+ * for q in [0, nq) (nq a multiple of DIRECT_QB) and o < n_ob * DIRECT_OB, every
+ * in[c][q + tap[k]] read lying inside the caller's buffer. The kernel finishes each value
+ * in registers and stores it to its output position: flattened position q = r * wp + t
+ * with r < rows and t < wo goes to out[o * out_cs + r * wo + t], for o < cout; the junk
+ * positions are dropped. On the way: v = acc (+ the value already there, accumulate),
+ * v = v * scale[o] + shift[o] (when scale / shift are not NULL: 1 / 0 otherwise), relu,
+ * and sum[o] += v, sumsq[o] += v * v (when not NULL). */
+struct direct_band {
+    const float *in;    /* (cin, in_cs) padded band input */
+    long in_cs;
+    int cin;
+    const int *tap;     /* (n_taps) offsets within a channel's band input */
+    int n_taps;
+    const float *wpk;   /* (n_ob, cin, n_taps, DIRECT_OB) packed weights */
+    int n_ob;
+    long nq;
+    float *out;         /* the band's first output row in channel 0 */
+    long out_cs;        /* floats between output channels */
+    int cout, rows, wo, wp;
+    int accumulate, relu;
+    const float *scale, *shift;  /* (cout) or NULL */
+    double *sum, *sumsq;         /* (cout) or NULL */
+    float *stat;        /* (cout, 32) scratch for the statistics' partial sums */
+};
+
+/* One band, weight gradient, with the output channels along the vector lanes:
+ *   dwt[c * n_taps + k][o] += sum over q < nq of in[c][q + tap[k]] * dy(o, q)
+ * for c < cin, o < cout, where dy(o, q) is the band's output gradient at flattened position
+ * q = r * wp + t: dy[o * dy_cs + r * dy_ld + t] for r < rows, t < wo, and zero elsewhere.
+ * The kernel first transposes dy into dyt (nq, DIRECT_WLD(cout)) floats, zero-padded.
+ * dwt has DIRECT_WROWS(cin * n_taps) rows of DIRECT_WLD(cout) floats; the padding rows
+ * receive junk. */
+#define DIRECT_WLD(cout) (((cout) + 15) / 16 * 16)
+#define DIRECT_WROWS(rows) (((rows) + 23) / 24 * 24)
+struct direct_wband {
+    const float *in;    /* (cin, in_cs) padded band input */
+    long in_cs;
+    int cin;
+    const int *tap;     /* (n_taps) */
+    int n_taps;
+    const float *dy;    /* first output row of the band in channel 0 */
+    long dy_cs;         /* floats between channels of dy */
+    int dy_ld;          /* floats between rows of dy */
+    int cout, rows, wo, wp;
+    long nq;            /* a multiple of 16, at least rows * wp */
+    float *dyt;         /* (nq, DIRECT_WLD(cout)) scratch */
+    float *dwt;         /* (DIRECT_WROWS(cin * n_taps), DIRECT_WLD(cout)), added to */
+};
+
+/* 1 when the CPU runs AVX-512 F (and the kernel was compiled in). */
+int conv2d_avx512_available(void);
+void conv2d_avx512_band(const struct direct_band *b);
+void conv2d_avx512_wband(const struct direct_wband *b);
+
+#endif
