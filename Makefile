@@ -32,7 +32,9 @@ ifeq ($(WERROR),1)
 WARN += -Werror
 endif
 
-OPT_release := -O3 -g -march=x86-64-v3 -DNDEBUG
+# Hot loops are aligned to cache lines: without it a 10 s log-mel varied by 40 % with where
+# the linker happened to place the DSP code (measured on Zen 5).
+OPT_release := -O3 -g -march=x86-64-v3 -DNDEBUG -falign-functions=64 -falign-loops=64
 OPT_debug := -O0 -g3 -march=x86-64-v3
 OPT_asan := -O1 -g -march=x86-64-v3 -fsanitize=address,undefined -fno-omit-frame-pointer \
     -fno-sanitize-recover=undefined
@@ -77,7 +79,13 @@ BENCHBIN := $(O)/bench
 all: $(BIN)
 	$(Q)ln -sf $(BIN) basin
 
-$(O)/%.o: %.c
+# Objects depend on the flags they were built with: changing BUILD knobs, WERROR or
+# EXTRA_CFLAGS rebuilds them.
+FLAGS_FILE := $(O)/.cflags
+$(shell mkdir -p $(O) && echo '$(CC) $(CFLAGS_BASE)' | cmp -s - $(FLAGS_FILE) || \
+    echo '$(CC) $(CFLAGS_BASE)' > $(FLAGS_FILE))
+
+$(O)/%.o: %.c $(FLAGS_FILE)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CFLAGS_BASE) $(CFLAGS_$<) $(if $(filter ui/%,$<),$(UI_CFLAGS)) -c $< -o $@

@@ -16,7 +16,7 @@ have_peer=0
 if [ -x "$peer" ] && /usr/bin/python3 -c 'import torch, torchaudio' 2>/dev/null; then have_peer=1; fi
 
 # value KEY LINE: the number after "KEY " (RESULT lines) or "KEY": (peer JSON)
-num() { printf '%s\n' "$2" | sed -n "s/.*\"\\{0,1\\}$1\"\\{0,1\\}:\\{0,1\\} \\([0-9.e+-]*\\).*/\\1/p" | head -n1; }
+num() { printf ' %s\n' "$2" | sed -n "s/.*[ {]\"\\{0,1\\}$1\"\\{0,1\\}:\\{0,1\\} \\([0-9.e+-]*\\).*/\\1/p" | head -n1; }
 fmt() { awk -v a="$1" 'BEGIN { if (a + 0 == a && a != "") printf "%.3g", a; else printf "%s", a }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2f", a / b; else printf "n/a" }'; }
 
