@@ -166,8 +166,8 @@ static void bench_conv_model(int width, int batch)
         printf("%-34s %8.1f %8.1f %8.1f %8.1f %6.0f%% %9.1e %9.2f\n", label, flops / t_sg * 1e-9,
                flops / t_f * 1e-9, flops / t_d * 1e-9, flops / t_w * 1e-9, 100 * t_sg / t_f, err,
                flops * 1e-9);
-        printf("RESULT conv w%d %s sgemm %.2f fwd %.2f bwd_data %.2f bwd_weight %.2f naive_err %.2e\n",
-               width, label, flops / t_sg * 1e-9, flops / t_f * 1e-9, flops / t_d * 1e-9,
+        printf("RESULT conv w%d t%d %s sgemm %.2f fwd %.2f bwd_data %.2f bwd_weight %.2f naive_err %.2e\n",
+               width, threads_get(), label, flops / t_sg * 1e-9, flops / t_f * 1e-9, flops / t_d * 1e-9,
                flops / t_w * 1e-9, err);
         if (err > 1e-4) printf("  WARNING: the fast conv disagrees with the naive twin\n");
         mem_free(x), mem_free(w), mem_free(y), mem_free(dy), mem_free(dx), mem_free(dw);

@@ -24,12 +24,12 @@ echo
 echo "## Summary ($(grep '^RESULT machine' "$log" | sed 's/^RESULT machine //'))"
 if [ "$what" = all ] || [ "$what" = conv ]; then
     echo
-    echo "| conv layer (batch 16 for width 32, 4 for width 128; 2 threads) | sgemm GFLOP/s | forward | fwd / sgemm | backward data | backward weight | vs naive |"
-    echo "|---|---|---|---|---|---|---|"
-    grep '^RESULT conv' "$log" | while read -r _ _ w rest; do
+    echo "| conv layer, GFLOP/s (batch 16 for width 32, 4 for width 128) | threads | sgemm, same GEMM shape | forward | forward / sgemm | backward data | backward weight | max error vs naive |"
+    echo "|---|---|---|---|---|---|---|---|"
+    grep '^RESULT conv' "$log" | while read -r _ _ w t rest; do
         label=$(printf '%s' "$rest" | sed 's/ sgemm .*//')
         sg=$(num sgemm "$rest"); fw=$(num fwd "$rest"); bd=$(num bwd_data "$rest"); bw=$(num bwd_weight "$rest"); err=$(num naive_err "$rest")
-        echo "| $w $label | $sg | $fw | $(awk -v a="$fw" -v b="$sg" 'BEGIN{printf "%.0f %%", 100*a/b}') | $bd | $bw | $err |"
+        echo "| $w $label | ${t#t} | $(fmt "$sg") | $(fmt "$fw") | $(awk -v a="$fw" -v b="$sg" 'BEGIN{printf "%.0f %%", 100*a/b}') | $(fmt "$bd") | $(fmt "$bw") | $err |"
     done
 fi
 if [ "$what" = all ] || [ "$what" = train ]; then
