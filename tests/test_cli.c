@@ -202,6 +202,10 @@ static void test_data_default(void)
     EXPECT_EQ_INT(c.n_errors, 0);
     EXPECT(strstr(c.out, "clips     950") != NULL);
     EXPECT(strstr(c.out, "cache-default/basin/synth-") != NULL);
+    /* naming no data set means the default one (already generated: reused) */
+    c = run("data\n");
+    EXPECT_EQ_INT(c.n_errors, 0);
+    EXPECT(strstr(c.out, "cache-default/basin/synth-") && strstr(c.out, "clips     950"));
     unsetenv("XDG_CACHE_HOME");
 }
 

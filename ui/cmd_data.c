@@ -87,6 +87,19 @@ static int open_dataset(struct app *a, const char *path, struct dataset **out, c
     return dataset_open(out, where, NULL);
 }
 
+/* Open path (or "default") and make it the session's data set. */
+static int use_dataset(struct app *a, const char *path)
+{
+    struct dataset *ds;
+    char where[SYNTH_PATH_MAX];
+    int s = open_dataset(a, path, &ds, where, sizeof where);
+    if (s) return app_fail(a, s, "%s", status_detail());
+    dataset_destroy(a->ds);
+    a->ds = ds;
+    snprintf(a->ds_path, sizeof a->ds_path, "%s", where);
+    return STATUS_OK;
+}
+
 static int load_progress(void *user, long done, long total)
 {
     (void)user, (void)done, (void)total;
@@ -97,7 +110,7 @@ static int load_progress(void *user, long done, long total)
 static int data_export(struct app *a, int argc, char **argv)
 {
     if (argc < 3) return app_fail(a, STATUS_INVALID, "usage: data export PATH.safetensors [split=train|evaluate|test|all] [norm=model|train|none]");
-    if (!a->ds) return app_fail(a, STATUS_INVALID, "data export: no data set (data PATH|default first)");
+    if (!a->ds && use_dataset(a, "default")) return STATUS_INVALID;
     const char *path = argv[2], *norm = NULL;
     enum dataset_split split = DATASET_SPLIT_TRAIN;
     for (int i = 3; i < argc; i++) {
@@ -186,16 +199,9 @@ int cmd_data(struct app *a, int argc, char **argv)
 {
     if (argc >= 2 && !strcmp(argv[1], "export")) return data_export(a, argc, argv);
     if (argc > 2) return app_fail(a, STATUS_INVALID, "usage: data [PATH|default] | data export PATH [split=...]");
-    if (argc == 2) {
-        struct dataset *ds;
-        char where[SYNTH_PATH_MAX];
-        int s = open_dataset(a, argv[1], &ds, where, sizeof where);
-        if (s) return app_fail(a, s, "%s", status_detail());
-        dataset_destroy(a->ds);
-        a->ds = ds;
-        snprintf(a->ds_path, sizeof a->ds_path, "%s", where);
-    } else if (!a->ds) {
-        return app_fail(a, STATUS_INVALID, "data: no data set yet (data PATH, or data default)");
+    if (argc == 2 || !a->ds) {
+        int s = use_dataset(a, argc == 2 ? argv[1] : "default");
+        if (s) return s;
     }
     int n = dataset_summary(a->ds, NULL, 0);
     char *buf = malloc((size_t)n + 1);

@@ -63,7 +63,8 @@ const struct command commands[] = {
      cmd_synth, synth_options},
     {"data", "[PATH|default] | export PATH [split=..] [norm=..]", "open a data set and summarise it; export features",
      "PATH is a DCASE-layout folder (meta.csv, evaluation_setup/) or a CSV with filename,label\n"
-     "[,device,split,fold]; `default` is the embedded synthetic set, generated on first use.\n"
+     "[,device,split,fold]; `default` (or no PATH before any data set is open) is the\n"
+     "embedded synthetic set, generated on first use.\n"
      "data export writes the split's features as x (N, C, F, T), labels y and device (int64)\n"
      "with the front end and label names in the metadata, through the feature cache.\n"
      "split=train|evaluate|test|all (train); norm=model|train|none (model's statistics if any).",
