@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "basin/core/status.h"
 #include "basin/data/dataset.h"
@@ -42,6 +43,15 @@ void app_out(struct app *a, const char *fmt, ...)
     va_start(ap, fmt);
     vfprintf(a->out, fmt, ap);
     va_end(ap);
+}
+
+int app_progress(struct app *a, const char *what, double fraction)
+{
+    if (!isatty(fileno(a->err))) return 1;
+    int pct = (int)(100 * (fraction < 0 ? 0 : fraction > 1 ? 1 : fraction));
+    fprintf(a->err, "\r%s %3d%%%s", what, pct, fraction >= 1 ? "\r\x1b[K" : "");
+    fflush(a->err);
+    return 1;
 }
 
 int app_fail(struct app *a, int status, const char *fmt, ...)

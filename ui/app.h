@@ -43,6 +43,10 @@ int app_run_line(struct app *a, const char *line);
 int app_run_stream(struct app *a, FILE *in);
 
 void app_out(struct app *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A progress line for long work ("synth 42%"), redrawn in place on the error stream when it
+ * is a terminal (nothing otherwise, so scripts and pipes stay clean). fraction >= 1 ends
+ * the line. Returns 1 (go on), for use as a progress callback's result. */
+int app_progress(struct app *a, const char *what, double fraction);
 /* Report a failure of the running command: "error: <msg>" on one line. Returns status. */
 int app_fail(struct app *a, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -17,10 +17,7 @@
 
 static int synth_progress(void *user, double fraction)
 {
-    struct app *a = user;
-    (void)a;
-    (void)fraction;
-    return 1;
+    return app_progress(user, "synth", fraction);
 }
 
 int cmd_synth(struct app *a, int argc, char **argv)
@@ -102,8 +99,7 @@ static int use_dataset(struct app *a, const char *path)
 
 static int load_progress(void *user, long done, long total)
 {
-    (void)user, (void)done, (void)total;
-    return 1;
+    return app_progress(user, "features", total > 0 ? (double)done / total : 1.0);
 }
 
 /* data export PATH [split=NAME] [norm=model|train|none] */
