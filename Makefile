@@ -132,8 +132,11 @@ bench: $(BENCHBIN)
 	$(Q)env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE tests/bench/run.sh ./$(BENCHBIN) $(B)
 
 # Cross-check against the PyTorch reference (needs python3-torch; not part of test).
-interop: all
-	$(Q)REF_DIR=$(abspath ../shared/peers) BASIN=./basin tests/interop.sh
+interop: all $(O)/train_parity
+	$(Q)REF_DIR=$(abspath ../shared/peers) BASIN=./basin TRAIN_PARITY=./$(O)/train_parity tests/interop/run.sh
+
+$(O)/train_parity: $(O)/tests/interop/train_parity.o $(LIB)
+	$(Q)$(CC) $(LDFLAGS_BASE) -o $@ $^ $(LIBS)
 
 deps:
 	$(Q)if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
