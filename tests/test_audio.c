@@ -478,6 +478,37 @@ static void test_time_range(void)
     audio_file_fini(&b);
 }
 
+/* Offsets and durations too large for a frame count (1e15 s at 16 kHz is 1.6e19 frames,
+ * past LONG_MAX): an offset that far is past the end, a duration that long reads to the end,
+ * for a WAV (known length, seekable) and an Ogg (decoded to skip). */
+static void test_time_range_huge(void)
+{
+    static const enum audio_file_format fmts[] = {AUDIO_FILE_WAV_16, AUDIO_FILE_VORBIS};
+    for (size_t k = 0; k < sizeof fmts / sizeof fmts[0]; k++) {
+        struct audio_file src, full, part;
+        REQUIRE(make_signal(&src, 1, 4000, 16000, 0.01f, 5));
+        char name[32];
+        snprintf(name, sizeof name, "huge.%s", audio_file_format_ext(fmts[k]));
+        const char *path = test_path(name);
+        REQUIRE_OK(audio_file_write(path, &src, fmts[k]));
+        REQUIRE_OK(audio_file_read(&full, path, NULL));
+        struct audio_file_read_opts o = {.offset_s = 1e15};
+        EXPECT_READ_FAILS(path, &o, STATUS_INVALID, "past the end");
+        o = (struct audio_file_read_opts){.offset_s = 1e300};
+        EXPECT_READ_FAILS(path, &o, STATUS_INVALID, "past the end");
+        o = (struct audio_file_read_opts){.duration_s = 1e300};
+        REQUIRE_OK(audio_file_read(&part, path, &o));
+        EXPECT_EQ_INT(part.n_frames, full.n_frames);
+        audio_file_fini(&part);
+        o = (struct audio_file_read_opts){.offset_s = 0.125, .duration_s = 1e15};
+        REQUIRE_OK(audio_file_read(&part, path, &o));
+        EXPECT_EQ_INT(part.n_frames, full.n_frames - 2000);
+        audio_file_fini(&part);
+        audio_file_fini(&full);
+        audio_file_fini(&src);
+    }
+}
+
 static void test_probe_and_formats(void)
 {
     struct audio_file a;
@@ -950,6 +981,7 @@ const struct test tests_audio[] = {
     TEST(test_roundtrip_lossy),
     TEST(test_mono_mixdown),
     TEST(test_time_range),
+    TEST(test_time_range_huge),
     TEST(test_probe_and_formats),
     TEST(test_sox_files),
     TEST(test_bad_paths),

@@ -1,11 +1,13 @@
 /* test_core.c: status messages, allocation, arenas and the random number generator. */
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "basin/core/mem.h"
 #include "basin/core/rng.h"
 #include "basin/core/status.h"
 #include "basin/core/tensor.h"
+#include "basin/core/threads.h"
 #include "test.h"
 
 static void test_status_detail(void)
@@ -86,11 +88,39 @@ static void test_tensor_shape_str(void)
     EXPECT_EQ_INT(tensor_numel_of(4, shape), 800);
 }
 
+
+static void *threads_get_elsewhere(void *out)
+{
+    *(int *)out = threads_get();
+    return NULL;
+}
+
+/* A pin holds the calling thread's count against threads_set(); other threads see the
+ * setting; unpinning restores it. */
+static void test_threads_pin(void)
+{
+    int saved = threads_get();
+    threads_set(3);
+    EXPECT_EQ_INT(threads_pin(2), 0);
+    threads_set(5);
+    EXPECT_EQ_INT(threads_get(), 2);
+    int other = 0;
+    pthread_t th;
+    REQUIRE(pthread_create(&th, NULL, threads_get_elsewhere, &other) == 0);
+    pthread_join(th, NULL);
+    EXPECT_EQ_INT(other, 5);
+    EXPECT_EQ_INT(threads_pin(0), 2);
+    EXPECT_EQ_INT(threads_get(), 5);
+    EXPECT_EQ_INT(threads_set(1000), 256);
+    threads_set(saved);
+}
+
 const struct test tests_core[] = {
     TEST(test_status_detail),
     TEST(test_mem_alignment_and_overflow),
     TEST(test_arena_slices),
     TEST(test_rng_deterministic_and_moments),
     TEST(test_tensor_shape_str),
+    TEST(test_threads_pin),
     {0},
 };

@@ -3,6 +3,7 @@
  * masked, strided, dilated convs; BN in train and eval mode; residual fan-out), input
  * gradients from intermediate nodes, BN folding, plan errors. */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,6 +11,7 @@
 #include "basin/core/ops.h"
 #include "basin/core/rng.h"
 #include "basin/core/status.h"
+#include "basin/core/threads.h"
 #include "basin/model/model.h"
 #include "ref/naive_graph.h"
 #include "test.h"
@@ -356,6 +358,330 @@ static void test_batchnorm_from_conv_sums(void)
     free(x), free(y1), free(y2);
 }
 
+
+/* Every node's output of one forward, copied (NULL where the plan does not keep it). */
+static float **copy_outputs(const struct plan *p, const struct graph *g, int n)
+{
+    float **o = calloc((size_t)g->n_nodes, sizeof *o);
+    for (int i = 0; i < g->n_nodes; i++) {
+        const float *v = plan_node_output(p, i);
+        int c, f, t;
+        plan_node_shape(p, i, &c, &f, &t);
+        if (!v) continue;
+        long len = (long)n * c * f * t;
+        o[i] = malloc((size_t)len * sizeof(float));
+        memcpy(o[i], v, (size_t)len * sizeof(float));
+    }
+    return o;
+}
+
+static void free_outputs(float **o, int n)
+{
+    for (int i = 0; i < n; i++) free(o[i]);
+    free(o);
+}
+
+/* PLAN_KEEP keeps every node's output readable, in eval mode too (where an inference plan
+ * folds BN into the conv before it and never writes the conv's own output). */
+static void test_keep_plan_outputs_in_eval(void)
+{
+    const struct setup *s = &setups[0];
+    struct model *m = make(s, 23);
+    REQUIRE(m);
+    struct graph *g = m->g;
+    int in_ch = m->cfg.in_ch;
+    long nx = (long)s->n * in_ch * s->f * s->t;
+    float *x = malloc((size_t)nx * sizeof *x);
+    struct rng r;
+    rng_seed(&r, 2);
+    rng_fill_normal(&r, x, nx, 0, 1);
+    struct plan *pk, *pb;
+    REQUIRE_OK(plan_create(&pk, g, s->n, in_ch, s->f, s->t, PLAN_KEEP));
+    REQUIRE_OK(plan_create(&pb, g, s->n, in_ch, s->f, s->t, PLAN_BACKWARD));
+    /* Poison the keep plan's buffers with a train-mode pass on other data first. */
+    float *x2 = malloc((size_t)nx * sizeof *x2);
+    rng_fill_normal(&r, x2, nx, 5, 3);
+    float *saved = malloc((size_t)g->store.n_buffers * sizeof(float));
+    memcpy(saved, g->store.buf, (size_t)g->store.n_buffers * sizeof(float));
+    REQUIRE_OK(plan_forward(pk, s->n, x2, 1, NULL));
+    memcpy(g->store.buf, saved, (size_t)g->store.n_buffers * sizeof(float));
+    REQUIRE_OK(plan_forward(pk, s->n, x, 0, NULL));
+    REQUIRE_OK(plan_forward(pb, s->n, x, 0, NULL));
+    int bad = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const float *a = plan_node_output(pk, i), *b = plan_node_output(pb, i);
+        REQUIRE(a && b);
+        int c, f, t;
+        plan_node_shape(pk, i, &c, &f, &t);
+        long len = (long)s->n * c * f * t;
+        for (long j = 0; j < len; j++)
+            if (!(fabs(a[j] - b[j]) <= 1e-4 + 1e-4 * fabs(b[j]))) {
+                if (bad++ < 3)
+                    test_fail(__FILE__, __LINE__, "node %d (%s %s)[%ld] = %g, backward plan %g", i,
+                              graph_op_name(g->nodes[i].op), g->nodes[i].name, j, a[j], b[j]);
+                break;
+            }
+    }
+    plan_destroy(pk);
+    plan_destroy(pb);
+    free(x), free(x2), free(saved);
+    model_destroy(m);
+}
+
+/* The output node is always readable through plan_node_output, also when it is a BN that
+ * an inference plan folds into the conv before it. */
+static void test_output_node_readable(void)
+{
+    struct graph *g = graph_create();
+    REQUIRE(g);
+    int in = graph_input(g, 2);
+    int cv = graph_conv2d(g, "conv", in, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0);
+    graph_batchnorm(g, "bn", cv, 0);
+    REQUIRE_OK(graph_finish(g));
+    struct rng r;
+    rng_seed(&r, 3);
+    rng_fill_normal(&r, g->store.w, g->store.n_params, 0, 0.5f);
+    float x[2 * 2 * 5 * 6];
+    rng_fill_normal(&r, x, 2 * 2 * 5 * 6, 0, 1);
+    struct plan *p;
+    REQUIRE_OK(plan_create(&p, g, 2, 2, 5, 6, 0));
+    REQUIRE_OK(plan_forward(p, 2, x, 0, NULL));
+    EXPECT(plan_node_output(p, g->output) == plan_output(p));
+    EXPECT(plan_node_output(p, cv) == NULL);
+    plan_destroy(p);
+    graph_destroy(g);
+}
+
+/* A backward consumes its forward (gradients reuse the activations' memory): a second
+ * backward is refused rather than run on overwritten activations, node outputs other than
+ * the logits are no longer offered, and a new forward, after a full backward or one from an
+ * intermediate node, gives exactly the first pass's gradients again. */
+static void test_backward_needs_its_own_forward(void)
+{
+    const struct setup *s = &setups[0];
+    struct model *m = make(s, 29);
+    REQUIRE(m);
+    struct graph *g = m->g;
+    int in_ch = m->cfg.in_ch, n = s->n, tap = graph_find_node(g, "s2.b1.bn2");
+    REQUIRE(tap > 0);
+    long nx = (long)n * in_ch * s->f * s->t, nout = (long)n * m->cfg.classes;
+    float *x = malloc((size_t)nx * sizeof *x), *dx1 = malloc((size_t)nx * sizeof *dx1);
+    float *dx2 = malloc((size_t)nx * sizeof *dx2), *rw = malloc((size_t)nout * sizeof *rw);
+    float *g1 = malloc((size_t)g->store.n_params * sizeof *g1);
+    float *saved = malloc((size_t)g->store.n_buffers * sizeof(float));
+    struct rng r;
+    rng_seed(&r, 6);
+    rng_fill_normal(&r, x, nx, 0, 1);
+    rng_fill_normal(&r, rw, nout, 0, 1);
+    int c, f, t;
+    struct plan *p;
+    REQUIRE_OK(plan_create(&p, g, n, in_ch, s->f, s->t, PLAN_BACKWARD));
+    plan_node_shape(p, tap, &c, &f, &t);
+    float *dtap = malloc((size_t)n * c * f * t * sizeof *dtap);
+    rng_fill_normal(&r, dtap, (long)n * c * f * t, 0, 1);
+    memcpy(saved, g->store.buf, (size_t)g->store.n_buffers * sizeof(float));
+    for (int train = 0; train < 2; train++) {
+        REQUIRE_OK(plan_forward(p, n, x, train, NULL));
+        float **outs = copy_outputs(p, g, n);
+        REQUIRE_OK(plan_backward(p, rw, dx1));
+        memcpy(g1, g->store.g, (size_t)g->store.n_params * sizeof *g1);
+        EXPECT(plan_backward(p, rw, dx2) == STATUS_INVALID);
+        EXPECT(plan_backward_from(p, tap, dtap, dx2) == STATUS_INVALID);
+        for (int i = 0; i < g->n_nodes; i++) {
+            const float *v = plan_node_output(p, i);
+            plan_node_shape(p, i, &c, &f, &t);
+            EXPECT((v != NULL) == (i == g->output));
+            if (v && outs[i])
+                EXPECT_MSG(memcmp(v, outs[i], (size_t)n * c * f * t * sizeof(float)) == 0,
+                           "train=%d: node %d changed by backward", train, i);
+        }
+        free_outputs(outs, g->n_nodes);
+        for (int from_tap = 0; from_tap < 2; from_tap++) {
+            REQUIRE_OK(plan_forward(p, n, x, train, NULL));
+            if (from_tap) {
+                REQUIRE_OK(plan_backward_from(p, tap, dtap, dx2));
+                REQUIRE_OK(plan_forward(p, n, x, train, NULL));
+            }
+            REQUIRE_OK(plan_backward(p, rw, dx2));
+            EXPECT(memcmp(dx2, dx1, (size_t)nx * sizeof *dx1) == 0);
+            EXPECT(memcmp(g->store.g, g1, (size_t)g->store.n_params * sizeof *g1) == 0);
+        }
+        memcpy(g->store.buf, saved, (size_t)g->store.n_buffers * sizeof(float));
+    }
+    plan_destroy(p);
+    free(x), free(dx1), free(dx2), free(rw), free(g1), free(saved), free(dtap);
+    model_destroy(m);
+}
+
+/* The thread count may change between forward and backward: the plan re-plans its scratch
+ * (under ASan a scratch sized for fewer threads overflows). */
+static void test_threads_change_between_forward_and_backward(void)
+{
+    const struct setup *s = &setups[2];
+    struct model *m = make(s, 31);
+    REQUIRE(m);
+    struct graph *g = m->g;
+    int in_ch = m->cfg.in_ch, n = s->n;
+    long nx = (long)n * in_ch * s->f * s->t, nout = (long)n * m->cfg.classes;
+    float *x = malloc((size_t)nx * sizeof *x), *dx = malloc((size_t)nx * sizeof *dx);
+    float *dx1 = malloc((size_t)nx * sizeof *dx1), *rw = malloc((size_t)nout * sizeof *rw);
+    struct rng r;
+    rng_seed(&r, 8);
+    rng_fill_normal(&r, x, nx, 0, 1);
+    rng_fill_normal(&r, rw, nout, 0, 1);
+    int saved = threads_get();
+    threads_set(1);
+    struct plan *p;
+    REQUIRE_OK(plan_create(&p, g, n, in_ch, s->f, s->t, PLAN_BACKWARD));
+    REQUIRE_OK(plan_forward(p, n, x, 0, NULL));
+    REQUIRE_OK(plan_backward(p, rw, dx1));
+    REQUIRE_OK(plan_forward(p, n, x, 0, NULL));
+    threads_set(6);
+    REQUIRE_OK(plan_backward(p, rw, dx));
+    threads_set(saved);
+    EXPECT_TENSOR_NEAR(dx, dx1, nx, 1e-6, 1e-4);
+    plan_destroy(p);
+    free(x), free(dx), free(dx1), free(rw);
+    model_destroy(m);
+}
+
+
+static void *toggle_threads(void *arg)
+{
+    int *stop = arg;
+    for (int k = 0; !__atomic_load_n(stop, __ATOMIC_RELAXED); k++) threads_set(k % 2 ? 1 : 6);
+    return NULL;
+}
+
+/* threads_set() from another thread (the UI's `set threads` while a job trains) during
+ * forward and backward passes: each pass keeps the count its scratch was sized for (under
+ * ASan a kernel running more threads than the scratch holds overflows it). */
+static void test_threads_change_during_passes(void)
+{
+    const struct setup *s = &setups[2];
+    struct model *m = make(s, 37);
+    REQUIRE(m);
+    struct graph *g = m->g;
+    int in_ch = m->cfg.in_ch, n = s->n;
+    long nx = (long)n * in_ch * s->f * s->t, nout = (long)n * m->cfg.classes;
+    float *x = malloc((size_t)nx * sizeof *x), *rw = malloc((size_t)nout * sizeof *rw);
+    struct rng r;
+    rng_seed(&r, 10);
+    rng_fill_normal(&r, x, nx, 0, 1);
+    rng_fill_normal(&r, rw, nout, 0, 1);
+    int saved = threads_get();
+    threads_set(1);
+    struct plan *p;
+    REQUIRE_OK(plan_create(&p, g, n, in_ch, s->f, s->t, PLAN_BACKWARD));
+    int stop = 0;
+    pthread_t th;
+    REQUIRE(pthread_create(&th, NULL, toggle_threads, &stop) == 0);
+    for (int k = 0; k < 20; k++) {
+        EXPECT_EQ_INT(plan_forward(p, n, x, 0, NULL), 0);
+        EXPECT_EQ_INT(plan_backward(p, rw, NULL), 0);
+    }
+    __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
+    pthread_join(th, NULL);
+    threads_set(saved);
+    plan_destroy(p);
+    free(x), free(rw);
+    model_destroy(m);
+}
+
+
+/* add(a, a) (a residual sum of a node with itself) is a valid graph: its backward sends
+ * twice the gradient to a. Checked against the same model with the conv's weight doubled
+ * and no add. */
+static void test_add_of_a_node_with_itself(void)
+{
+    struct graph *g[2];
+    for (int k = 0; k < 2; k++) {
+        g[k] = graph_create();
+        REQUIRE(g[k]);
+        int in = graph_input(g[k], 2);
+        int cv = graph_conv2d(g[k], "conv", in, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0);
+        int a = k == 0 ? graph_add(g[k], cv, cv, 1) : graph_relu(g[k], cv);
+        graph_linear(g[k], "fc", graph_mean(g[k], graph_mean(g[k], a, 2), 3), 2, 1);
+        REQUIRE_OK(graph_finish(g[k]));
+        struct rng r;
+        rng_seed(&r, 4);
+        rng_fill_normal(&r, g[k]->store.w, g[k]->store.n_params, 0, 0.5f);
+    }
+    long nw = g[0]->tensors[0].numel;
+    for (long i = 0; i < nw; i++) g[1]->store.w[i] = 2 * g[0]->store.w[i];
+    float x[2 * 2 * 5 * 6], dout[4] = {1, -2, 0.5f, 3}, dx[2][2 * 2 * 5 * 6];
+    struct rng r;
+    rng_seed(&r, 5);
+    rng_fill_normal(&r, x, 2 * 2 * 5 * 6, 0, 1);
+    const float *out[2];
+    struct plan *p[2];
+    for (int k = 0; k < 2; k++) {
+        REQUIRE_OK(plan_create(&p[k], g[k], 2, 2, 5, 6, PLAN_BACKWARD));
+        REQUIRE_OK(plan_forward(p[k], 2, x, 1, NULL));
+        out[k] = plan_output(p[k]);
+        REQUIRE_OK(plan_backward(p[k], dout, dx[k]));
+    }
+    EXPECT_TENSOR_NEAR(out[0], out[1], 4, 1e-6, 1e-5);
+    EXPECT_TENSOR_NEAR(dx[0], dx[1], 2 * 2 * 5 * 6, 1e-6, 1e-5);
+    float dw1[3 * 2 * 3 * 3];
+    for (long i = 0; i < nw; i++) dw1[i] = 2 * g[1]->store.g[i];
+    EXPECT_TENSOR_NEAR(g[0]->store.g, dw1, nw, 1e-6, 1e-5);
+    for (int k = 0; k < 2; k++) {
+        plan_destroy(p[k]);
+        graph_destroy(g[k]);
+    }
+}
+
+
+/* A batch smaller than planned (train mode, dropout on) gives what a plan of exactly that
+ * batch gives: logits, input and parameter gradients, running statistics. */
+static void test_smaller_batch_than_planned(void)
+{
+    for (size_t k = 0; k < sizeof setups / sizeof setups[0]; k++) {
+        const struct setup *s = &setups[k];
+        struct model *m = make(s, 41);
+        REQUIRE(m);
+        struct graph *g = m->g;
+        for (int i = 0; i < g->n_nodes; i++)
+            if (g->nodes[i].op == OP_DROPOUT) g->nodes[i].p = 0.2f;
+        int in_ch = m->cfg.in_ch, n = s->n - 1 > 0 ? s->n - 1 : 1;
+        long nx = (long)n * in_ch * s->f * s->t, nout = (long)n * m->cfg.classes;
+        float *x = malloc((size_t)nx * sizeof *x), *rw = malloc((size_t)nout * sizeof *rw);
+        float *dx[2], *gr[2], *bf[2], *lo[2];
+        long np = g->store.n_params, nb = g->store.n_buffers;
+        float *buf0 = malloc((size_t)nb * sizeof(float));
+        memcpy(buf0, g->store.buf, (size_t)nb * sizeof(float));
+        struct rng r;
+        rng_seed(&r, 12);
+        rng_fill_normal(&r, x, nx, 0, 1);
+        rng_fill_normal(&r, rw, nout, 0, 1);
+        for (int big = 0; big < 2; big++) {
+            struct plan *p;
+            REQUIRE_OK(plan_create(&p, g, n + 3 * big, in_ch, s->f, s->t, PLAN_BACKWARD));
+            struct rng dr;
+            rng_seed(&dr, 99);
+            memcpy(g->store.buf, buf0, (size_t)nb * sizeof(float));
+            REQUIRE_OK(plan_forward(p, n, x, 1, &dr));
+            lo[big] = malloc((size_t)nout * sizeof(float));
+            memcpy(lo[big], plan_output(p), (size_t)nout * sizeof(float));
+            dx[big] = malloc((size_t)nx * sizeof(float));
+            REQUIRE_OK(plan_backward(p, rw, dx[big]));
+            gr[big] = malloc((size_t)np * sizeof(float));
+            memcpy(gr[big], g->store.g, (size_t)np * sizeof(float));
+            bf[big] = malloc((size_t)nb * sizeof(float));
+            memcpy(bf[big], g->store.buf, (size_t)nb * sizeof(float));
+            plan_destroy(p);
+        }
+        EXPECT_TENSOR_NEAR(lo[1], lo[0], nout, 1e-6, 1e-5);
+        EXPECT_TENSOR_NEAR(dx[1], dx[0], nx, 1e-6, 1e-5);
+        EXPECT_TENSOR_NEAR(gr[1], gr[0], np, 1e-6, 1e-5);
+        EXPECT_TENSOR_NEAR(bf[1], bf[0], nb, 1e-6, 1e-5);
+        for (int big = 0; big < 2; big++) free(dx[big]), free(gr[big]), free(bf[big]), free(lo[big]);
+        free(x), free(rw), free(buf0);
+        model_destroy(m);
+    }
+}
+
 static void test_plan_errors(void)
 {
     struct model *m = make(&setups[1], 1);
@@ -386,5 +712,12 @@ const struct test tests_graph[] = {
     TEST(test_running_statistics_update),
     TEST(test_batchnorm_from_conv_sums),
     TEST(test_plan_errors),
+    TEST(test_keep_plan_outputs_in_eval),
+    TEST(test_output_node_readable),
+    TEST(test_backward_needs_its_own_forward),
+    TEST(test_threads_change_between_forward_and_backward),
+    TEST(test_threads_change_during_passes),
+    TEST(test_add_of_a_node_with_itself),
+    TEST(test_smaller_batch_than_planned),
     {0},
 };

@@ -68,11 +68,14 @@ static double max_abs(const double *b, long n)
     return m;
 }
 
-/* max |a - b| <= tol * max |b| (a float result, b its double reference). */
-static int close_rel(const char *what, const float *a, const double *b, long n, double tol,
-                     const char *file, int line)
+/* max |a - b| <= tol * scale (a float result, b its double reference); scale 0 means
+ * max |b|. An affine epilogue y = x * s + t can cancel to values far below its terms, so its
+ * checks pass the magnitude of the terms as the scale. */
+static int close_to_scale(const char *what, const float *a, const double *b, long n, double tol,
+                          double scale, const char *file, int line)
 {
-    double scale = max_abs(b, n), worst = 0;
+    double worst = 0;
+    if (scale == 0) scale = max_abs(b, n);
     long at = 0;
     for (long i = 0; i < n; i++) {
         double e = fabs((double)a[i] - b[i]);
@@ -88,14 +91,16 @@ static int close_rel(const char *what, const float *a, const double *b, long n, 
     }
     return 1;
 }
-#define EXPECT_CLOSE(what, a, b, n, tol) close_rel(what, a, b, n, tol, __FILE__, __LINE__)
+#define EXPECT_CLOSE(what, a, b, n, tol) close_to_scale(what, a, b, n, tol, 0, __FILE__, __LINE__)
+#define EXPECT_CLOSE_TO(what, a, b, n, tol, scale) \
+    close_to_scale(what, a, b, n, tol, scale, __FILE__, __LINE__)
 
 /* Same, float against float. */
 static int close_rel_f(const char *what, const float *a, const float *b, long n, double tol,
                        const char *file, int line)
 {
     double *bd = to_double(b, n);
-    int ok = close_rel(what, a, bd, n, tol, file, line);
+    int ok = close_to_scale(what, a, bd, n, tol, 0, file, line);
     mem_free(bd);
     return ok;
 }
@@ -290,15 +295,17 @@ static void conv_check_vs_naive(const struct conv_case *c, uint64_t seed)
     double *esum = dalloc(s.co), *esumsq = dalloc(s.co);
     for (int o = 0; o < s.co; o++) esum[o] = esumsq[o] = 1.0;
     long hw = (long)s.fo * s.to;
+    double terms = 0; /* the largest |x * s| + |t|, what the epilogue's rounding scales with */
     for (long i = 0; i < ny; i++) {
         int o = (int)(i / hw % s.co);
         double v = yr[i] * scale[o] + shift[o];
+        terms = fmax(terms, fabs(yr[i] * scale[o]) + fabs(shift[o]));
         ys[i] = v > 0 ? v : 0;
         esum[o] += ys[i];
         esumsq[o] += ys[i] * ys[i];
     }
     snprintf(what, sizeof what, "%s fused forward", c->name);
-    EXPECT_CLOSE(what, y, ys, ny, FWD_TOL);
+    EXPECT_CLOSE_TO(what, y, ys, ny, FWD_TOL, terms);
     float *sumf = falloc(s.co), *sumsqf = falloc(s.co);
     for (int o = 0; o < s.co; o++) {
         sumf[o] = (float)sum[o];
@@ -317,7 +324,7 @@ static void conv_check_vs_naive(const struct conv_case *c, uint64_t seed)
         ys[i] = yr[i] * scale[o] + shift[o];
     }
     snprintf(what, sizeof what, "%s scale/shift forward", c->name);
-    EXPECT_CLOSE(what, y, ys, ny, FWD_TOL);
+    EXPECT_CLOSE_TO(what, y, ys, ny, FWD_TOL, terms);
 
     snprintf(what, sizeof what, "%s backward data", c->name);
     for (long i = 0; i < nx; i++) dx[i] = NAN; /* written, not accumulated */
@@ -1188,6 +1195,49 @@ static void test_threads_1_vs_2(void)
     mem_free(x), mem_free(dy);
 }
 
+
+static void test_conv2d_fuzz(void)
+{
+    struct rng r;
+    rng_seed(&r, 777);
+    static char names[400][256];
+    for (int it = 0; it < 400; it++) {
+        struct conv_case c;
+        memset(&c, 0, sizeof c);
+        int g = 1 + (int)rng_below(&r, 3);
+        int kind = (int)rng_below(&r, 4);
+        c.n = 1 + (int)rng_below(&r, 3);
+        c.ci = g * (1 + (int)rng_below(&r, kind == 0 ? 40 : 6));
+        c.co = g * (1 + (int)rng_below(&r, kind == 0 ? 40 : 6));
+        if (kind == 1) c.co = c.ci = g; /* depthwise */
+        if (kind == 2) { c.ci = g; c.co = 2 * g; } /* multiplier */
+        c.kf = 1 + (int)rng_below(&r, 5);
+        c.kt = 1 + (int)rng_below(&r, 5);
+        c.sf = 1 + (int)rng_below(&r, rng_below(&r, 2) ? 1 : 3);
+        c.st = 1 + (int)rng_below(&r, rng_below(&r, 2) ? 1 : 3);
+        c.df = 1 + (int)rng_below(&r, 3);
+        c.dt = 1 + (int)rng_below(&r, 3);
+        c.pf = (int)rng_below(&r, 5);
+        c.pt = (int)rng_below(&r, 5);
+        c.groups = g;
+        c.fi = 1 + (int)rng_below(&r, 30);
+        c.ti = 1 + (int)rng_below(&r, 70);
+        struct conv2d_shape s = {.n = c.n, .ci = c.ci, .fi = c.fi, .ti = c.ti, .co = c.co, .kf = c.kf,
+                                 .kt = c.kt, .sf = c.sf, .st = c.st, .pf = c.pf, .pt = c.pt, .df = c.df,
+                                 .dt = c.dt, .groups = c.groups};
+        if (conv2d_shape_init(&s)) continue;
+        snprintf(names[it], sizeof names[it], "fuzz %d n%d %d->%d %dx%d %dx%d k%dx%d s%d,%d p%d,%d d%d,%d g%d", it,
+                 c.n, c.ci, c.co, c.fi, c.ti, s.fo, s.to, c.kf, c.kt, c.sf, c.st, c.pf, c.pt, c.df, c.dt, c.groups);
+        c.name = names[it];
+        int fails = test_failures;
+        conv_check_vs_naive(&c, 900 + it);
+        enum conv2d_impl old = conv2d_set_impl(CONV2D_IMPL_GEMM);
+        conv_check_vs_naive(&c, 900 + it);
+        conv2d_set_impl(old);
+        if (test_failures > fails + 10) return;
+    }
+}
+
 const struct test tests_ops[] = {
     TEST(test_conv2d_shape_init),
     TEST(test_conv2d_vs_naive),
@@ -1209,5 +1259,6 @@ const struct test tests_ops[] = {
     TEST(test_reductions),
     TEST(test_linear),
     TEST(test_threads_1_vs_2),
+    TEST(test_conv2d_fuzz),
     {0},
 };

@@ -423,9 +423,17 @@ enum status audio_file_read(struct audio_file *af, const char *path,
     const int C = si.channels, rate = si.samplerate;
     const int known = si.frames > 0 && si.frames != SF_COUNT_MAX;
 
-    /* ref: librosa __soundfile_load: seek(int(offset * sr)), read(int(duration * sr)). */
+    /* ref: librosa __soundfile_load: seek(int(offset * sr)), read(int(duration * sr)).
+     * Converting a double beyond LONG_MAX to long is undefined: an offset that far is past
+     * the end of any file, a duration that long reads to the end. */
+    const double max_frames = 0x1p62;
+    if (o.offset_s * rate >= max_frames) {
+        s = status_set(STATUS_INVALID, "%s: offset %g s is past the end", path, o.offset_s);
+        goto fail;
+    }
     long off = (long)(o.offset_s * rate);
-    long want = o.duration_s > 0 ? (long)(o.duration_s * rate) : -1;
+    long want = o.duration_s <= 0 ? -1
+                : o.duration_s * rate >= max_frames ? -1 : (long)(o.duration_s * rate);
     if (want == 0) {
         s = status_set(STATUS_INVALID, "%s: duration %g s is shorter than one frame at %d Hz",
                        path, o.duration_s, rate);

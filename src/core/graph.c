@@ -300,7 +300,16 @@ int graph_finish(struct graph *g)
     s->v = mem_calloc(np, sizeof(float));
     s->mask = mem_alloc(np * sizeof(float));
     s->buf = mem_calloc(nb, sizeof(float));
-    if (!s->w || !s->g || !s->m || !s->v || !s->mask || !s->buf) return STATUS_NOMEM;
+    if (!s->w || !s->g || !s->m || !s->v || !s->mask || !s->buf) {
+        /* Leave the graph unfinished, not half-built (plans take store.w as "finished"). */
+        float **arrays[] = {&s->w, &s->g, &s->m, &s->v, &s->mask, &s->buf};
+        for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++) {
+            mem_free(*arrays[i]);
+            *arrays[i] = NULL;
+        }
+        s->n_params = s->n_buffers = 0;
+        return STATUS_NOMEM;
+    }
     for (size_t i = 0; i < np; i++) s->mask[i] = 1;
     for (int i = 0; i < g->n_tensors; i++) {
         struct graph_tensor *t = &g->tensors[i];

@@ -120,13 +120,24 @@ static int size_scratch(struct plan *p)
             size_t s = conv2d_scratch_floats(&p->pn[i].conv, nt);
             if (s > need) need = s;
         }
+    float *scratch = mem_alloc(need * sizeof(float));
+    if (!scratch) return STATUS_NOMEM; /* the old scratch stays, for the old count */
+    memset(scratch, 0, need * sizeof(float)); /* touch the pages now */
     mem_free(p->scratch);
-    p->scratch = mem_alloc(need * sizeof(float));
-    if (!p->scratch) return STATUS_NOMEM;
-    memset(p->scratch, 0, need * sizeof(float)); /* touch the pages now */
+    p->scratch = scratch;
     p->n_scratch = need;
     p->n_threads = nt;
     return STATUS_OK;
+}
+
+/* Before a pass: re-plan the scratch if threads_get() changed since it was sized, then pin
+ * the calling thread to the count it was sized for, so a threads_set() from another thread
+ * during the pass cannot make a kernel run more threads than the scratch holds. Returns
+ * the previous pin (for threads_pin) or -1 when the scratch could not be re-planned. */
+static int begin_pass(struct plan *p)
+{
+    if (threads_get() != p->n_threads && size_scratch(p)) return -1;
+    return threads_pin(p->n_threads);
 }
 
 int plan_create(struct plan **out, struct graph *g, int n, int c, int f, int t, int flags)
@@ -352,10 +363,12 @@ int plan_forward(struct plan *p, int n, const float *x, int train, struct rng *r
         for (int i = 0; i < g->n_nodes; i++)
             if (g->nodes[i].op == OP_DROPOUT && g->nodes[i].p > 0)
                 return status_set(STATUS_INVALID, "forward: training with dropout needs an rng");
-    if (threads_get() != p->n_threads && size_scratch(p)) return STATUS_NOMEM;
+    int pin = begin_pass(p);
+    if (pin < 0) return STATUS_NOMEM;
     int eff = weights_need_eff(g);
     if (eff) make_effective_weights(p);
-    int fold = !train && !(p->flags & PLAN_BACKWARD);
+    /* Folding never writes the conv's own output, which a PLAN_KEEP plan must show. */
+    int fold = !train && !(p->flags & (PLAN_BACKWARD | PLAN_KEEP));
     memcpy(p->pn[0].out, x, (size_t)n * p->pn[0].size * sizeof(float));
     for (int i = 1; i < g->n_nodes; i++) {
         const struct node *nd = &g->nodes[i];
@@ -451,6 +464,7 @@ int plan_forward(struct plan *p, int n, const float *x, int train, struct rng *r
         }
         if (p->prof) p->prof[i] += wall() - t0;
     }
+    threads_pin(pin);
     p->last_n = n;
     p->last_train = train;
     p->forwarded = 1;
@@ -465,8 +479,8 @@ const float *plan_output(const struct plan *p)
 const float *plan_node_output(const struct plan *p, int node)
 {
     if (node < 0 || node >= p->g->n_nodes) return NULL;
-    if (node != p->g->output && !(p->flags & (PLAN_BACKWARD | PLAN_KEEP))) return NULL;
-    if (p->pn[node].fused_into >= 0 && !(p->flags & (PLAN_BACKWARD | PLAN_KEEP))) return NULL;
+    if (node != p->g->output && (!p->forwarded || !(p->flags & (PLAN_BACKWARD | PLAN_KEEP))))
+        return NULL;
     return p->pn[node].out;
 }
 
@@ -523,9 +537,13 @@ int plan_backward_from(struct plan *p, int node, const float *dnode, float *dx)
     struct graph *g = p->g;
     if (!(p->flags & PLAN_BACKWARD))
         return status_set(STATUS_INVALID, "backward: the plan was made without PLAN_BACKWARD");
-    if (!p->forwarded) return status_set(STATUS_INVALID, "backward: no forward pass to go back through");
+    if (!p->forwarded)
+        return status_set(STATUS_INVALID, "backward: no forward pass to go back through "
+                                          "(each backward needs its own forward)");
     if (node < 1 || node >= g->n_nodes)
         return status_set(STATUS_INVALID, "backward: node %d does not exist", node);
+    int pin = begin_pass(p);
+    if (pin < 0) return STATUS_NOMEM;
     int n = p->last_n, train = p->last_train, eff = weights_need_eff(g);
     memset(p->has_grad, 0, (size_t)g->n_nodes);
     memset(g->store.g, 0, (size_t)g->store.n_params * sizeof(float));
@@ -570,7 +588,8 @@ int plan_backward_from(struct plan *p, int node, const float *dnode, float *dx)
             if (da) relu_backward(len, da, dy, q->out, acc);
             break;
         case OP_ADD: {
-            CHECK(nd->in[0] != nd->in[1]);
+            /* add(a, a): db is da, which then accumulates the second share (add_backward
+             * reads dy into a block buffer before writing either). */
             float *db = grad_target(p, i, 1, dx, &acc_b);
             add_backward(len, da, db, dy, q->out, nd->relu, acc, acc_b);
             break;
@@ -619,6 +638,10 @@ int plan_backward_from(struct plan *p, int node, const float *dnode, float *dx)
         if (p->prof) p->prof[g->n_nodes + i] += wall() - t0;
     }
     if (dx && !p->has_grad[0]) memset(dx, 0, (size_t)n * p->pn[0].size * sizeof(float));
+    threads_pin(pin);
+    /* Gradients took the memory of activations that the pass had finished with: only the
+     * output node's values survive, and another backward needs another forward. */
+    p->forwarded = 0;
     return STATUS_OK;
 }
 

@@ -177,31 +177,38 @@ enum plan_flags {
 
 /* Plan g for batches of at most n clips of (c, f, t). Returns 0, STATUS_MISMATCH when the
  * input does not fit the model (naming what), or STATUS_NOMEM. The plan borrows g, which
- * must outlive it. The thread count at creation sizes the scratch; plan_forward re-plans
- * the scratch if threads_get() changed since. */
+ * must outlive it. The thread count at creation sizes the scratch; plan_forward and
+ * plan_backward re-plan the scratch if threads_get() changed since, and pin the calling
+ * thread's count for the pass (threads_pin), so threads_set() may run meanwhile. */
 int plan_create(struct plan **out, struct graph *g, int n, int c, int f, int t, int flags);
 void plan_destroy(struct plan *p);
 
 /* Forward n <= planned clips x (n, C, F, T). train selects batch statistics (updating the
- * running statistics) and dropout drawn from rng (which may be NULL when not training).
- * Conv weights are used as w * damping * mask. Returns 0 or STATUS_INVALID (n too big). */
+ * running statistics) and dropout drawn from rng (which may be NULL when not training, or
+ * when no dropout has p > 0). Conv weights are used as w * damping * mask. Returns 0,
+ * STATUS_INVALID (n out of range, dropout without rng) or STATUS_NOMEM (re-planning the
+ * scratch after a thread-count change). */
 int plan_forward(struct plan *p, int n, const float *x, int train, struct rng *rng);
 /* The output node's values after plan_forward: (n, classes). */
 const float *plan_output(const struct plan *p);
 /* A node's output after plan_forward: (n, c, f, t) with the shape from plan_node_shape.
  * Only the output node is kept by a plan made without PLAN_BACKWARD or PLAN_KEEP; other
- * nodes' buffers are reused as soon as their consumers have run (NULL is returned). */
+ * nodes' buffers are reused as soon as their consumers have run (NULL is returned). NULL
+ * too for every node but the output before the first forward and after a backward. */
 const float *plan_node_output(const struct plan *p, int node);
 void plan_node_shape(const struct plan *p, int node, int *c, int *f, int *t);
 
 /* Backward of the last forward (which must have been run on a PLAN_BACKWARD plan), from
  * dout (n, classes) at the output node: writes the parameter gradients into g->store.g
  * (damping and masks applied, so they are gradients w.r.t. the stored weights) and, when
- * dx is not NULL, the input gradient (n, C, F, T). */
+ * dx is not NULL, the input gradient (n, C, F, T). A backward consumes its forward: the
+ * gradients reuse the memory of activations it is done with, so only the output node's
+ * values survive, and another backward needs another plan_forward. Returns 0,
+ * STATUS_INVALID (no plan_forward since the last backward, a plan without PLAN_BACKWARD)
+ * or STATUS_NOMEM (re-planning the scratch after a thread-count change). */
 int plan_backward(struct plan *p, const float *dout, float *dx);
 /* The same from any node: dnode has that node's shape (n, c, f, t). Parameters after it get
- * zero gradient and the outputs of nodes after it are no longer valid. Used for effective
- * receptive fields. */
+ * zero gradient. Used for effective receptive fields. */
 int plan_backward_from(struct plan *p, int node, const float *dnode, float *dx);
 
 /* Bytes of the plan's arena, for reports. */

@@ -127,7 +127,8 @@ void relu_backward(long n, float *dx, const float *dy, const float *y, int accum
 
 /* y = a + b (then max(y, 0) when relu); y may equal a or b. */
 void add_forward(long n, float *y, const float *a, const float *b, int relu);
-/* g = dy (masked by y > 0 when relu); da (+)= g, db (+)= g; da or db may be NULL. */
+/* g = dy (masked by y > 0 when relu); da (+)= g, db (+)= g, in that order; da or db may be
+ * NULL, either may alias dy, and da may equal db (a + a: 2g with accumulate_b set). */
 void add_backward(long n, float *da, float *db, const float *dy, const float *y, int relu,
                   int accumulate_a, int accumulate_b);
 
