@@ -6,6 +6,7 @@
  */
 #include "app.h"
 
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,36 @@
 
 #define MAX_ARGS 64
 
+static volatile sig_atomic_t interrupted;
+
+void app_interrupt(void)
+{
+    interrupted = 1;
+}
+
+int app_interrupted(void)
+{
+    return interrupted != 0;
+}
+
+/* The progress callback of every long command: a live "label 42% (done/total)" line on a
+ * terminal's error stream, and 0 (cancel) after Ctrl-C. */
+static int progress_line(void *user, const char *label, long done, long total)
+{
+    struct app *a = user;
+    if (isatty(fileno(a->err))) {
+        if (total > 0) {
+            int pct = (int)(100.0 * (done < 0 ? 0 : done > total ? total : done) / total);
+            fprintf(a->err, "\r%s %3d%% (%ld/%ld)\x1b[K%s", label, pct, done, total,
+                    done >= total ? "\r\x1b[K" : "");
+        } else {
+            fprintf(a->err, "\r%s %ld\x1b[K", label, done);
+        }
+        fflush(a->err);
+    }
+    return !interrupted;
+}
+
 void app_init(struct app *a)
 {
     memset(a, 0, sizeof *a);
@@ -26,6 +57,7 @@ void app_init(struct app *a)
     a->err = stderr;
     frontend_preset(&a->preset, FRONTEND_DEFAULT_PRESET);
     audio_file_init(&a->clip);
+    a->progress = (struct progress){progress_line, a};
 }
 
 void app_fini(struct app *a)
@@ -132,6 +164,7 @@ int app_run_line(struct app *a, const char *line)
             status = app_fail(a, STATUS_INVALID, "unknown command '%s' (try: help)", argv[0]);
         } else {
             status_clear();
+            interrupted = 0;
             status = c->run(a, argc, argv);
         }
     }

@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include "basin/audio/audio_file.h"
+#include "basin/core/progress.h"
 #include "basin/dsp/frontend.h"
 
 struct model;
@@ -30,6 +31,9 @@ struct app {
     char clip_path[1024];
     struct dataset *ds;         /* the data set opened by `data` (NULL when none) */
     char ds_path[4096];
+    /* Long work reports here (a live line on a terminal) and is cancelled through it: the
+     * callback returns 0 once app_interrupt() was called (Ctrl-C). Pass &a->progress. */
+    struct progress progress;
 };
 
 void app_init(struct app *a);
@@ -47,6 +51,12 @@ void app_out(struct app *a, const char *fmt, ...) __attribute__((format(printf, 
  * is a terminal (nothing otherwise, so scripts and pipes stay clean). fraction >= 1 ends
  * the line. Returns 1 (go on), for use as a progress callback's result. */
 int app_progress(struct app *a, const char *what, double fraction);
+/* Ask the running command to stop at its next safe point (async-signal-safe: the SIGINT
+ * handler calls it). Cleared when the next command starts. */
+void app_interrupt(void);
+/* 1 when app_interrupt() was called since the current command started. */
+int app_interrupted(void);
+
 /* Report a failure of the running command: "error: <msg>" on one line. Returns status. */
 int app_fail(struct app *a, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -208,3 +208,9 @@ int cmd_data(struct app *a, int argc, char **argv)
     free(buf);
     return STATUS_OK;
 }
+
+int cmd_cache(struct app *a, int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    return app_fail(a, STATUS_UNSUPPORTED, "cache: not yet");
+}

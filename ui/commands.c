@@ -69,6 +69,8 @@ const struct command commands[] = {
      "with the front end and label names in the metadata, through the feature cache.\n"
      "split=train|evaluate|test|all (train); norm=model|train|none (model's statistics if any).",
      cmd_data, data_options},
+    {"cache", "[clear]", "show the feature and data-set cache: where, how big, its cap",
+     "cache clear empties it.", cmd_cache, NULL},
     {"set", "key=value ...", "settings: threads=N, seed=N", "threads=0 uses every core.",
      cmd_set, set_options},
     {"help", "[COMMAND]", "list commands, or explain one", "", cmd_help, NULL},

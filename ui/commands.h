@@ -31,6 +31,7 @@ int cmd_preset(struct app *a, int argc, char **argv);
 int cmd_spec(struct app *a, int argc, char **argv);
 int cmd_synth(struct app *a, int argc, char **argv);
 int cmd_data(struct app *a, int argc, char **argv);
+int cmd_cache(struct app *a, int argc, char **argv);
 int cmd_set(struct app *a, int argc, char **argv);
 int cmd_help(struct app *a, int argc, char **argv);
 int cmd_quit(struct app *a, int argc, char **argv);

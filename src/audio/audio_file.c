@@ -33,6 +33,7 @@
 #include <sndfile.h>
 
 #include "basin/core/log.h"
+#include "basin/core/fs.h"
 #include "basin/core/mem.h"
 #include "basin/core/status.h"
 
@@ -742,21 +743,11 @@ enum status audio_file_write(const char *path, const struct audio_file *af,
                               i % af->n_frames, i / af->n_frames,
                               isnan(af->x[i]) ? "NaN" : "Inf");
 
-    /* PATH.tmp-<pid>-<n>: unique per process and call, so threads never share one. */
-    static atomic_uint seq;
-    size_t n_tmp = strlen(path) + 48;
-    char *tmp = mem_alloc(n_tmp);
-    if (!tmp) return STATUS_NOMEM;
-    snprintf(tmp, n_tmp, "%s.tmp-%ld-%u", path, (long)getpid(), atomic_fetch_add(&seq, 1));
-    enum status s = STATUS_OK;
-    SNDFILE *f = NULL;
-    int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (fd < 0) {
-        s = status_set(STATUS_IO, "%s: cannot create %s: %s", path, tmp, strerror(errno));
-        mem_free(tmp);
-        return s;
-    }
-    f = sf_open_fd(fd, SFM_WRITE, &si, SF_FALSE);
+    struct fs_atomic tmp;
+    enum status s = fs_atomic_begin(&tmp, path, 0);
+    if (s) return s;
+    /* libsndfile writes through the descriptor and leaves it open (close_desc false). */
+    SNDFILE *f = sf_open_fd(tmp.fd, SFM_WRITE, &si, SF_FALSE);
     if (!f) {
         s = status_set(STATUS_UNSUPPORTED, "%s: cannot write %s (libsndfile: %s)", path,
                        format_names[fmt], sf_strerror(NULL));
@@ -770,28 +761,10 @@ enum status audio_file_write(const char *path, const struct audio_file *af,
                        sf_error_number(e));
         goto fail;
     }
-    if (fsync(fd) != 0) {
-        s = status_set(STATUS_IO, "%s: fsync failed: %s", path, strerror(errno));
-        goto fail;
-    }
-    e = close(fd);
-    fd = -1;
-    if (e != 0) {
-        s = status_set(STATUS_IO, "%s: close failed: %s", path, strerror(errno));
-        goto fail;
-    }
-    if (rename(tmp, path) != 0) {
-        s = status_set(STATUS_IO, "%s: cannot rename the finished file into place: %s", path,
-                       strerror(errno));
-        goto fail;
-    }
-    mem_free(tmp);
-    return STATUS_OK;
+    return fs_atomic_commit(&tmp);
 
 fail:
     if (f) sf_close(f);
-    if (fd >= 0) close(fd);
-    unlink(tmp);
-    mem_free(tmp);
+    fs_atomic_abort(&tmp);
     return s;
 }

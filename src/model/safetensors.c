@@ -27,6 +27,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "basin/core/fs.h"
 #include "basin/core/mem.h"
 #include "basin/core/status.h"
 #include "basin/core/strbuf.h"
@@ -902,48 +903,12 @@ static int build_header(const struct st_writer *w, const struct st_entry **order
                      : STATUS_OK;
 }
 
-static int write_all(int fd, const void *buf, size_t n)
-{
-    const unsigned char *p = buf;
-    while (n) {
-        ssize_t k = write(fd, p, n > (1u << 30) ? (1u << 30) : n);
-        if (k < 0 && errno == EINTR) continue;
-        if (k < 0) return -1;
-        if (k == 0) {
-            errno = EIO;
-            return -1;
-        }
-        p += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
-/* fsync the directory holding path, so the rename itself is durable (best effort: some
- * file systems refuse to fsync a directory). */
-static void sync_dir(const char *path)
-{
-    char dir[4096];
-    const char *slash = strrchr(path, '/');
-    if (!slash) snprintf(dir, sizeof dir, ".");
-    else if (slash == path) snprintf(dir, sizeof dir, "/");
-    else snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-    }
-}
-
 int st_writer_write(const struct st_writer *w, const char *path)
 {
-    /* A process-wide counter makes temporary names unique across threads; it is the only
-     * shared state here and is atomic. */
-    static atomic_uint tmp_counter;
     const struct st_entry **order = mem_calloc((size_t)w->n + 1, sizeof *order);
     struct strbuf hb = {0};
-    char *tmp = NULL;
-    int fd = -1, s = STATUS_OK, created = 0;
+    struct fs_atomic f;
+    int s = STATUS_OK;
     if (!order) return status_prefix(STATUS_NOMEM, "%s", path);
     for (int i = 0; i < w->n; i++) order[i] = &w->entries[i];
     qsort(order, (size_t)w->n, sizeof *order, cmp_entry);
@@ -951,46 +916,17 @@ int st_writer_write(const struct st_writer *w, const char *path)
         s = status_prefix(s, "%s", path);
         goto done;
     }
-
-    size_t n_tmp = strlen(path) + 64;
-    if (!(tmp = mem_alloc(n_tmp))) {
-        s = status_prefix(STATUS_NOMEM, "%s", path);
-        goto done;
-    }
-    snprintf(tmp, n_tmp, "%s.tmp-%ld-%u", path, (long)getpid(),
-             atomic_fetch_add(&tmp_counter, 1u));
-    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (fd < 0) {
-        s = status_set(STATUS_IO, "%s: cannot create %s: %s", path, tmp, strerror(errno));
-        goto done;
-    }
-    created = 1;
+    if ((s = fs_atomic_begin(&f, path, 0))) goto done;
     unsigned char len8[8];
     uint64_t n = hb.n;
     for (int i = 0; i < 8; i++) len8[i] = (unsigned char)(n >> (8 * i));
-    int bad = write_all(fd, len8, 8) || write_all(fd, hb.p, hb.n);
-    for (int i = 0; i < w->n && !bad; i++)
-        if (order[i]->n_bytes) bad = write_all(fd, order[i]->data, order[i]->n_bytes);
-    if (bad || fsync(fd) != 0) {
-        s = status_set(STATUS_IO, "%s: writing %s: %s", path, tmp, strerror(errno));
-        goto done;
-    }
-    int rc = close(fd);
-    fd = -1;
-    if (rc != 0) {
-        s = status_set(STATUS_IO, "%s: closing %s: %s", path, tmp, strerror(errno));
-        goto done;
-    }
-    if (rename(tmp, path) != 0) {
-        s = status_set(STATUS_IO, "%s: cannot replace it: %s", path, strerror(errno));
-        goto done;
-    }
-    created = 0;
-    sync_dir(path);
+    s = fs_atomic_write(&f, len8, 8);
+    if (!s) s = fs_atomic_write(&f, hb.p, hb.n);
+    for (int i = 0; i < w->n && !s; i++)
+        if (order[i]->n_bytes) s = fs_atomic_write(&f, order[i]->data, order[i]->n_bytes);
+    if (s) fs_atomic_abort(&f);
+    else s = fs_atomic_commit(&f);
 done:
-    if (fd >= 0) close(fd);
-    if (created) unlink(tmp);
-    mem_free(tmp);
     mem_free(hb.p);
     mem_free(order);
     return s;
