@@ -6,6 +6,7 @@
 #   make sanitize   ASan + UBSan build of everything, then the test suite under it
 #   make deps       install the Debian packages basin needs (needs root or sudo)
 #   make lint       layering rules, headers compiled alone, cppcheck
+#   make assets     regenerate assets/ (demo clips) with basin itself
 #   make format     clang-format the sources
 #   make clean
 #
@@ -73,7 +74,7 @@ BIN := $(O)/basin
 TESTBIN := $(O)/run_tests
 BENCHBIN := $(O)/bench
 
-.PHONY: all test bench sanitize deps lint format clean headers interop
+.PHONY: all test bench sanitize deps lint format clean headers interop assets
 .DEFAULT_GOAL := all
 
 all: $(BIN)
@@ -137,6 +138,10 @@ interop: all $(O)/train_parity
 
 $(O)/train_parity: $(O)/tests/interop/train_parity.o $(LIB)
 	$(Q)$(CC) $(LDFLAGS_BASE) -o $@ $^ $(LIBS)
+
+# What ships in assets/ is made by basin itself (assets/assets.basin).
+assets: $(BIN)
+	$(Q)$(BIN) --script assets/assets.basin
 
 deps:
 	$(Q)if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \

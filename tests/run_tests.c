@@ -1,6 +1,7 @@
 /* run_tests.c: runs every test table, or those whose "file.test" name contains argv[1].
  * Last line: "N passed, N failed"; exit status 0 only when nothing failed and something
  * passed. QUICK=1 in the environment skips tests marked heavy. */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,12 +21,18 @@
     X(dsp)                                                                                  \
     X(audio)                                                                                \
     X(data)                                                                                 \
+    X(dataset)                                                                              \
+    X(features)                                                                             \
+    X(cache)                                                                                \
     X(synth)                                                                                \
     X(model)                                                                                \
     X(safetensors)                                                                          \
     X(graph)                                                                                \
     X(model_io)                                                                             \
+    X(hostile)                                                                              \
     X(cli)                                                                                  \
+    X(cli_data)                                                                             \
+    X(repl)                                                                                 \
     X(loss)                                                                                 \
     X(optim)
 
@@ -78,10 +85,44 @@ const char *test_path(const char *name)
     return p;
 }
 
-static void log_to_stderr(enum log_level level, const char *msg, void *user)
+/* Warnings the code under test logs are kept per test (tests may check them with
+ * test_log()) and shown only with a failure or VERBOSE=1, so a passing run prints nothing
+ * but its closing line. */
+static char *log_buf;
+static size_t log_len, log_cap;
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void log_to_buffer(enum log_level level, const char *msg, void *user)
 {
     (void)user;
-    if (level >= LOG_WARN) fprintf(stderr, "  log: %s\n", msg);
+    if (level < LOG_WARN) return;
+    size_t n = strlen(msg);
+    pthread_mutex_lock(&log_lock);
+    if (log_len + n + 2 > log_cap) {
+        size_t cap = (log_len + n + 2) * 2;
+        char *p = realloc(log_buf, cap);
+        if (p) log_buf = p, log_cap = cap;
+    }
+    if (log_len + n + 2 <= log_cap) {
+        memcpy(log_buf + log_len, msg, n);
+        log_buf[log_len + n] = '\n';
+        log_len += n + 1;
+        log_buf[log_len] = 0;
+    }
+    pthread_mutex_unlock(&log_lock);
+}
+
+const char *test_log(void)
+{
+    return log_buf && log_len ? log_buf : "";
+}
+
+void test_log_clear(void)
+{
+    pthread_mutex_lock(&log_lock);
+    log_len = 0;
+    if (log_buf) log_buf[0] = 0;
+    pthread_mutex_unlock(&log_lock);
 }
 
 int main(int argc, char **argv)
@@ -91,7 +132,7 @@ int main(int argc, char **argv)
     int verbose = getenv("VERBOSE") && atoi(getenv("VERBOSE"));
     int passed = 0, failed = 0;
     threads_set(2); /* fixed thread count: deterministic results */
-    log_set_sink(log_to_stderr, NULL, LOG_WARN);
+    log_set_sink(log_to_buffer, NULL, LOG_WARN);
     setvbuf(stdout, NULL, _IOLBF, 0);
     for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
         for (const struct test *t = files[f].tests; t->name; t++) {
@@ -102,6 +143,7 @@ int main(int argc, char **argv)
             current = full;
             test_failures = 0;
             status_clear();
+            test_log_clear();
             struct timespec t0, t1;
             clock_gettime(CLOCK_MONOTONIC, &t0);
             t->fn();
@@ -109,8 +151,14 @@ int main(int argc, char **argv)
             double ms = (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) * 1e-6;
             if (test_failures) failed++;
             else passed++;
-            if (verbose || test_failures)
+            if (verbose || test_failures) {
                 printf("%s %s (%.0f ms)\n", test_failures ? "FAILED" : "ok    ", full, ms);
+                for (const char *l = test_log(); *l;) {
+                    const char *e = strchr(l, '\n');
+                    printf("  log: %.*s\n", (int)(e - l), l);
+                    l = e + 1;
+                }
+            }
         }
     }
     if (scratch_dir[0]) {

@@ -28,6 +28,11 @@ void test_fail(const char *file, int line, const char *fmt, ...) __attribute__((
 const char *test_dir(void);
 const char *test_path(const char *name);
 
+/* Warnings and errors logged through the log sink during the running test, one a line
+ * ("" when none); the runner shows them only when the test fails or with VERBOSE=1. */
+const char *test_log(void);
+void test_log_clear(void);
+
 #define EXPECT(cond)                                                                        \
     do {                                                                                    \
         if (!(cond)) test_fail(__FILE__, __LINE__, "expected %s", #cond);                  \

@@ -693,6 +693,16 @@ static void test_plan_errors(void)
     EXPECT(strstr(status_detail(), "bn0") && strstr(status_detail(), "64"));
     EXPECT(plan_create(&p, m->g, 2, 1, 12, 1, 0) == STATUS_MISMATCH);
     EXPECT(p == NULL);
+    /* the layer and the smallest input are named */
+    EXPECT_STR(status_detail(), "input of 12 x 1 is too small: b1.pool gets a 12 x 1 map, too small "
+                                "for its 2x2 kernel (the model takes inputs of at least 4 x 4)");
+    /* A plan bigger than any machine is refused before anything is allocated. */
+    EXPECT(plan_create(&p, m->g, 1000, 1, 12, 10000000, PLAN_BACKWARD) == STATUS_NOMEM);
+    EXPECT(p == NULL);
+    EXPECT_MSG(strstr(status_detail(), "a plan for 1000 x 1 x 12 x 10000000 needs about") &&
+               strstr(status_detail(), "TiB") && strstr(status_detail(), "available"),
+               "%s", status_detail());
+    EXPECT(m->g->store.g == NULL); /* refused before the training state too */
     REQUIRE_OK(plan_create(&p, m->g, 2, 1, 12, 16, 0));
     float x[3 * 12 * 16] = {0};
     EXPECT(plan_forward(p, 3, x, 0, NULL) == STATUS_INVALID);

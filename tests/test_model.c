@@ -2,6 +2,7 @@
  * names and shapes, the rho table, receptive fields and MACs. */
 #include <string.h>
 
+#include "basin/core/progress.h"
 #include "basin/core/status.h"
 #include "basin/model/model.h"
 #include "test.h"
@@ -169,6 +170,174 @@ static void test_config_errors(void)
     EXPECT(arch_parse("resnet", &a) == STATUS_INVALID);
 }
 
+/* The RF of a row is its units' theoretical maximum; the total is that of the layer the
+ * global pooling head reads, which is a row of the table; no earlier row exceeds it; rows
+ * after the head see the whole input (model.h, model_describe). */
+static void test_receptive_field_rows_and_total_agree(void)
+{
+    struct {
+        enum arch a;
+        const char *const *kv;
+        int f, t;
+        const char *head;
+        long rf;
+    } cases[] = {
+        {ARCH_CNN10, (const char *[]){"width", "0.25", NULL}, 64, 100, "b4.pool", 76},
+        {ARCH_SEPNET, NULL, 256, 431, "b4.pool", 76},
+        {ARCH_CPRESNET, (const char *[]){"width", "8", "rho", "5", NULL}, 256, 431, "head.bn", 87},
+        {ARCH_CPRESNET, (const char *[]){"width", "8", "rho", "7", NULL}, 40, 30, "head.bn", 135},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct model *m = make(cases[i].a, cases[i].kv);
+        REQUIRE(m);
+        struct layer_row rows[256];
+        struct model_summary s;
+        int n, head = -1;
+        REQUIRE_OK(model_describe(m, cases[i].f, cases[i].t, rows, &n, &s));
+        EXPECT_STR(s.rf_layer, cases[i].head);
+        EXPECT_EQ_INT(s.rf[0], cases[i].rf);
+        EXPECT_EQ_INT(s.rf[1], cases[i].rf);
+        for (int r = 0; r < n; r++)
+            if (!strcmp(rows[r].name, s.rf_layer)) head = r;
+        REQUIRE(head >= 0);
+        EXPECT(rows[head].rf[0] == s.rf[0] && rows[head].rf[1] == s.rf[1]);
+        for (int r = 0; r < n; r++) {
+            if (r <= head) {
+                EXPECT_MSG(rows[r].rf[0] <= s.rf[0] && rows[r].rf[1] <= s.rf[1] && !rows[r].whole[0],
+                           "%s: row %s rf %ld x %ld exceeds the total", arch_name(cases[i].a),
+                           rows[r].name, rows[r].rf[0], rows[r].rf[1]);
+            } else {
+                /* after global pooling: the whole input, never more */
+                EXPECT_MSG(rows[r].whole[0] && rows[r].whole[1] && rows[r].rf[0] == cases[i].f &&
+                           rows[r].rf[1] == cases[i].t,
+                           "%s: row %s after the head has rf %ld x %ld", arch_name(cases[i].a),
+                           rows[r].name, rows[r].rf[0], rows[r].rf[1]);
+            }
+        }
+        model_destroy(m);
+    }
+}
+
+/* Pools are rows with names; an input too small names the layer and the minimum, which is
+ * exact: the minimum passes, one less fails, on each axis. */
+static void test_min_input_and_too_small_messages(void)
+{
+    struct model *m = make(ARCH_CPRESNET, NULL);
+    REQUIRE(m);
+    struct layer_row rows[256];
+    struct model_summary s;
+    int n, f, t;
+    EXPECT_EQ_INT(model_describe(m, 256, 10, rows, &n, &s), STATUS_MISMATCH);
+    EXPECT_STR(status_detail(), "input of 256 x 10 is too small: s1.b4.pool gets a 31 x 1 map, too "
+                                "small for its 2x2 kernel (the model takes inputs of at least 17 x 17)");
+    REQUIRE_OK(model_min_input(&m->cfg, &f, &t));
+    EXPECT(f == 17 && t == 17);
+    model_destroy(m);
+    struct {
+        enum arch a;
+        const char *const *kv;
+        int f, t;
+    } cases[] = {
+        {ARCH_CPRESNET, (const char *[]){"width", "4", NULL}, 17, 17},
+        {ARCH_CPRESNET, (const char *[]){"width", "4", "blocks", "1,0,2", NULL}, 5, 5},
+        {ARCH_CPRESNET, (const char *[]){"width", "4", "blocks", "0,2,2", NULL}, 3, 3},
+        {ARCH_SEPNET, (const char *[]){"channels", "4,4", "mels", "4", NULL}, 4, 4},
+        {ARCH_SEPNET, (const char *[]){"mels", "16", NULL}, 16, 16},
+        {ARCH_CNN10, (const char *[]){"width", "0.0625", "mels", "16", NULL}, 16, 16},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        m = make(cases[i].a, cases[i].kv);
+        REQUIRE(m);
+        REQUIRE_OK(model_min_input(&m->cfg, &f, &t));
+        EXPECT_MSG(f == cases[i].f && t == cases[i].t, "case %zu: min %d x %d, expected %d x %d", i,
+                   f, t, cases[i].f, cases[i].t);
+        int mf = cases[i].a == ARCH_CPRESNET ? f : m->cfg.mels; /* bn0 fixes F */
+        REQUIRE_OK(model_describe(m, mf, t, rows, &n, &s));
+        EXPECT_EQ_INT(model_describe(m, mf, t - 1, rows, &n, &s), t > 1 ? STATUS_MISMATCH : STATUS_INVALID);
+        if (cases[i].a == ARCH_CPRESNET && f > 1)
+            EXPECT_EQ_INT(model_describe(m, f - 1, t, rows, &n, &s), STATUS_MISMATCH);
+        char want[64];
+        snprintf(want, sizeof want, "(the model takes inputs of at least %d x %d)", f, t);
+        EXPECT_MSG(strstr(status_detail(), want), "case %zu: %s", i, status_detail());
+        model_destroy(m);
+    }
+}
+
+/* sepnet and cnn10 fix F at mels: a mels no input could pass the pools is refused, with
+ * the minimum computed from the network. */
+static void test_mels_below_the_pools_are_refused(void)
+{
+    struct model_config c;
+    model_config_default(&c, ARCH_CNN10);
+    REQUIRE_OK(model_config_set(&c, "mels", "1"));
+    EXPECT_EQ_INT(model_config_validate(&c), STATUS_INVALID);
+    EXPECT_STR(status_detail(), "cnn10: mels=1 is too small: the network's pools need at least 16 mel bins");
+    REQUIRE_OK(model_config_set(&c, "mels", "15"));
+    EXPECT_EQ_INT(model_config_validate(&c), STATUS_INVALID);
+    REQUIRE_OK(model_config_set(&c, "mels", "16"));
+    REQUIRE_OK(model_config_validate(&c));
+    model_config_default(&c, ARCH_SEPNET);
+    REQUIRE_OK(model_config_set(&c, "channels", "8,8,8"));
+    REQUIRE_OK(model_config_set(&c, "mels", "7"));
+    EXPECT_EQ_INT(model_config_validate(&c), STATUS_INVALID);
+    EXPECT(strstr(status_detail(), "at least 8 mel bins") != NULL);
+    REQUIRE_OK(model_config_set(&c, "mels", "8"));
+    REQUIRE_OK(model_config_validate(&c));
+}
+
+struct calls {
+    long n, last_done, last_total, cancel_at;
+    char label[16];
+};
+
+static int count_calls(void *user, const char *label, long done, long total)
+{
+    struct calls *c = user;
+    c->n++;
+    c->last_done = done, c->last_total = total;
+    snprintf(c->label, sizeof c->label, "%s", label);
+    return !(c->cancel_at && c->n >= c->cancel_at);
+}
+
+/* Creating a large model reports progress and can be cancelled; the weights do not depend
+ * on the progress chunks. Small models make no reports. A model costs 8 bytes a parameter
+ * until it trains. */
+static void test_create_progress_cancel_and_store_size(void)
+{
+    struct model_config c;
+    model_config_default(&c, ARCH_CNN10);
+    REQUIRE_OK(model_config_set(&c, "width", "1.5")); /* 11 M parameters */
+    struct calls k = {0, 0, 0, 0, ""};
+    struct progress p = {count_calls, &k};
+    struct model *a, *b;
+    REQUIRE_OK(model_create_progress(&a, &c, 7, &p));
+    long np = graph_param_count(a->g);
+    EXPECT(k.n >= 2);
+    EXPECT_STR(k.label, "model");
+    EXPECT(k.last_done == np && k.last_total == np);
+    EXPECT(a->g->store.g == NULL && a->g->store.m == NULL && a->g->store.v == NULL);
+    REQUIRE_OK(model_create(&b, &c, 7));
+    EXPECT(memcmp(a->g->store.w, b->g->store.w, (size_t)np * sizeof(float)) == 0);
+    model_destroy(b);
+    model_destroy(a);
+    k = (struct calls){0, 0, 0, 1, ""};
+    a = (struct model *)1;
+    EXPECT_EQ_INT(model_create_progress(&a, &c, 7, &p), STATUS_CANCELLED);
+    EXPECT(a == NULL);
+    k = (struct calls){0, 0, 0, 0, ""};
+    model_config_default(&c, ARCH_CPRESNET);
+    REQUIRE_OK(model_create_progress(&a, &c, 7, &p));
+    EXPECT_EQ_INT(k.n, 0);
+    /* the estimate used before allocating, from the layout alone */
+    struct graph *layout;
+    REQUIRE_OK(model_build_layout(&layout, &c));
+    EXPECT(layout->store.w == NULL);
+    EXPECT_EQ_INT(graph_store_bytes(layout, 0), 8L * 3563412 + 4L * a->g->store.n_buffers);
+    REQUIRE_OK(model_check_memory(&c, layout, 1));
+    graph_destroy(layout);
+    model_destroy(a);
+}
+
 const struct test tests_model[] = {
     TEST(test_param_counts_match_reference),
     TEST(test_sepnet_state_dict_and_folded_counts),
@@ -176,5 +345,9 @@ const struct test tests_model[] = {
     TEST(test_rho_table),
     TEST(test_receptive_field_and_macs),
     TEST(test_config_errors),
+    TEST(test_receptive_field_rows_and_total_agree),
+    TEST(test_min_input_and_too_small_messages),
+    TEST(test_mels_below_the_pools_are_refused),
+    TEST(test_create_progress_cancel_and_store_size),
     {0},
 };

@@ -560,11 +560,20 @@ static void test_rejects_malformed_headers(void)
     write_raw_len(p, 0, "", 0, NULL, 0);
     EXPECT_REJECT(p, STATUS_FORMAT, "not valid JSON");
     REQUIRE(spit(p, "abc", 3) == 0);
-    EXPECT_REJECT(p, STATUS_FORMAT, "too short");
+    EXPECT_REJECT(p, STATUS_FORMAT, "not a safetensors file (3 bytes, too short");
     write_raw_len(p, 100, "{}", 2, NULL, 0);
-    EXPECT_REJECT(p, STATUS_FORMAT, "header length 100 does not fit the file (10 bytes)");
+    EXPECT_REJECT(p, STATUS_FORMAT, "not a safetensors file (header length 100 does not fit the 10-byte file)");
     write_raw_len(p, UINT64_MAX, "{}", 2, NULL, 0);
-    EXPECT_REJECT(p, STATUS_FORMAT, "does not fit");
+    EXPECT_REJECT(p, STATUS_FORMAT, "not a safetensors file (header length 1.8e19 does not fit the 10-byte file)");
+    {
+        /* Any other file reads its first 8 bytes as the length: say what it is first, once. */
+        char text[3000];
+        for (size_t i = 0; i < sizeof text; i++) text[i] = "Some text, not a model.\n"[i % 24];
+        REQUIRE(spit(p, text, sizeof text) == 0);
+        EXPECT_REJECT(p, STATUS_FORMAT, ": not a safetensors file (header length 8.7e18 does not fit the 2.9 KiB file)");
+        EXPECT(strstr(status_detail(), p) == status_detail());
+        EXPECT(strstr(status_detail() + 1, p) == NULL);
+    }
     write_raw_len(p, (uint64_t)1 << 63, "{}", 2, NULL, 0);
     EXPECT_REJECT(p, STATUS_FORMAT, "does not fit");
     {
@@ -688,8 +697,36 @@ static void test_rejects_malformed_headers(void)
         for (size_t i = 0; i < depth; i++) deep[k++] = ']';
         deep[k++] = '}';
         write_raw_len(p, k, deep, k, NULL, 0);
+        EXPECT_REJECT(p, STATUS_FORMAT, "array items");
+        /* nested deeper than jansson goes, with few items: jansson's own refusal */
+        k = (size_t)snprintf(deep, n, "{\"__metadata__\":");
+        for (size_t i = 0; i < 3000; i++) deep[k++] = '{', deep[k++] = '"', deep[k++] = 'a', deep[k++] = '"', deep[k++] = ':';
+        deep[k++] = '0';
+        for (size_t i = 0; i < 3000; i++) deep[k++] = '}';
+        deep[k++] = '}';
+        write_raw_len(p, k, deep, k, NULL, 0);
         EXPECT_REJECT(p, STATUS_FORMAT, "not valid JSON");
         free(deep);
+    }
+    {
+        /* Arrays only hold shapes and offsets: 10 items an entry. An extra key with a big
+         * array (ignored when small) is refused before it is parsed. */
+        char hdr[600];
+        snprintf(hdr, sizeof hdr, "{\"a\":{\"dtype\":\"U8\",\"shape\":[1,1,1,1,1,1,1,1],\"data_offsets\":[0,1],"
+                 "\"extra\":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]}}");
+        write_raw(p, hdr, 1);
+        struct st_file *ok;
+        REQUIRE_OK(st_load(p, &ok));
+        st_destroy(ok);
+        size_t zeros_n = 100000, len = 0;
+        char *big = malloc(2 * zeros_n + 200);
+        len += (size_t)sprintf(big, "{\"a\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1],\"extra\":[");
+        for (size_t i = 0; i < zeros_n; i++) big[len++] = '0', big[len++] = ',';
+        len += (size_t)sprintf(big + len - 1, "]}}") - 1;
+        big[len] = 0;
+        write_raw(p, big, 1);
+        EXPECT_REJECT(p, STATUS_FORMAT, "header holds 100003 array items for 1 entries");
+        free(big);
     }
 
     /* Tensor names with control characters stay on one line in messages. */
@@ -890,6 +927,56 @@ static void test_json_parse_errors(void)
     EXPECT_EQ_INT(json_kind_of(v), JSON_KIND_INT);
     json_destroy(v);
     json_destroy(NULL);
+}
+
+static void count_text(const char *text, struct json_counts *c)
+{
+    json_count(text, strlen(text), c);
+}
+
+/* json_count sees a text's cost without building it; json_parse_max refuses before. */
+static void test_json_count_and_parse_max(void)
+{
+    struct json_counts c;
+    count_text("[0,0,0]", &c);
+    EXPECT_EQ_INT(c.n_values, 4);
+    EXPECT_EQ_INT(c.n_items, 3);
+    EXPECT_EQ_INT(c.top_len, 3);
+    EXPECT_EQ_INT(c.depth, 1);
+    count_text(" {\"a\" : [1, {\"b\":\"x,]\\\"\"}], \"c\":true, \"d\": {}} ", &c);
+    EXPECT_EQ_INT(c.n_values, 7); /* root, array, 1, object, "x,]\"", true, {} */
+    EXPECT_EQ_INT(c.n_items, 2);
+    EXPECT_EQ_INT(c.top_len, 3);
+    EXPECT_EQ_INT(c.depth, 3);
+    count_text("\"just a string\"", &c);
+    EXPECT_EQ_INT(c.n_values, 1);
+    EXPECT_EQ_INT(c.top_len, 0);
+    count_text("[[[[", &c); /* malformed: counted as far as it goes */
+    EXPECT_EQ_INT(c.n_values, 4);
+    EXPECT_EQ_INT(c.depth, 4);
+    json_count("[0,\"a\"]  [1,2,3]", 7, &c); /* the length bounds the text, not the NUL */
+    EXPECT_EQ_INT(c.n_values, 3);
+    EXPECT_EQ_INT(c.n_items, 2);
+    /* Values at every depth count, keys and strings holding delimiters do not mislead it. */
+    const char *doc = "{\"width\":32,\"blocks\":[4,4,4],\"nested\":{\"x\":[[1,2],[]],\"y\":null},\"s\":\"a:b\"}";
+    count_text(doc, &c);
+    EXPECT_EQ_INT(c.n_values, 14);
+    struct json *v = NULL;
+    REQUIRE_OK(json_parse_max(doc, "doc", 14, &v));
+    json_destroy(v);
+    EXPECT_EQ_INT(json_parse_max(doc, "doc", 13, &v), STATUS_FORMAT);
+    EXPECT(v == NULL);
+    EXPECT_STR(status_detail(), "doc: 14 values, more than the 13 it may hold");
+    /* the refusal costs nothing: 4 million zeros are counted, never built */
+    size_t n = 4000000;
+    char *zeros = malloc(2 * n + 2);
+    zeros[0] = '[';
+    for (size_t i = 0; i < n; i++) zeros[1 + 2 * i] = '0', zeros[2 + 2 * i] = ',';
+    zeros[2 * n] = ']';
+    zeros[2 * n + 1] = 0;
+    EXPECT_EQ_INT(json_parse_max(zeros, "labels", 11, &v), STATUS_FORMAT);
+    EXPECT(strstr(status_detail(), "4000001 values") != NULL);
+    free(zeros);
 }
 
 static void test_json_getters(void)
@@ -1155,6 +1242,7 @@ const struct test tests_safetensors[] = {
     TEST(test_fuzz_never_crashes),
     TEST(test_atomic_write),
     TEST(test_json_parse_errors),
+    TEST(test_json_count_and_parse_max),
     TEST(test_json_getters),
     TEST(test_json_doubles_roundtrip),
     TEST(test_json_build_and_dump),

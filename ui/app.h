@@ -34,30 +34,37 @@ struct app {
     /* Long work reports here (a live line on a terminal) and is cancelled through it: the
      * callback returns 0 once app_interrupt() was called (Ctrl-C). Pass &a->progress. */
     struct progress progress;
+    char progress_label[32];    /* the progress line last drawn: label, percent, time */
+    int progress_pct;
+    double progress_t;
+    const char *cmd;            /* the running command's name (errors start with it) */
+    const char *script;         /* the script being run ("stdin" for a pipe), else NULL */
+    long line_no;               /* its line, for "FILE:LINE: error: ..." */
 };
 
 void app_init(struct app *a);
 void app_fini(struct app *a);
 
-/* Parse and run one line. Blank lines and lines starting with '#' do nothing. Returns 0
- * on success, else the command's status after printing "error: <detail>". */
+/* Parse and run one line. Blank lines and comments do nothing; a key given twice is
+ * refused. Returns 0 on success, else the command's status after printing
+ * "error: <command>: <detail>". */
 int app_run_line(struct app *a, const char *line);
 
-/* Run every line of a stream (a script or a pipe). Returns the number of failed lines. */
-int app_run_stream(struct app *a, FILE *in);
+/* Run every line of a stream (a script or a pipe) named name; errors then read
+ * "name:LINE: error: ...". Stops early on quit or Ctrl-C. Returns the number of failed
+ * lines. */
+int app_run_stream(struct app *a, FILE *in, const char *name);
 
 void app_out(struct app *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* A progress line for long work ("synth 42%"), redrawn in place on the error stream when it
- * is a terminal (nothing otherwise, so scripts and pipes stay clean). fraction >= 1 ends
- * the line. Returns 1 (go on), for use as a progress callback's result. */
-int app_progress(struct app *a, const char *what, double fraction);
 /* Ask the running command to stop at its next safe point (async-signal-safe: the SIGINT
  * handler calls it). Cleared when the next command starts. */
 void app_interrupt(void);
 /* 1 when app_interrupt() was called since the current command started. */
 int app_interrupted(void);
 
-/* Report a failure of the running command: "error: <msg>" on one line. Returns status. */
+/* Report a failure of the running command on one line: "error: <command>: <msg>" (the
+ * command's name is not repeated when msg starts with it), with "FILE:LINE: " in front in
+ * a script. Returns status (STATUS_INVALID when status is 0). */
 int app_fail(struct app *a, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

@@ -33,18 +33,32 @@ int cmd_clip(struct app *a, int argc, char **argv)
     double rms = n ? sqrt(sum2 / n) : 0;
     struct audio_file_info info;
     const char *fmt = audio_file_probe(argv[1], &info) ? "" : info.format;
-    app_out(a, "%s: %d Hz, %d channel%s, %.3f s (%ld frames), peak %.1f dBFS, rms %.1f dBFS%s%s\n",
-            argv[1], af.sample_rate_hz, af.n_channels, af.n_channels == 1 ? "" : "s",
-            (double)af.n_frames / af.sample_rate_hz, af.n_frames, 20 * log10(peak > 1e-10 ? peak : 1e-10),
-            20 * log10(rms > 1e-10 ? rms : 1e-10), *fmt ? ", " : "", fmt);
+    char level[64];
+    if (peak == 0) snprintf(level, sizeof level, "digital silence");
+    else snprintf(level, sizeof level, "peak %.1f dBFS, rms %.1f dBFS", 20 * log10(peak), 20 * log10(rms));
+    app_out(a, "%s: %d Hz, %d channel%s, %.3f s (%ld frames), %s%s%s\n", argv[1], af.sample_rate_hz,
+            af.n_channels, af.n_channels == 1 ? "" : "s", (double)af.n_frames / af.sample_rate_hz,
+            af.n_frames, level, *fmt ? ", " : "", fmt);
     return STATUS_OK;
 }
 
-static void print_params(struct app *a, const struct frontend_params *p)
+/* What a front end's numbers are, for labels: "dB", "z-score", ... */
+static const char *scale_words(const struct frontend_params *p)
 {
-    char json[1024];
-    frontend_params_json(p, json, sizeof json);
-    app_out(a, "  %s\n", json);
+    switch (p->scale) {
+    case FRONTEND_SCALE_DB: return "dB";
+    case FRONTEND_SCALE_A_WEIGHTED_DB_THEN_MEL: return "A-weighted dB, then mel";
+    case FRONTEND_SCALE_LINEAR: return p->power == 2 ? "mel power" : "mel magnitude";
+    }
+    return "";
+}
+
+static void print_preset_row(struct app *a, const char *mark, const struct frontend_params *p)
+{
+    char range[32];
+    snprintf(range, sizeof range, "%g-%g", p->fmin_hz, p->fmax_hz);
+    app_out(a, "  %-3s%-10s %6d %6d %5d %5d  %-13s %s%s\n", mark, p->preset, p->sample_rate_hz, p->n_fft,
+            p->hop, p->n_mels, range, scale_words(p), p->znorm ? ", per-bin z-norm" : "");
 }
 
 int cmd_preset(struct app *a, int argc, char **argv)
@@ -52,24 +66,36 @@ int cmd_preset(struct app *a, int argc, char **argv)
     if (argc > 2) return app_fail(a, STATUS_INVALID, "usage: preset [NAME]");
     if (argc == 2) {
         struct frontend_params p;
-        if (frontend_preset(&p, argv[1])) return app_fail(a, STATUS_INVALID, "preset: %s", status_detail());
+        if (frontend_preset(&p, argv[1])) return app_fail(a, STATUS_INVALID, "%s", status_detail());
         a->preset = p;
         a->preset_chosen = 1;
-        app_out(a, "preset %s: %d Hz, n_fft %d, hop %d, %d mels %g-%g Hz\n", p.preset, p.sample_rate_hz,
-                p.n_fft, p.hop, p.n_mels, p.fmin_hz, p.fmax_hz);
+        app_out(a, "preset %s: %d Hz, n_fft %d, hop %d, %d mels %g-%g Hz, %s\n", p.preset, p.sample_rate_hz,
+                p.n_fft, p.hop, p.n_mels, p.fmin_hz, p.fmax_hz, scale_words(&p));
         if (a->model) app_out(a, "(the loaded model keeps its own front end; new models take this one)\n");
         return STATUS_OK;
     }
-    app_out(a, "session preset: %s%s\n", a->preset.preset, a->preset_chosen ? "" : " (default)");
-    print_params(a, &a->preset);
     struct frontend_params mp;
-    if (a->model && !session_model_frontend(a->model, &mp)) {
-        app_out(a, "model front end: %s\n", mp.preset);
-        print_params(a, &mp);
+    int has_model_fe = a->model && !session_model_frontend(a->model, &mp);
+    app_out(a, "  %-3s%-10s %6s %6s %5s %5s  %-13s %s\n", "", "preset", "Hz", "n_fft", "hop", "mels",
+            "fmin-fmax Hz", "scale");
+    for (const char *const *n = frontend_preset_names(); *n; n++) {
+        struct frontend_params p;
+        frontend_preset(&p, *n);
+        int session = !strcmp(a->preset.preset, *n) && !frontend_params_diff(&a->preset, &p);
+        int model = has_model_fe && !frontend_params_diff(&mp, &p);
+        print_preset_row(a, session && model ? "*m" : session ? "*" : model ? "m" : "", &p);
     }
-    app_out(a, "presets:");
-    for (const char *const *n = frontend_preset_names(); *n; n++) app_out(a, " %s", *n);
-    app_out(a, "\n");
+    int session_custom = 1, model_custom = has_model_fe;
+    for (const char *const *n = frontend_preset_names(); *n; n++) {
+        struct frontend_params p;
+        frontend_preset(&p, *n);
+        if (!frontend_params_diff(&a->preset, &p)) session_custom = 0;
+        if (has_model_fe && !frontend_params_diff(&mp, &p)) model_custom = 0;
+    }
+    if (session_custom) print_preset_row(a, "*", &a->preset);
+    if (model_custom) print_preset_row(a, "m", &mp);
+    app_out(a, "* the session's front end (%s)%s\n", a->preset_chosen ? "chosen with preset NAME" : "the default",
+            has_model_fe ? "; m the current model's, which spec and data use while it is loaded" : "");
     return STATUS_OK;
 }
 
@@ -141,7 +167,10 @@ int cmd_spec(struct app *a, int argc, char **argv)
 {
     const char *path = NULL, *csv = NULL, *preset = NULL;
     enum render_style style = render_style_for(a->out);
-    long width = render_columns(a->out) - 10, rows = 32, range = 80;
+    long width = render_columns(a->out) - 10, range = 80;
+    /* 32 rows, fewer when the terminal is lower: title, rows, time axis and the prompt fit */
+    long rows = render_lines(a->out) > 0 ? render_lines(a->out) - 4 : 32;
+    rows = rows > 32 ? 32 : rows < 4 ? 4 : rows;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--csv") && i + 1 < argc) {
             csv = argv[++i];
@@ -172,7 +201,10 @@ int cmd_spec(struct app *a, int argc, char **argv)
     struct frontend_params p;
     const char *from;
     session_frontend(a, &p, &from);
-    if (preset && frontend_preset(&p, preset)) return app_fail(a, STATUS_INVALID, "spec: %s", status_detail());
+    if (preset) {
+        if (frontend_preset(&p, preset)) return app_fail(a, STATUS_INVALID, "%s", status_detail());
+        from = "preset=";
+    }
     struct audio_file own, *clip = &a->clip;
     const char *label = a->clip_path;
     if (path) {
@@ -193,6 +225,17 @@ int cmd_spec(struct app *a, int argc, char **argv)
     long t = fe ? frontend_frames(fe, n) : 0;
     if (!s && !(y = malloc((size_t)p.n_mels * (size_t)(t > 0 ? t : 1) * sizeof *y))) s = status_set(STATUS_NOMEM, "out of memory");
     if (!s) s = frontend_compute(fe, w, x, n, y);
+    /* What the model sees: its per-bin normalisation when the front end asks for one and
+     * the model carries the statistics. */
+    int normed = 0;
+    if (!s && p.znorm && !preset && a->model && a->model->n_norm == p.n_mels) {
+        for (int r = 0; r < p.n_mels; r++)
+            for (long k = 0; k < t; k++) {
+                float *v = &y[(long)r * t + k];
+                *v = (*v - a->model->norm_mean[r]) / a->model->norm_std[r];
+            }
+        normed = 1;
+    }
     if (!s && csv) s = write_csv(csv, &p, y, p.n_mels, t);
     if (!s) {
         float hi = -INFINITY, lo = INFINITY;
@@ -200,10 +243,15 @@ int cmd_spec(struct app *a, int argc, char **argv)
             if (y[i] > hi) hi = y[i];
             if (y[i] < lo) lo = y[i];
         }
-        float shown_lo = p.scale == FRONTEND_SCALE_LINEAR ? lo : fmaxf(lo, hi - (float)range);
-        app_out(a, "%s: %s front end (%s), %d mels x %ld frames (%.2f s), %.1f .. %.1f%s\n", label, p.preset,
-                from, p.n_mels, t, (double)n / p.sample_rate_hz, lo, hi,
-                p.scale == FRONTEND_SCALE_LINEAR ? "" : " dB");
+        /* range= is in dB: it applies to dB features only */
+        int in_db = p.scale == FRONTEND_SCALE_DB && !normed;
+        float shown_lo = in_db ? fmaxf(lo, hi - (float)range) : lo;
+        const char *where = !strcmp(from, "preset=") ? "given with preset=" :
+                            !strcmp(from, "model") ? "the model's" : a->preset_chosen ? "the session's" :
+                            "the default";
+        app_out(a, "%s: %s front end (%s), %d mels x %ld frames (%.2f s), %.1f .. %.1f %s\n", label, p.preset,
+                where, p.n_mels, t, (double)n / p.sample_rate_hz, lo, hi,
+                normed ? "z-score (the model's per-bin normalisation)" : scale_words(&p));
         struct axis ax = {&p};
         fflush(a->out);
         render_heatmap(a->out, style, y, p.n_mels, (int)t, (int)rows, (int)width, shown_lo, hi, freq_label, &ax);

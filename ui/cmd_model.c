@@ -62,7 +62,7 @@ int cmd_new(struct app *a, int argc, char **argv)
         }
     }
     struct model *m;
-    int status = model_create(&m, &c, seed);
+    int status = model_create_progress(&m, &c, seed, &a->progress);
     if (status) return app_fail(a, status, "new: %s", status_detail());
     if ((status = frontend_params_validate(&fe)) || (status = session_set_model_frontend(m, &fe))) {
         model_destroy(m);
@@ -79,7 +79,7 @@ int cmd_load(struct app *a, int argc, char **argv)
 {
     if (argc != 2) return app_fail(a, STATUS_INVALID, "usage: load PATH");
     struct model *m;
-    int status = model_load(&m, argv[1]);
+    int status = model_load_progress(&m, argv[1], &a->progress);
     if (status) return app_fail(a, status, "%s", status_detail());
     replace_model(a, m, argv[1]);
     app_out(a, "loaded %s\n", argv[1]);
@@ -137,20 +137,24 @@ int cmd_info(struct app *a, int argc, char **argv)
     app_out(a, "%s %s  (%s)\n", arch_name(m->cfg.arch), cfg, a->model_name);
     app_out(a, "input %d x %d x %d (channels x mel bins x frames)%s\n", m->cfg.in_ch, f, t,
             argc == 1 && m->frontend ? ": 10 s at the model's front end" : "");
-    app_out(a, "%-24s %-6s %-14s %10s %8s %9s %9s %9s %9s  %s\n", "layer", "op", "output", "params",
+    app_out(a, "%-24s %-7s %-14s %10s %8s %9s %9s %9s %9s  %s\n", "layer", "op", "output", "params",
             "MACs", "RF FxT", "fp32", "fp16", "int8", "detail");
     for (int i = 0; i < n; i++) {
         const struct layer_row *r = &rows[i];
         snprintf(shape, sizeof shape, "%dx%dx%d", r->c, r->f, r->t);
         snprintf(rf, sizeof rf, "%ldx%ld", r->rf[0], r->rf[1]);
-        app_out(a, "%-24s %-6s %-14s %10s %8s %9s %9s %9s %9s  %s\n", r->name, r->op, shape,
+        app_out(a, "%-24s %-7s %-14s %10s %8s %9s %9s %9s %9s  %s\n", r->name, r->op, shape,
                 fmt_count(b1, sizeof b1, r->params), r->macs > 0 ? fmt_si(b2, sizeof b2, r->macs) : "-",
                 rf, fmt_bytes(b3, sizeof b3, 4.0 * r->params), fmt_bytes(b4, sizeof b4, 2.0 * r->params),
                 fmt_bytes(b5, sizeof b5, 1.0 * r->params), r->detail);
     }
-    app_out(a, "total: %s parameters (+ %s BN statistics), %s MACs per clip, receptive field %ld x %ld\n",
+    /* RF: the theoretical maximum of one unit (not clipped to the input); the total is that
+     * of the map the global pooling head reads, and rows after the head see the whole
+     * input (model.h, model_describe). */
+    app_out(a, "total: %s parameters (+ %s BN statistics), %s MACs per clip, receptive field %ld x %ld "
+            "(%s, before global pooling)\n",
             fmt_count(b1, sizeof b1, s.params), fmt_count(b2, sizeof b2, s.buffers),
-            fmt_si(b3, sizeof b3, s.macs), s.rf[0], s.rf[1]);
+            fmt_si(b3, sizeof b3, s.macs), s.rf[0], s.rf[1], s.rf_layer[0] ? s.rf_layer : "output");
     app_out(a, "size: fp32 %s, fp16 %s, int8 %s\n", fmt_bytes(b1, sizeof b1, s.bytes_fp32),
             fmt_bytes(b2, sizeof b2, s.bytes_fp16), fmt_bytes(b3, sizeof b3, s.bytes_int8));
     free(rows);

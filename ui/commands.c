@@ -14,8 +14,11 @@ static const char *const new_options[] = {"width=", "rho=", "damping=", "groups=
                                           "mels=", "seed=", NULL};
 static const char *const set_options[] = {"threads=", "seed=", NULL};
 static const char *const save_options[] = {"checkpoint=", NULL};
-static const char *const synth_options[] = {"out=", "clips=", "seconds=", "seed=", "rate=", NULL};
-static const char *const data_options[] = {"default", "export", "split=", "norm=", NULL};
+static const char *const synth_options[] = {"out=", "clips=", "seconds=", "seed=", "rate=", "scene=",
+                                            "device=", NULL};
+static const char *const data_options[] = {"default", "export", "seed=", "evaluate=", "fold=",
+                                           "split=", "norm=", NULL};
+static const char *const cache_options[] = {"clear", "cap=", NULL};
 static const char *const spec_options[] = {"preset=", "csv=", "style=", "width=", "rows=", "range=", NULL};
 
 const struct command commands[] = {
@@ -56,31 +59,61 @@ const struct command commands[] = {
      "matrix: a header of frame times, then one row per mel bin with its centre frequency.\n"
      "width=N rows=N set the size; range=DB the dynamic range shown (80).",
      cmd_spec, spec_options},
-    {"synth", "[out=DIR] [clips=N] [seconds=S] [seed=N]", "write a synthetic DCASE-layout scene data set",
-     "Procedural soundscapes (8+ scene classes, a reference device a and simulated devices\n"
-     "b, c, s1..s6 that colour the same scenes; s4..s6 never appear in training),\n"
-     "deterministic by seed. Without out= it goes to the cache folder (reused if present).",
+    {"synth", "[out=DIR] [clips=N] [seconds=S] [seed=N] [rate=HZ] | scene=NAME out=FILE",
+     "write a synthetic DCASE-layout scene data set, or one clip",
+     "Procedural soundscapes of the 10 TAU 2020 scene classes, recorded by a reference device\n"
+     "a and simulated devices b, c, s1..s6 that colour the same scenes (s4..s6 never appear\n"
+     "in training); deterministic by seed. Without out= it goes to the cache folder (reused\n"
+     "if present; `cache` shows it).\n"
+     "  clips=N    exactly N clips (at least 10: one train clip per class; 20 or more give\n"
+     "             every class an evaluate clip), a balanced subset of the full layout\n"
+     "             (default 950: 10 classes x 8 locations x 5 segments on a few devices each)\n"
+     "  seconds=S  clip length, 0.5..600 (5)\n"
+     "  seed=N     the random seed (1)\n"
+     "  rate=HZ    sample rate, 8000..96000 (22050); files are 16-bit PCM WAV\n"
+     "It prints the clips per split; the split is by recording location.\n"
+     "  scene=NAME [device=D] out=FILE.wav   one clip of a scene (airport .. tram) as device\n"
+     "             D records it (a), in the format of FILE's extension; seconds, seed, rate\n"
+     "             as above. Example: synth scene=park device=s5 out=park-s5.wav",
      cmd_synth, synth_options},
-    {"data", "[PATH|default] | export PATH [split=..] [norm=..]", "open a data set and summarise it; export features",
+    {"data", "[PATH|default] [seed=N] [evaluate=F] [fold=K] | export PATH [split=..] [norm=..]",
+     "open a data set and summarise it; export features",
      "PATH is a DCASE-layout folder (meta.csv, evaluation_setup/) or a CSV with filename,label\n"
      "[,device,split,fold]; `default` (or no PATH before any data set is open) is the\n"
-     "embedded synthetic set, generated on first use.\n"
+     "embedded synthetic set, generated on first use. Options alone re-split the open set.\n"
+     "The summary's `splits` line says how train and evaluate were made. By default: the\n"
+     "evaluation_setup/fold1 files, else a split column, else a fold column (fold 1 is\n"
+     "evaluate), else by recording. A split by recording keeps every recording (identifier,\n"
+     "or the file name without its device suffix) in one split, per class.\n"
+     "  seed=N           split by recording with seed N (default: the session seed, set seed=)\n"
+     "  evaluate=F       split by recording, share F of each class's recordings to evaluate\n"
+     "                   (0.3 or 30%; default 0.3)\n"
+     "  split=recording  split by recording even when the listing has its own split\n"
+     "  fold=K           evaluation_setup/foldK files, or fold K of the fold column\n"
+     "An empty train or evaluate split is a warning here and an error for training.\n"
      "data export writes the split's features as x (N, C, F, T), labels y and device (int64)\n"
      "with the front end and label names in the metadata, through the feature cache.\n"
      "split=train|evaluate|test|all (train); norm=model|train|none (model's statistics if any).",
      cmd_data, data_options},
-    {"cache", "[clear]", "show the feature and data-set cache: where, how big, its cap",
-     "cache clear empties it.", cmd_cache, NULL},
+    {"cache", "[clear | cap=SIZE]", "show the feature and data-set cache: where, how big, its cap",
+     "The cache folder ($XDG_CACHE_HOME/basin, else ~/.cache/basin) holds computed features\n"
+     "and generated data sets (the default one is about 200 MiB).\n"
+     "  cache            where it is, the size of each part, the cap\n"
+     "  cache clear      remove the features and generated data sets; says how much it freed\n"
+     "  cache cap=SIZE   cap the features at SIZE (2G, 500M, 0; default 2G), least recently\n"
+     "                   used first out; kept in the cache folder. BASIN_CACHE_MAX overrides it.\n"
+     "Generated data sets do not count against the cap and are never removed automatically.",
+     cmd_cache, cache_options},
     {"set", "key=value ...", "settings: threads=N, seed=N", "threads=0 uses every core.",
      cmd_set, set_options},
     {"help", "[COMMAND]", "list commands, or explain one", "", cmd_help, NULL},
-    {"quit", "", "leave basin (also: exit)", "", cmd_quit, NULL},
-    {"exit", "", "leave basin", "", cmd_quit, NULL},
+    {"quit", "", "leave basin (also: exit, Ctrl-D)", "", cmd_quit, NULL},
 };
 const int n_commands = (int)(sizeof commands / sizeof commands[0]);
 
 const struct command *command_find(const char *name)
 {
+    if (!strcmp(name, "exit")) name = "quit"; /* an alias, not listed */
     for (int i = 0; i < n_commands; i++)
         if (!strcmp(commands[i].name, name)) return &commands[i];
     return NULL;
@@ -99,8 +132,10 @@ int arg_int(struct app *a, const char *key, const char *value, long lo, long hi,
     char *end;
     errno = 0;
     long v = strtol(value, &end, 10);
-    if (!*value || *end || errno)
+    if (!*value || *end || (errno && errno != ERANGE))
         return app_fail(a, STATUS_INVALID, "%s=%s: not an integer", key, value);
+    if (errno == ERANGE)
+        return app_fail(a, STATUS_INVALID, "%s=%s: out of range %ld..%ld", key, value, lo, hi);
     if (v < lo || v > hi)
         return app_fail(a, STATUS_INVALID, "%s=%ld: out of range %ld..%ld", key, v, lo, hi);
     *out = v;
@@ -117,11 +152,20 @@ int cmd_help(struct app *a, int argc, char **argv)
         if (c->help && *c->help) app_out(a, "%s\n", c->help);
         return STATUS_OK;
     }
+    /* Name and usage in one column as wide as the widest that fits; a longer one puts its
+     * summary on the next line, in the same column. */
+    enum { MAX_HEAD = 34 };
+    int w = 0;
+    for (int i = 0; i < n_commands; i++) {
+        int k = (int)(strlen(commands[i].name) + 1 + strlen(commands[i].usage));
+        if (k <= MAX_HEAD && k > w) w = k;
+    }
     app_out(a, "commands (help COMMAND for details):\n");
     for (int i = 0; i < n_commands; i++) {
-        char head[64];
+        char head[256];
         snprintf(head, sizeof head, "%s %s", commands[i].name, commands[i].usage);
-        app_out(a, "  %-30s %s\n", head, commands[i].summary);
+        if ((int)strlen(head) <= w) app_out(a, "  %-*s  %s\n", w, head, commands[i].summary);
+        else app_out(a, "  %s\n  %-*s  %s\n", head, w, "", commands[i].summary);
     }
     return STATUS_OK;
 }

@@ -72,6 +72,16 @@ int render_columns(FILE *f)
     return 100;
 }
 
+int render_lines(FILE *f)
+{
+    if (!isatty(fileno(f))) return 0;
+    const char *c = getenv("LINES");
+    if (c && atoi(c) >= 5) return atoi(c);
+    struct winsize ws;
+    if (ioctl(fileno(f), TIOCGWINSZ, &ws) == 0 && ws.ws_row >= 5) return ws.ws_row;
+    return 0;
+}
+
 int render_color256(double v)
 {
     v = v < 0 ? 0 : v > 1 ? 1 : v;

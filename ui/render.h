@@ -24,6 +24,8 @@ enum render_style render_style_for(FILE *f);
 
 /* Columns of the terminal f (COLUMNS, then the tty's size, then 100). */
 int render_columns(FILE *f);
+/* Lines of the terminal f (LINES, then the tty's size), or 0 when f is not a terminal. */
+int render_lines(FILE *f);
 
 /* The xterm-256 colour of v in [0, 1] on a dark-blue -> yellow -> red ramp. */
 int render_color256(double v);

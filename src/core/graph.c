@@ -217,12 +217,14 @@ int graph_roll(struct graph *g, int in, int shift)
     return id;
 }
 
-static int pool(struct graph *g, enum op_kind op, int in, int k, int stride)
+static int pool(struct graph *g, enum op_kind op, const char *name, int in, int k, int stride)
 {
+    if (g->error) return -1;
     if (k < 1 || stride < 1)
         return build_error(g, status_set(STATUS_INVALID, "%s: kernel %d, stride %d",
-                                         graph_op_name(op), k, stride));
-    int id = simple(g, op, in, -1);
+                                         name && *name ? name : graph_op_name(op), k, stride));
+    if (check_input(g, in, name && *name ? name : graph_op_name(op))) return -1;
+    int id = node_index(g, add_node(g, op, name, in, -1, g->nodes[in].c));
     if (id < 0) return -1;
     struct node *n = &g->nodes[id];
     n->k[0] = n->k[1] = k;
@@ -230,14 +232,14 @@ static int pool(struct graph *g, enum op_kind op, int in, int k, int stride)
     return id;
 }
 
-int graph_maxpool(struct graph *g, int in, int k, int stride)
+int graph_maxpool(struct graph *g, const char *name, int in, int k, int stride)
 {
-    return pool(g, OP_MAXPOOL, in, k, stride);
+    return pool(g, OP_MAXPOOL, name, in, k, stride);
 }
 
-int graph_avgpool(struct graph *g, int in, int k, int stride)
+int graph_avgpool(struct graph *g, const char *name, int in, int k, int stride)
 {
-    return pool(g, OP_AVGPOOL, in, k, stride);
+    return pool(g, OP_AVGPOOL, name, in, k, stride);
 }
 
 static int reduce(struct graph *g, enum op_kind op, int in, int axis)
@@ -295,14 +297,11 @@ int graph_finish(struct graph *g)
     }
     size_t np = (size_t)(s->n_params ? s->n_params : 1), nb = (size_t)(s->n_buffers ? s->n_buffers : 1);
     s->w = mem_calloc(np, sizeof(float));
-    s->g = mem_calloc(np, sizeof(float));
-    s->m = mem_calloc(np, sizeof(float));
-    s->v = mem_calloc(np, sizeof(float));
     s->mask = mem_alloc(np * sizeof(float));
     s->buf = mem_calloc(nb, sizeof(float));
-    if (!s->w || !s->g || !s->m || !s->v || !s->mask || !s->buf) {
+    if (!s->w || !s->mask || !s->buf) {
         /* Leave the graph unfinished, not half-built (plans take store.w as "finished"). */
-        float **arrays[] = {&s->w, &s->g, &s->m, &s->v, &s->mask, &s->buf};
+        float **arrays[] = {&s->w, &s->mask, &s->buf};
         for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++) {
             mem_free(*arrays[i]);
             *arrays[i] = NULL;
@@ -318,6 +317,50 @@ int graph_finish(struct graph *g)
             for (long j = 0; j < t->numel; j++) d[j] = 1;
     }
     g->output = g->n_nodes - 1;
+    return STATUS_OK;
+}
+
+/* Parameter and buffer element counts of the registered tensors (the store's sizes). */
+static void store_counts(const struct graph *g, long *n_params, long *n_buffers)
+{
+    *n_params = *n_buffers = 0;
+    for (int i = 0; i < g->n_tensors; i++)
+        *(tensor_kind_is_param(g->tensors[i].kind) ? n_params : n_buffers) += g->tensors[i].numel;
+}
+
+size_t graph_store_bytes(const struct graph *g, int training)
+{
+    long np, nb;
+    store_counts(g, &np, &nb);
+    return (size_t)((training ? 5 : 2) * np + nb) * sizeof(float);
+}
+
+size_t graph_training_bytes(const struct graph *g)
+{
+    if (g->store.g && g->store.m && g->store.v) return 0;
+    long np, nb;
+    store_counts(g, &np, &nb);
+    return 3 * (size_t)(np ? np : 1) * sizeof(float);
+}
+
+int graph_alloc_training(struct graph *g)
+{
+    struct store *s = &g->store;
+    if (!s->w) return status_set(STATUS_INVALID, "graph: training state before graph_finish");
+    size_t need = graph_training_bytes(g), avail = mem_available_bytes();
+    if (!need) return STATUS_OK;
+    if (need > avail) {
+        char a[32], b[32];
+        return status_set(STATUS_NOMEM,
+                          "training state of %ld parameters (gradients and two optimiser moments) "
+                          "needs about %s, this machine has %s available",
+                          s->n_params, mem_bytes_str(a, sizeof a, (double)need),
+                          mem_bytes_str(b, sizeof b, (double)avail));
+    }
+    size_t np = (size_t)(s->n_params ? s->n_params : 1);
+    float **arrays[] = {&s->g, &s->m, &s->v};
+    for (size_t i = 0; i < 3; i++)
+        if (!*arrays[i] && !(*arrays[i] = mem_calloc(np, sizeof(float)))) return STATUS_NOMEM;
     return STATUS_OK;
 }
 
@@ -361,6 +404,84 @@ const char *graph_op_name(enum op_kind op)
     return (unsigned)op < OP_COUNT ? names[op] : "?";
 }
 
+/* Output length along axis d (0: F, 1: T) of a conv or pool node for input length n, or
+ * -1 when n (padding included) is shorter than the kernel's span. */
+static long axis_out(const struct node *n, int d, long in)
+{
+    long dil = n->op == OP_CONV2D ? n->dil[d] : 1, pad = n->op == OP_CONV2D ? n->pad[d] : 0;
+    long span = dil * (n->k[d] - 1) + 1;
+    if (in + 2 * pad < span) return -1;
+    return (in + 2 * pad - span) / n->stride[d] + 1;
+}
+
+/* 1 when an input of length n along axis d passes every conv and pool of g. len holds
+ * n_nodes entries of scratch. */
+static int axis_fits(const struct graph *g, int d, long n, long *len)
+{
+    len[0] = n;
+    for (int i = 1; i < g->n_nodes; i++) {
+        const struct node *nd = &g->nodes[i];
+        long a = len[nd->in[0]];
+        if (nd->op == OP_CONV2D || nd->op == OP_MAXPOOL || nd->op == OP_AVGPOOL) {
+            if ((a = axis_out(nd, d, a)) < 1) return 0;
+        } else if ((nd->op == OP_MEAN || nd->op == OP_MAX) && nd->axis - 2 == d) {
+            a = 1;
+        }
+        len[i] = a;
+    }
+    return 1;
+}
+
+int graph_min_input(const struct graph *g, int *f, int *t)
+{
+    long *len = mem_calloc((size_t)g->n_nodes + 1, sizeof *len);
+    if (!len) return STATUS_NOMEM;
+    int *out[2] = {f, t};
+    for (int d = 0; d < 2; d++) {
+        /* Lengths only grow with the input: double until it fits, then bisect. */
+        long lo = 0, hi = 1;
+        while (!axis_fits(g, d, hi, len)) {
+            lo = hi;
+            if ((hi *= 2) > (1L << 30)) {
+                mem_free(len);
+                return status_set(STATUS_INVALID, "graph: no input %s fits its kernels",
+                                  d ? "length" : "height");
+            }
+        }
+        while (hi - lo > 1) {
+            long mid = lo + (hi - lo) / 2;
+            if (axis_fits(g, d, mid, len)) hi = mid;
+            else lo = mid;
+        }
+        *out[d] = (int)hi;
+    }
+    mem_free(len);
+    return STATUS_OK;
+}
+
+/* "s1.b2.pool", or "node 7 (maxpool)" for an anonymous node. */
+static const char *node_label(const struct graph *g, int i, char *buf, size_t n)
+{
+    const struct node *nd = &g->nodes[i];
+    if (nd->name[0]) snprintf(buf, n, "%s", nd->name);
+    else snprintf(buf, n, "node %d (%s)", i, graph_op_name(nd->op));
+    return buf;
+}
+
+/* The message for an input too small for node i, whose input map is a_f x a_t. */
+static int too_small(const struct graph *g, int i, int f, int t, int a_f, int a_t)
+{
+    const struct node *nd = &g->nodes[i];
+    char name[80], min[64] = "";
+    int mf, mt;
+    if (graph_min_input(g, &mf, &mt) == STATUS_OK)
+        snprintf(min, sizeof min, " (the model takes inputs of at least %d x %d)", mf, mt);
+    return status_set(STATUS_MISMATCH,
+                      "input of %d x %d is too small: %s gets a %d x %d map, too small for its "
+                      "%dx%d kernel%s",
+                      f, t, node_label(g, i, name, sizeof name), a_f, a_t, nd->k[0], nd->k[1], min);
+}
+
 int graph_describe(const struct graph *g, int c, int f, int t, struct node_info *info)
 {
     if (g->n_nodes == 0) return status_set(STATUS_INVALID, "graph: empty");
@@ -381,8 +502,11 @@ int graph_describe(const struct graph *g, int c, int f, int t, struct node_info 
             continue;
         }
         o->f = a->f, o->t = a->t;
-        o->rf[0] = a->rf[0], o->rf[1] = a->rf[1];
-        o->jump[0] = a->jump[0], o->jump[1] = a->jump[1];
+        for (int d = 0; d < 2; d++) {
+            o->rf[d] = a->rf[d];
+            o->jump[d] = a->jump[d];
+            o->whole[d] = a->whole[d];
+        }
         for (int k = 0; k < 4; k++)
             if (n->tensor[k] >= 0 && tensor_kind_is_param(g->tensors[n->tensor[k]].kind))
                 o->params += g->tensors[n->tensor[k]].numel;
@@ -390,21 +514,16 @@ int graph_describe(const struct graph *g, int c, int f, int t, struct node_info 
         case OP_CONV2D:
         case OP_MAXPOOL:
         case OP_AVGPOOL: {
-            int dil[2] = {n->op == OP_CONV2D ? n->dil[0] : 1, n->op == OP_CONV2D ? n->dil[1] : 1};
-            int pad[2] = {n->op == OP_CONV2D ? n->pad[0] : 0, n->op == OP_CONV2D ? n->pad[1] : 0};
-            int in_sz[2] = {a->f, a->t}, out_sz[2];
+            long in_sz[2] = {a->f, a->t}, out_sz[2];
             for (int d = 0; d < 2; d++) {
-                int span = dil[d] * (n->k[d] - 1) + 1;
-                out_sz[d] = (in_sz[d] + 2 * pad[d] - span) / n->stride[d] + 1;
-                if (in_sz[d] + 2 * pad[d] < span || out_sz[d] < 1)
-                    return status_set(STATUS_MISMATCH,
-                                      "%s %s: input of %d x %d is too small for its %dx%d kernel",
-                                      graph_op_name(n->op), n->name[0] ? n->name : "", a->f, a->t,
-                                      n->k[0], n->k[1]);
-                o->rf[d] = a->rf[d] + (long)(span - 1) * a->jump[d];
+                if ((out_sz[d] = axis_out(n, d, in_sz[d])) < 1)
+                    return too_small(g, i, f, t, a->f, a->t);
+                /* ref: Araujo et al. 2019 (distill), r_l = r_{l-1} + (k_l - 1) d_l j_{l-1} */
+                long span = (n->op == OP_CONV2D ? n->dil[d] : 1) * (long)(n->k[d] - 1) + 1;
+                if (!a->whole[d]) o->rf[d] = a->rf[d] + (span - 1) * a->jump[d];
                 o->jump[d] = a->jump[d] * n->stride[d];
             }
-            o->f = out_sz[0], o->t = out_sz[1];
+            o->f = (int)out_sz[0], o->t = (int)out_sz[1];
             if (n->op == OP_CONV2D)
                 o->macs = (double)o->f * o->t * n->c * (a->c / n->groups) * n->k[0] * n->k[1];
             break;
@@ -419,17 +538,20 @@ int graph_describe(const struct graph *g, int c, int f, int t, struct node_info 
             if (a->f != b->f || a->t != b->t)
                 return status_set(STATUS_MISMATCH, "add: %d x %d + %d x %d", a->f, a->t, b->f,
                                   b->t);
-            for (int d = 0; d < 2; d++)
+            for (int d = 0; d < 2; d++) {
                 if (b->rf[d] > o->rf[d]) o->rf[d] = b->rf[d];
+                o->whole[d] |= b->whole[d];
+            }
             break;
         }
         case OP_MEAN:
         case OP_MAX: {
+            /* Every position along the axis feeds the unit: it sees the whole input there. */
             int d = n->axis - 2;
-            int len = d ? a->t : a->f;
             if (d) o->t = 1;
             else o->f = 1;
-            o->rf[d] = a->rf[d] + (long)(len - 1) * a->jump[d];
+            o->rf[d] = d ? t : f;
+            o->whole[d] = 1;
             break;
         }
         case OP_LINEAR:

@@ -1,9 +1,12 @@
-/* mem.c: checked, 64-byte aligned allocation and page-touched arenas (see mem.h). */
+/* mem.c: checked, 64-byte aligned allocation, page-touched arenas and the memory a
+ * process may still take (see mem.h). */
 #include "basin/core/mem.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "basin/core/status.h"
@@ -101,4 +104,93 @@ float *arena_floats(struct arena *a, size_t n)
 void arena_reset(struct arena *a)
 {
     a->used = 0;
+}
+
+/* ----------------------------------------------------------------------------- available */
+
+/* The number after "key" in a "key value [kB]" file such as /proc/meminfo, in bytes when
+ * the line says kB; -1 when absent. */
+static double keyed_value(const char *path, const char *key)
+{
+    FILE *f = fopen(path, "re");
+    if (!f) return -1;
+    char line[256];
+    double v = -1;
+    size_t n = strlen(key);
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, key, n) && (line[n] == ':' || line[n] == ' ')) {
+            char unit[8] = "";
+            if (sscanf(line + n + (line[n] == ':'), "%lf %7s", &v, unit) < 1) v = -1;
+            else if (!strcmp(unit, "kB")) v *= 1024;
+            break;
+        }
+    fclose(f);
+    return v;
+}
+
+/* A file holding one number ("max" and unreadable files: -1). */
+static double file_value(const char *path)
+{
+    FILE *f = fopen(path, "re");
+    if (!f) return -1;
+    double v = -1;
+    if (fscanf(f, "%lf", &v) != 1) v = -1;
+    fclose(f);
+    return v;
+}
+
+static void take_min(double *room, double v)
+{
+    if (v >= 0 && v < *room) *room = v;
+}
+
+/* Room under a cgroup limit; limits of 2^60 and more mean none. */
+static void cgroup_room(double *room)
+{
+    double max = file_value("/sys/fs/cgroup/memory.max");
+    if (max >= 0 && max < 0x1p60) {
+        double cur = file_value("/sys/fs/cgroup/memory.current");
+        if (cur >= 0) take_min(room, max > cur ? max - cur : 0);
+        return;
+    }
+    max = file_value("/sys/fs/cgroup/memory/memory.limit_in_bytes");
+    if (max >= 0 && max < 0x1p60) {
+        double use = file_value("/sys/fs/cgroup/memory/memory.usage_in_bytes");
+        double cache = keyed_value("/sys/fs/cgroup/memory/memory.stat", "total_inactive_file");
+        if (use >= 0) {
+            if (cache > 0 && cache < use) use -= cache;
+            take_min(room, max > use ? max - use : 0);
+        }
+    }
+}
+
+static void rlimit_room(double *room, int resource, const char *status_key)
+{
+    struct rlimit rl;
+    if (getrlimit(resource, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return;
+    double used = keyed_value("/proc/self/status", status_key);
+    if (used < 0) used = 0;
+    double lim = (double)rl.rlim_cur;
+    take_min(room, lim > used ? lim - used : 0);
+}
+
+size_t mem_available_bytes(void)
+{
+    double room = 0x1p62;
+    take_min(&room, keyed_value("/proc/meminfo", "MemAvailable"));
+    cgroup_room(&room);
+    rlimit_room(&room, RLIMIT_AS, "VmSize");
+    rlimit_room(&room, RLIMIT_DATA, "VmData");
+    if (room >= 0x1p62) return SIZE_MAX;
+    return room < (double)SIZE_MAX ? (size_t)room : SIZE_MAX;
+}
+
+const char *mem_bytes_str(char *buf, size_t n, double bytes)
+{
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+    int u = 0;
+    while (bytes >= 1024 && u < 6) bytes /= 1024, u++;
+    if (u == 0) snprintf(buf, n, "%.0f B", bytes);
+    else snprintf(buf, n, "%.1f %s", bytes, units[u]);
+    return buf;
 }

@@ -111,15 +111,22 @@ static int weights_need_eff(const struct graph *g)
     return 0;
 }
 
-static int size_scratch(struct plan *p)
+/* Floats of conv scratch for nt threads: the largest any conv asks. */
+static size_t scratch_floats(const struct plan *p, int nt)
 {
-    int nt = threads_get();
     size_t need = 1;
     for (int i = 0; i < p->g->n_nodes; i++)
         if (p->g->nodes[i].op == OP_CONV2D) {
             size_t s = conv2d_scratch_floats(&p->pn[i].conv, nt);
             if (s > need) need = s;
         }
+    return need;
+}
+
+static int size_scratch(struct plan *p)
+{
+    int nt = threads_get();
+    size_t need = scratch_floats(p, nt);
     float *scratch = mem_alloc(need * sizeof(float));
     if (!scratch) return STATUS_NOMEM; /* the old scratch stays, for the old count */
     memset(scratch, 0, need * sizeof(float)); /* touch the pages now */
@@ -232,6 +239,29 @@ int plan_create(struct plan **out, struct graph *g, int n, int c, int f, int t, 
     }
     extra += arena_floats_size((size_t)g->store.n_params) + arena_floats_size((size_t)max_w);
     extra += 2 * arena_floats_size((size_t)max_c);
+    /* Everything this plan will allocate, checked against what the machine has left before
+     * any of it is taken: a plan too big fails with a message, not the OOM killer. */
+    size_t scratch = scratch_floats(p, threads_get()) * sizeof(float);
+    size_t train = backward ? graph_training_bytes(g) : 0;
+    size_t avail = mem_available_bytes();
+    double need = (double)act + (double)extra + (double)scratch + (double)train;
+    if (need > (double)avail) {
+        char b[6][32];
+        status = status_set(STATUS_NOMEM,
+                            "a plan for %d x %d x %d x %d needs about %s (activations%s %s, "
+                            "weights and statistics %s, conv scratch %s%s%s), this machine has %s "
+                            "available",
+                            n, c, f, t, mem_bytes_str(b[0], sizeof b[0], need),
+                            backward ? " and gradients" : "", mem_bytes_str(b[1], sizeof b[1], (double)act),
+                            mem_bytes_str(b[2], sizeof b[2], (double)extra),
+                            mem_bytes_str(b[3], sizeof b[3], (double)scratch),
+                            train ? ", training state " : "",
+                            train ? mem_bytes_str(b[4], sizeof b[4], (double)train) : "",
+                            mem_bytes_str(b[5], sizeof b[5], (double)avail));
+        goto fail;
+    }
+    if (backward && (status = graph_alloc_training(g))) goto fail;
+    status = STATUS_NOMEM;
     if (arena_init(&p->arena, act + extra)) goto fail;
     for (int i = 0; i < n_iv; i++) *iv[i].dst = (float *)(p->arena.base + iv[i].offset);
     p->arena.used = act;

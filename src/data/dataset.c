@@ -28,7 +28,6 @@
 #include "basin/core/rng.h"
 #include "basin/core/status.h"
 
-#define DEFAULT_TRAIN_FRACTION 0.7
 #define UNKNOWN_NAME "unknown"
 
 /* ----------------------------------------------------------------------------- strings */
@@ -44,7 +43,8 @@ struct dataset {
     enum dataset_format format;
     char *dir;                  /* base of relative file names; "" for the working directory */
     char *listing;              /* meta.csv or the CSV, as opened */
-    char split_source[160];
+    char split_source[200];
+    int seeded;                 /* split by recording with a seed */
     int n_items;
     struct dataset_item *items; /* (n_items) */
     int n_classes, n_devices, n_cities;
@@ -737,10 +737,8 @@ static int apply_setup(struct dataset *ds, const int *sorted, const char *path,
         st = missing_column(&t, "scene_label");
         goto done;
     }
-    if (t.n_rows == 0 && split != DATASET_SPLIT_TEST) {
-        st = status_set(STATUS_FORMAT, "%s: lists no clips", path);
-        goto done;
-    }
+    /* A header alone is an empty split: allowed (a 10-clip set has no evaluate clips), and
+     * reported by dataset_require_split to whoever needs the split. */
     for (int r = 0; r < t.n_rows; r++) {
         int line = t.lines[r];
         const char *fname = cell(&t, r, c_file);
@@ -841,12 +839,16 @@ static int open_dcase(struct dataset *ds, const struct dataset_opts *o, struct n
         if (file_exists(paths[2]) &&
             (st = apply_setup(ds, sorted, paths[2], DATASET_SPLIT_TEST, names, in_test)))
             goto done;
-        snprintf(ds->split_source, sizeof ds->split_source, "evaluation_setup fold %d", fold);
+        snprintf(ds->split_source, sizeof ds->split_source, "evaluation_setup/fold%d_*.csv",
+                 fold);
     } else if (!o->seeded_split && o->fold) {
         st = status_set(STATUS_NOT_FOUND, "%s: no such file", paths[0]);
         goto done;
     } else {
         st = -1;   /* seeded: done by the caller */
+        snprintf(ds->split_source, sizeof ds->split_source, "%s",
+                 !o->seeded_split ? "(no evaluation_setup/fold1_train.csv)"
+                 : file_exists(paths[0]) ? "(evaluation_setup ignored)" : "");
     }
 done:
     mem_free(sorted);
@@ -880,7 +882,20 @@ static int open_csv(struct dataset *ds, const struct dataset_opts *o, struct nam
     st = check_duplicates(ds, sorted);
     mem_free(sorted);
     if (st) return st;
-    if (o->seeded_split || (col.split < 0 && col.fold < 0)) return -1;
+    if (!o->seeded_split && o->fold && col.split < 0 && col.fold < 0)
+        return status_set(STATUS_INVALID, "%s: fold %d asked for, but there is no fold column",
+                          ds->listing, o->fold);
+    if (o->seeded_split || (col.split < 0 && col.fold < 0)) {
+        snprintf(ds->split_source, sizeof ds->split_source, "%s",
+                 !o->seeded_split ? "(no split or fold column)"
+                 : col.split >= 0 ? "(split column ignored)"
+                 : col.fold >= 0  ? "(fold column ignored)" : "");
+        return -1;
+    }
+    if (o->fold && col.split >= 0)
+        return status_set(STATUS_INVALID, "%s: fold %d asked for, but the split column decides "
+                          "the splits (ask for a split by recording instead)", ds->listing,
+                          o->fold);
     if (col.split >= 0) {
         snprintf(ds->split_source, sizeof ds->split_source, "split column");
         return STATUS_OK;
@@ -895,7 +910,8 @@ static int open_csv(struct dataset *ds, const struct dataset_opts *o, struct nam
                           ds->listing, fold, max_fold);
     for (int i = 0; i < ds->n_items; i++)
         ds->items[i].split = ds->items[i].fold == fold ? DATASET_SPLIT_EVAL : DATASET_SPLIT_TRAIN;
-    snprintf(ds->split_source, sizeof ds->split_source, "fold column, fold %d evaluates", fold);
+    snprintf(ds->split_source, sizeof ds->split_source,
+             "fold column: fold %d is evaluate, the others train", fold);
     return STATUS_OK;
 }
 
@@ -904,7 +920,7 @@ int dataset_open(struct dataset **out, const char *path, const struct dataset_op
     *out = NULL;
     struct dataset_opts o = {0};
     if (opts) o = *opts;
-    if (o.train_fraction == 0) o.train_fraction = DEFAULT_TRAIN_FRACTION;
+    if (o.train_fraction == 0) o.train_fraction = DATASET_DEFAULT_TRAIN_FRACTION;
     if (!(o.train_fraction > 0 && o.train_fraction < 1))
         return status_set(STATUS_INVALID, "%s: train fraction %g is not in (0, 1)", path,
                           o.train_fraction);
@@ -940,9 +956,12 @@ int dataset_open(struct dataset **out, const char *path, const struct dataset_op
     st = ds->format == DATASET_FORMAT_DCASE ? open_dcase(ds, &o, &nm) : open_csv(ds, &o, &nm);
     if (st == -1) {
         if ((st = seeded_split(ds, o.train_fraction, o.split_seed))) goto fail;
-        snprintf(ds->split_source, sizeof ds->split_source,
-                 "seeded by recording: seed %llu, train fraction %.2f",
-                 (unsigned long long)o.split_seed, o.train_fraction);
+        char why[64];
+        snprintf(why, sizeof why, "%.63s", ds->split_source);
+        snprintf(ds->split_source, sizeof ds->split_source, "by recording, seed %llu, %.3g %% "
+                 "evaluate%s%s", (unsigned long long)o.split_seed,
+                 100.0 * (1.0 - o.train_fraction), why[0] ? " " : "", why);
+        ds->seeded = 1;
     }
     if (st) goto fail;
     if (!(ds->device_seen = mem_calloc((size_t)ds->n_devices, sizeof *ds->device_seen))) {
@@ -987,6 +1006,7 @@ void dataset_destroy(struct dataset *ds)
 enum dataset_format dataset_format(const struct dataset *ds) { return ds->format; }
 const char *dataset_listing(const struct dataset *ds) { return ds->listing; }
 const char *dataset_split_source(const struct dataset *ds) { return ds->split_source; }
+int dataset_split_seeded(const struct dataset *ds) { return ds->seeded; }
 int dataset_n_items(const struct dataset *ds) { return ds->n_items; }
 
 const struct dataset_item *dataset_item(const struct dataset *ds, int i)
@@ -1052,6 +1072,15 @@ int dataset_split_items(const struct dataset *ds, enum dataset_split split, int 
     for (int i = 0; i < ds->n_items; i++)
         if (split == DATASET_SPLIT_ANY || ds->items[i].split == split) idx[n++] = i;
     return n;
+}
+
+int dataset_require_split(const struct dataset *ds, enum dataset_split split)
+{
+    if (dataset_count(ds, split, -1, -1) > 0) return STATUS_OK;
+    if (split == DATASET_SPLIT_ANY)
+        return status_set(STATUS_INVALID, "%s: the data set is empty", ds->listing);
+    return status_set(STATUS_INVALID, "%s: the %s split is empty (split: %s)", ds->listing,
+                      dataset_split_name(split), ds->split_source);
 }
 
 /* ----------------------------------------------------------------------------- summary */

@@ -16,7 +16,6 @@
 
 #include <errno.h>
 #include <omp.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,10 +24,12 @@
 #include <unistd.h>
 
 #include "basin/audio/audio_file.h"
+#include "basin/core/fs.h"
 #include "basin/core/log.h"
 #include "basin/core/mem.h"
 #include "basin/core/status.h"
 #include "basin/core/threads.h"
+#include "basin/data/cache.h"
 #include "basin/data/hash.h"
 #include "basin/dsp/frontend.h"
 #include "basin/dsp/resample.h"
@@ -213,33 +214,10 @@ int features_clip_samples(const struct dataset *ds, const struct frontend *fe, l
 
 int features_cache_dir_default(char *buf, size_t n)
 {
-    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-    int k;
-    if (xdg && xdg[0] == '/') k = snprintf(buf, n, "%s/basin/features", xdg);
-    else if (home && home[0]) k = snprintf(buf, n, "%s/.cache/basin/features", home);
-    else return status_set(STATUS_NOT_FOUND, "feature cache: neither XDG_CACHE_HOME nor HOME is set");
-    if (k < 0 || (size_t)k >= n) return status_set(STATUS_INVALID, "feature cache: path too long");
-    return STATUS_OK;
-}
-
-/* mkdir -p */
-static int make_dirs(const char *path)
-{
-    char tmp[4096];
-    size_t n = strlen(path);
-    if (n == 0 || n >= sizeof tmp) return status_set(STATUS_INVALID, "%s: bad directory", path);
-    memcpy(tmp, path, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (tmp[i] != '/' && tmp[i] != 0) continue;
-        char c = tmp[i];
-        tmp[i] = 0;
-        if (mkdir(tmp, 0755) && errno != EEXIST)
-            return status_set(STATUS_IO, "%s: %s", tmp, strerror(errno));
-        tmp[i] = c;
-    }
-    struct stat st;
-    if (stat(path, &st) || !S_ISDIR(st.st_mode))
-        return status_set(STATUS_IO, "%s: not a directory", path);
+    int st = fs_cache_dir("features", buf, n);
+    if (st == STATUS_NOT_FOUND)
+        return status_set(st, "feature cache: neither XDG_CACHE_HOME nor HOME is set");
+    if (st) return status_set(st, "feature cache: path too long");
     return STATUS_OK;
 }
 
@@ -289,7 +267,9 @@ static void header_pack(unsigned char *b, const struct cache_header *h)
     memcpy(b + 56, &h->check, 8);
 }
 
-/* 1: y filled from a valid file; 0: no file; -1: a file that fails validation. */
+/* 1: y filled from a valid file; 0: no file; -1: a file that fails validation. A valid
+ * file's modification time is set to the present: it records the last use, which
+ * cache_trim evicts by. */
 static int cache_read(const char *path, const struct cache_header *want, float *y)
 {
     FILE *f = fopen(path, "rb");
@@ -301,36 +281,32 @@ static int cache_read(const char *path, const struct cache_header *want, float *
              (uint64_t)st.st_size == CACHE_HEADER_BYTES + n_floats * sizeof(float) &&
              fread(got, 1, sizeof got, f) == sizeof got &&
              fread(y, sizeof(float), n_floats, f) == n_floats;
+    if (ok) {
+        struct cache_header h = *want;
+        h.check = hash_xxh64(y, n_floats * sizeof(float), 0);
+        header_pack(expect, &h);
+        ok = !memcmp(got, expect, sizeof got);
+    }
+    if (ok) (void)futimens(fileno(f), NULL);   /* best effort: a read-only cache still works */
     fclose(f);
-    if (!ok) return -1;
-    struct cache_header h = *want;
-    h.check = hash_xxh64(y, n_floats * sizeof(float), 0);
-    header_pack(expect, &h);
-    return memcmp(got, expect, sizeof got) ? -1 : 1;
+    return ok ? 1 : -1;
 }
 
-/* Write atomically: a temporary in the same directory, renamed over path. */
+/* Write atomically (fs_atomic, no fsync: a torn file fails validation). 0 or -1. */
 static int cache_write(const char *path, const struct cache_header *hd, const float *y)
 {
-    static atomic_uint seq;
-    char tmp[4300];
-    int k = snprintf(tmp, sizeof tmp, "%s.tmp-%ld-%u", path, (long)getpid(),
-                     atomic_fetch_add(&seq, 1));
-    if (k < 0 || (size_t)k >= sizeof tmp) return -1;
     size_t n_floats = (size_t)hd->c * (size_t)hd->f * (size_t)hd->t;
     struct cache_header h = *hd;
     h.check = hash_xxh64(y, n_floats * sizeof(float), 0);
     unsigned char b[CACHE_HEADER_BYTES];
     header_pack(b, &h);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return -1;
-    int ok = fwrite(b, 1, sizeof b, f) == sizeof b && fwrite(y, sizeof(float), n_floats, f) == n_floats;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path)) {
-        unlink(tmp);
+    struct fs_atomic w;
+    if (fs_atomic_begin(&w, path, FS_ATOMIC_NO_SYNC)) return -1;
+    if (fs_atomic_write(&w, b, sizeof b) || fs_atomic_write(&w, y, n_floats * sizeof(float))) {
+        fs_atomic_abort(&w);
         return -1;
     }
-    return 0;
+    return fs_atomic_commit(&w) ? -1 : 0;
 }
 
 /* ----------------------------------------------------------------------------- loading */
@@ -402,25 +378,21 @@ static void clip_load(const struct load_ctx *ctx, struct frontend_work *w, int i
     if (have_key) {
         char dir[4200];
         snprintf(dir, sizeof dir, "%.*s", (int)(strrchr(cpath, '/') - cpath), cpath);
-        if ((mkdir(dir, 0755) && errno != EEXIST) || cache_write(cpath, &hd, y))
-            out->cache_write_failed = 1;
+        if (fs_mkdir_p(dir) || cache_write(cpath, &hd, y)) out->cache_write_failed = 1;
     }
 }
 
 int features_load(struct features **out, const struct dataset *ds, enum dataset_split split,
                   const struct frontend *fe, const struct features_opts *opts,
-                  features_progress_fn progress, void *user)
+                  const struct progress *progress)
 {
     *out = NULL;
+    int st = dataset_require_split(ds, split);
+    if (st) return st;
     int *idx = mem_alloc(sizeof *idx * (size_t)(dataset_n_items(ds) + 1));
     if (!idx) return STATUS_NOMEM;
     int n = dataset_split_items(ds, split, idx);
-    int st;
-    if (n == 0)
-        st = status_set(STATUS_INVALID, "%s: the %s split has no clips", dataset_listing(ds),
-                        dataset_split_name(split));
-    else
-        st = features_load_items(out, ds, n, idx, fe, opts, progress, user);
+    st = features_load_items(out, ds, n, idx, fe, opts, progress);
     mem_free(idx);
     return st;
 }
@@ -441,7 +413,7 @@ void features_destroy(struct features *f)
 
 int features_load_items(struct features **out, const struct dataset *ds, int n, const int *idx,
                         const struct frontend *fe, const struct features_opts *opts,
-                        features_progress_fn progress, void *user)
+                        const struct progress *progress)
 {
     *out = NULL;
     struct load_ctx ctx = {.ds = ds, .fe = fe};
@@ -519,7 +491,7 @@ int features_load_items(struct features **out, const struct dataset *ds, int n, 
     } else if (ctx.opts.cache_dir[0]) {
         ctx.cache_dir = ctx.opts.cache_dir;
     }
-    if (ctx.cache_dir && make_dirs(ctx.cache_dir)) {
+    if (ctx.cache_dir && fs_mkdir_p(ctx.cache_dir)) {
         log_warn("feature cache: %s; features are not cached on disk", status_detail());
         ctx.cache_dir = NULL;
     }
@@ -546,7 +518,7 @@ int features_load_items(struct features **out, const struct dataset *ds, int n, 
                 write_warned = 1;
             }
         }
-        if (progress && !progress(user, end, n)) {
+        if (!progress_report(progress, "features", end, n)) {
             st = status_set(STATUS_CANCELLED, "loading features: cancelled after %d of %d clips",
                             end, n);
             goto fail;
@@ -586,6 +558,19 @@ int features_load_items(struct features **out, const struct dataset *ds, int n, 
         f->n_computed += res[i].result == CLIP_COMPUTED;
         f->n_cached += res[i].result == CLIP_CACHED;
         f->n_cache_invalid += res[i].cache_invalid;
+    }
+    /* Keep the disk cache within its cap, now that this load's files are the newest. */
+    long n_written = 0;
+    for (int i = 0; i < n; i++)
+        n_written += res[i].result == CLIP_COMPUTED && !res[i].cache_write_failed;
+    if (ctx.cache_dir && n_written) {
+        uint64_t cap = ctx.opts.cache_max_bytes;
+        if (!cap && cache_cap(&cap, NULL)) {
+            log_warn("feature cache: %s; using the default cap", status_detail());
+            cap = CACHE_DEFAULT_CAP;
+        }
+        if (cache_trim(ctx.cache_dir, cap, NULL)) log_warn("feature cache: trimming failed");
+        status_clear();
     }
     st = STATUS_OK;
     *out = f;

@@ -17,23 +17,22 @@
  * ref: TAU Urban Acoustic Scenes 2020 Mobile, development set (Zenodo 3819968): meta.csv and
  *      evaluation_setup/fold1_*.csv layouts, file naming scene-city-location-segment-device.
  */
-#define _XOPEN_SOURCE 700 /* nftw */
 #include "synth_internal.h"
 
 #include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
 #include <omp.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "basin/audio/audio_file.h"
+#include "basin/core/fs.h"
 #include "basin/core/mem.h"
 #include "basin/core/status.h"
 #include "basin/core/threads.h"
@@ -52,6 +51,16 @@ static const char *const cities[12] = {
 };
 
 /* ---- parameters --------------------------------------------------------------------- */
+
+#define MAX_SEGMENTS 1000
+
+/* Clips of the full structure: every segment on a, and on its extra devices. */
+static long structure_count(const struct synth_params *p)
+{
+    long n_train = p->n_locations - p->n_eval_locations;
+    return (long)p->n_classes * p->n_segments *
+           (n_train * (1 + p->train_devices) + (long)p->n_eval_locations * (1 + p->eval_devices));
+}
 
 void synth_params_default(struct synth_params *p)
 {
@@ -94,8 +103,9 @@ int synth_params_validate(const struct synth_params *p)
         return status_set(STATUS_INVALID,
                           "synth: n_eval_locations %d must be in 1..n_locations-1 (%d)",
                           p->n_eval_locations, p->n_locations - 1);
-    if (p->n_segments < 1 || p->n_segments > 1000)
-        return status_set(STATUS_INVALID, "synth: n_segments %d is outside 1..1000", p->n_segments);
+    if (p->n_segments < 1 || p->n_segments > MAX_SEGMENTS)
+        return status_set(STATUS_INVALID, "synth: n_segments %d is outside 1..%d", p->n_segments,
+                          MAX_SEGMENTS);
     int seen_other = p->n_devices - p->n_unseen - 1;
     if (p->train_devices < 0 || p->train_devices > seen_other)
         return status_set(STATUS_INVALID,
@@ -108,17 +118,52 @@ int synth_params_validate(const struct synth_params *p)
     if (p->n_unseen > 0 && p->eval_devices == 0)
         return status_set(STATUS_INVALID, "synth: n_unseen %d devices but eval_devices 0: they "
                                           "would never be recorded", p->n_unseen);
+    long full = structure_count(p);
+    if (p->n_clips < 0 || p->n_clips > full)
+        return status_set(STATUS_INVALID, "synth: clips=%ld is outside 1..%ld (what %d segments "
+                                          "per location hold)", p->n_clips, full, p->n_segments);
+    if (p->n_clips > 0 && p->n_clips < p->n_classes)
+        return status_set(STATUS_INVALID, "synth: clips=%ld is fewer than the %d classes (at "
+                                          "least %d: one train clip per class; %d or more also "
+                                          "give every class an evaluate clip)", p->n_clips,
+                          p->n_classes, p->n_classes, 2 * p->n_classes);
     return 0;
+}
+
+int synth_params_set_clips(struct synth_params *p, long n)
+{
+    struct synth_params q = *p;
+    q.n_segments = 1;
+    q.n_clips = 0;
+    long per = structure_count(&q);   /* clips per segment of every location */
+    if (n < p->n_classes)
+        return status_set(STATUS_INVALID, "synth: clips=%ld is fewer than the %d classes (at "
+                                          "least %d: one train clip per class; %d or more also "
+                                          "give every class an evaluate clip)", n, p->n_classes,
+                          p->n_classes, 2 * p->n_classes);
+    if (per <= 0 || (n + per - 1) / per > MAX_SEGMENTS)
+        return status_set(STATUS_INVALID, "synth: clips=%ld is more than %d segments per location "
+                                          "hold (at most %ld)", n, MAX_SEGMENTS,
+                          per * MAX_SEGMENTS);
+    q.n_segments = (int)((n + per - 1) / per);
+    q.n_clips = structure_count(&q) == n ? 0 : n;
+    int st = synth_params_validate(&q);
+    if (!st) *p = q;
+    return st;
 }
 
 int synth_params_string(const struct synth_params *p, char *buf, size_t n)
 {
+    /* " clips=N" only when set: the full structure keeps the description (and so the
+     * cache directory) it had before exact clip counts existed. */
+    char clips[32] = "";
+    if (p->n_clips) snprintf(clips, sizeof clips, " clips=%ld", p->n_clips);
     return snprintf(buf, n,
                     "synth v%d sr=%d clip_s=%.17g classes=%d devices=%d unseen=%d locations=%d "
-                    "eval_locations=%d segments=%d train_devices=%d eval_devices=%d seed=%llu",
+                    "eval_locations=%d segments=%d train_devices=%d eval_devices=%d seed=%llu%s",
                     SYNTH_VERSION, p->sample_rate_hz, p->clip_s, p->n_classes, p->n_devices,
                     p->n_unseen, p->n_locations, p->n_eval_locations, p->n_segments,
-                    p->train_devices, p->eval_devices, (unsigned long long)p->seed);
+                    p->train_devices, p->eval_devices, (unsigned long long)p->seed, clips);
 }
 
 uint64_t synth_params_hash(const struct synth_params *p)
@@ -132,9 +177,7 @@ uint64_t synth_params_hash(const struct synth_params *p)
 
 long synth_clip_count(const struct synth_params *p)
 {
-    long n_train = p->n_locations - p->n_eval_locations;
-    return (long)p->n_classes * p->n_segments *
-           (n_train * (1 + p->train_devices) + (long)p->n_eval_locations * (1 + p->eval_devices));
+    return p->n_clips ? p->n_clips : structure_count(p);
 }
 
 int synth_class_index(const char *name)
@@ -204,6 +247,8 @@ struct row {
     char file[128];     /* "audio/park-lyon-3-12-s2.wav" */
     char ident[48];     /* "lyon-3" */
     int k, d, eval;
+    int loc, seg;
+    int keep;           /* in the data set (all rows unless n_clips is set) */
 };
 
 static void identifier(const struct synth_params *p, int k, int loc, char *buf, size_t n)
@@ -212,25 +257,21 @@ static void identifier(const struct synth_params *p, int k, int loc, char *buf, 
     snprintf(buf, n, "%s-%d", cities[g % 12], g / 12);
 }
 
-/* Jobs in (class, location, segment) order and the rows they write. */
-static int plan(const struct synth_params *p, struct job **jobs_out, int *n_jobs,
-                struct row **rows_out, long *n_rows)
+/* Every row of the full structure, in (class, location, segment, device) order. */
+static int plan_rows(const struct synth_params *p, struct row **rows_out, long *n_rows)
 {
-    int nj = p->n_classes * p->n_locations * p->n_segments;
-    long nr = synth_clip_count(p);
-    struct job *jobs = mem_calloc((size_t)nj, sizeof *jobs);
+    long nr = structure_count(p);
     struct row *rows = mem_calloc((size_t)nr, sizeof *rows);
     int *order = mem_alloc((size_t)p->n_locations * sizeof *order);
     char *is_eval = mem_calloc((size_t)p->n_locations, 1);
-    if (!jobs || !rows || !order || !is_eval) {
-        mem_free(jobs), mem_free(rows), mem_free(order), mem_free(is_eval);
+    if (!rows || !order || !is_eval) {
+        mem_free(rows), mem_free(order), mem_free(is_eval);
         return STATUS_NOMEM;
     }
     struct rng root;
     rng_seed(&root, p->seed);
     int seen_other = p->n_devices - p->n_unseen - 1, other = p->n_devices - 1;
     long next_train = 0, next_eval = 0, r = 0;
-    int j = 0;
     for (int k = 0; k < p->n_classes; k++) {
         struct rng sr = rng_split(&root, TAG_SPLIT | (uint64_t)k);
         for (int i = 0; i < p->n_locations; i++) order[i] = i, is_eval[i] = 0;
@@ -239,32 +280,142 @@ static int plan(const struct synth_params *p, struct job **jobs_out, int *n_jobs
         for (int loc = 0; loc < p->n_locations; loc++) {
             char ident[48];
             identifier(p, k, loc, ident, sizeof ident);
-            for (int seg = 0; seg < p->n_segments; seg++, j++) {
-                struct job *jb = &jobs[j];
-                jb->k = k, jb->loc = loc, jb->seg = seg, jb->eval = is_eval[loc];
-                jb->dev[jb->n_dev++] = 0;
-                /* Other devices in turn: 1..seen_other for train, 1..other for evaluate. */
-                int extra = jb->eval ? p->eval_devices : p->train_devices;
-                int pool = jb->eval ? other : seen_other;
-                long *next = jb->eval ? &next_eval : &next_train;
-                int chosen[SYNTH_MAX_DEVICES] = {0};
+            for (int seg = 0; seg < p->n_segments; seg++) {
+                int eval = is_eval[loc];
+                /* Device a, then other devices in turn: 1..seen_other for train, 1..other
+                 * for evaluate. */
+                int extra = eval ? p->eval_devices : p->train_devices;
+                int pool = eval ? other : seen_other;
+                long *next = eval ? &next_eval : &next_train;
+                int chosen[SYNTH_MAX_DEVICES] = {1};
                 for (int e = 0; e < extra; e++) chosen[1 + (int)((*next)++ % pool)] = 1;
-                for (int d = 1; d < p->n_devices; d++)
-                    if (chosen[d]) jb->dev[jb->n_dev++] = d;
-                for (int e = 0; e < jb->n_dev; e++, r++) {
-                    struct row *rw = &rows[r];
+                for (int d = 0; d < p->n_devices; d++) {
+                    if (!chosen[d]) continue;
+                    struct row *rw = &rows[r++];
                     snprintf(rw->file, sizeof rw->file, "audio/%s-%s-%d-%s.wav",
-                             synth_class_name(k), ident, seg, synth_device_name(jb->dev[e]));
+                             synth_class_name(k), ident, seg, synth_device_name(d));
                     snprintf(rw->ident, sizeof rw->ident, "%s", ident);
-                    rw->k = k, rw->d = jb->dev[e], rw->eval = jb->eval;
+                    rw->k = k, rw->d = d, rw->eval = eval, rw->loc = loc, rw->seg = seg;
+                    rw->keep = 1;
                 }
             }
         }
     }
-    CHECK(r == nr && j == nj);
+    CHECK(r == nr);
     mem_free(order);
     mem_free(is_eval);
-    *jobs_out = jobs, *n_jobs = nj, *rows_out = rows, *n_rows = nr;
+    *rows_out = rows, *n_rows = nr;
+    return 0;
+}
+
+/* A candidate row of one class and split, sorted into pick order: segment, then location
+ * (then device). */
+struct cand {
+    int seg, loc, d;
+    long row;
+};
+
+static int cand_cmp(const void *a, const void *b)
+{
+    const struct cand *x = a, *y = b;
+    if (x->seg != y->seg) return x->seg < y->seg ? -1 : 1;
+    if (x->loc != y->loc) return x->loc < y->loc ? -1 : 1;
+    return (x->d > y->d) - (x->d < y->d);
+}
+
+/* Keep exactly p->n_clips rows (the subset documented in synth.h). */
+static int select_clips(const struct synth_params *p, struct row *rows, long nr)
+{
+    long share[2][SYNTH_MAX_DEVICES] = {{0}}, count[2][SYNTH_MAX_DEVICES] = {{0}};
+    long per_class[2] = {0};
+    for (long i = 0; i < nr; i++) {
+        rows[i].keep = 0;
+        share[rows[i].eval][rows[i].d]++;
+        if (rows[i].k == 0) per_class[rows[i].eval]++;
+    }
+    long n_class = per_class[0] + per_class[1];
+    struct cand *cand = mem_alloc((size_t)n_class * sizeof *cand);
+    long *head = mem_alloc((size_t)n_class * sizeof *head);
+    if (!cand || !head) {
+        mem_free(cand), mem_free(head);
+        return STATUS_NOMEM;
+    }
+    long first = 0;   /* rows are grouped by class */
+    for (int k = 0; k < p->n_classes; k++) {
+        long q = p->n_clips / p->n_classes + (k < p->n_clips % p->n_classes);
+        long t = (long)((double)q * (double)per_class[0] / (double)n_class + 0.5);
+        if (q >= 1 && t < 1) t = 1;
+        if (q >= 2 && t > q - 1) t = q - 1;
+        if (t > per_class[0]) t = per_class[0];
+        if (q - t > per_class[1]) t = q - per_class[1];
+        long want[2] = {t, q - t};
+        for (int e = 0; e < 2; e++) {
+            /* This class's rows of split e, bucketed by device in pick order. */
+            long m = 0;
+            for (long i = first; i < first + n_class; i++)
+                if (rows[i].eval == e)
+                    cand[m++] = (struct cand){rows[i].seg, rows[i].loc, rows[i].d, i};
+            qsort(cand, (size_t)m, sizeof *cand, cand_cmp);
+            long start[SYNTH_MAX_DEVICES + 1] = {0}, at[SYNTH_MAX_DEVICES];
+            for (long j = 0; j < m; j++) start[cand[j].d + 1]++;
+            for (int d = 0; d < SYNTH_MAX_DEVICES; d++) start[d + 1] += start[d];
+            for (int d = 0; d < SYNTH_MAX_DEVICES; d++) at[d] = start[d];
+            for (long j = 0; j < m; j++) head[at[cand[j].d]++] = cand[j].row;
+            for (int d = 0; d < SYNTH_MAX_DEVICES; d++) at[d] = start[d];
+            for (long pick = 0; pick < want[e]; pick++) {
+                /* The device furthest below its share: least (count + 1) / share. */
+                int best = -1;
+                for (int d = 0; d < SYNTH_MAX_DEVICES; d++) {
+                    if (at[d] == start[d + 1]) continue;
+                    if (best < 0 || (count[e][d] + 1) * share[e][best] <
+                                        (count[e][best] + 1) * share[e][d])
+                        best = d;
+                }
+                if (best < 0) break;   /* not reached: want <= candidates (plan CHECKs) */
+                rows[head[at[best]++]].keep = 1;
+                count[e][best]++;
+            }
+        }
+        first += n_class;
+    }
+    mem_free(cand);
+    mem_free(head);
+    return 0;
+}
+
+/* The kept rows and the jobs (segments with at least one kept row) that write them. */
+static int plan(const struct synth_params *p, struct job **jobs_out, int *n_jobs,
+                struct row **rows_out, long *n_rows)
+{
+    struct row *rows = NULL;
+    long nr = 0;
+    int st = plan_rows(p, &rows, &nr);
+    if (!st && p->n_clips) st = select_clips(p, rows, nr);
+    if (st) {
+        mem_free(rows);
+        return st;
+    }
+    int max_jobs = p->n_classes * p->n_locations * p->n_segments;
+    struct job *jobs = mem_calloc((size_t)max_jobs, sizeof *jobs);
+    if (!jobs) {
+        mem_free(rows);
+        return STATUS_NOMEM;
+    }
+    int nj = 0;
+    long kept = 0;
+    for (long i = 0; i < nr; i++) {
+        const struct row *rw = &rows[i];
+        if (!rw->keep) continue;
+        struct job *jb = nj ? &jobs[nj - 1] : NULL;
+        if (!jb || jb->k != rw->k || jb->loc != rw->loc || jb->seg != rw->seg) {
+            jb = &jobs[nj++];
+            jb->k = rw->k, jb->loc = rw->loc, jb->seg = rw->seg, jb->eval = rw->eval;
+        }
+        jb->dev[jb->n_dev++] = rw->d;
+        rows[kept++] = *rw;
+    }
+    CHECK(kept == synth_clip_count(p) && nj <= max_jobs);
+    *jobs_out = jobs, *n_jobs = nj, *rows_out = rows, *n_rows = kept;
     return 0;
 }
 
@@ -273,40 +424,28 @@ static int row_cmp(const void *a, const void *b)
     return strcmp(((const struct row *)a)->file, ((const struct row *)b)->file);
 }
 
+int synth_split_counts(const struct synth_params *p, long *n_train, long *n_evaluate)
+{
+    struct job *jobs = NULL;
+    struct row *rows = NULL;
+    int nj = 0;
+    long nr = 0;
+    int st = plan(p, &jobs, &nj, &rows, &nr);
+    if (st) return st;
+    *n_train = *n_evaluate = 0;
+    for (long i = 0; i < nr; i++) *(rows[i].eval ? n_evaluate : n_train) += 1;
+    mem_free(jobs);
+    mem_free(rows);
+    return 0;
+}
+
+uint64_t synth_bytes(const struct synth_params *p)
+{
+    /* A 44-byte WAV header and 16-bit samples per clip; about 200 bytes of listings. */
+    return (uint64_t)synth_clip_count(p) * (44 + 2 * (uint64_t)clip_samples(p) + 200);
+}
+
 /* ---- files and directories ---------------------------------------------------------- */
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    remove(path);
-    return 0;
-}
-
-/* Remove a directory tree (best effort; used on temporaries only). */
-static void rm_tree(const char *path)
-{
-    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-/* mkdir -p of path's parent directories (not path itself). */
-static int make_parents(const char *path)
-{
-    char *buf = mem_strdup(path);
-    if (!buf) return STATUS_NOMEM;
-    for (char *c = buf + 1; *c; c++) {
-        if (*c != '/') continue;
-        *c = 0;
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST) {
-            int st = status_set(STATUS_IO, "%s: cannot create directory %s: %s", path, buf,
-                                strerror(errno));
-            mem_free(buf);
-            return st;
-        }
-        *c = '/';
-    }
-    mem_free(buf);
-    return 0;
-}
 
 static int dir_is_empty(const char *path)
 {
@@ -453,7 +592,24 @@ static int write_readme(const char *dir, const struct synth_params *p, const str
         "parameters: %s\n"
         "\n"
         "seed %llu, %d Hz, 16-bit PCM mono, %g s clips; %d classes, %d recording locations per\n"
-        "class (%d for evaluation), %d segments per location; %ld clips.\n"
+        "class (%d for evaluation), %d segments per location; %ld clips.\n",
+        SYNTH_VERSION, ps, (unsigned long long)p->seed, p->sample_rate_hz, p->clip_s, p->n_classes,
+        p->n_locations, p->n_eval_locations, p->n_segments, nr);
+    if (!st && p->n_clips) {
+        long each = p->n_clips / p->n_classes, extra = p->n_clips % p->n_classes;
+        char per[96];
+        if (extra) snprintf(per, sizeof per, "%ld each, the first %ld classes one more", each, extra);
+        else snprintf(per, sizeof per, "%ld each", each);
+        st = text_add(&t,
+            "\n"
+            "clips=%ld: exactly %ld of the %ld clips this structure holds, chosen class by class\n"
+            "(%s), split between train and evaluate in the structure's proportion\n"
+            "(at least one train clip per class), devices in their share of each split, the\n"
+            "earliest segments and locations first. A clip is byte-identical to the same clip of\n"
+            "the full structure.\n",
+            p->n_clips, p->n_clips, structure_count(p), per);
+    }
+    st = st ? st : text_add(&t,
         "\n"
         "Layout (as TAU Urban Acoustic Scenes 2020 Mobile, development set):\n"
         "  audio/<scene>-<city>-<location>-<segment>-<device>.wav\n"
@@ -467,8 +623,7 @@ static int write_readme(const char *dir, const struct synth_params *p, const str
         "segments also by %d seen device(s) in turn, evaluate segments by %d of the other\n"
         "devices in turn (parallel recordings of the same sound field). Devices never in\n"
         "fold1_train:",
-        SYNTH_VERSION, ps, (unsigned long long)p->seed, p->sample_rate_hz, p->clip_s, p->n_classes,
-        p->n_locations, p->n_eval_locations, p->n_segments, nr, p->train_devices, p->eval_devices);
+        p->train_devices, p->eval_devices);
     for (int d = p->n_devices - p->n_unseen; d < p->n_devices && !st; d++)
         st = text_add(&t, " %s", synth_device_name(d));
     st = st ? st : text_add(&t, "%s\n\nClips per device (train / evaluate):\n",
@@ -490,16 +645,57 @@ static int write_readme(const char *dir, const struct synth_params *p, const str
 
 /* ---- writing the data set ----------------------------------------------------------- */
 
+/* Reports from inside a segment come at most this often (a render polls at the start of
+ * every ingredient; the calling thread then reports when this much time has passed). */
+#define POLL_NS 50000000L
+
 struct shared {
     const struct synth_params *p;
     const char *dir;
-    const struct job *jobs;
+    const struct progress *progress;
     struct rng root;
-    atomic_int stop;          /* 1: an error or a cancel; workers finish their job and stop */
-    atomic_int done;
+    atomic_int stop;          /* 1: an error or a cancel; workers abandon their job */
+    atomic_long done;         /* clips written */
+    long total;               /* clips to write */
+    long last_report_ns;      /* calling thread only */
     int status;               /* the first error, its message in msg */
     char msg[1024];
 };
+
+/* One thread's view of the shared state, for the render's poll. */
+struct poller {
+    struct shared *sh;
+    int caller;               /* 1 on the calling thread: it reports progress */
+};
+
+static long now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long)t.tv_sec * 1000000000L + t.tv_nsec;
+}
+
+/* Report progress (calling thread only); 0 when cancelled. */
+static int report(struct shared *sh)
+{
+    sh->last_report_ns = now_ns();
+    if (!progress_report(sh->progress, "synth", atomic_load(&sh->done), sh->total)) {
+        atomic_store(&sh->stop, 1);
+        return 0;
+    }
+    return 1;
+}
+
+/* The render's poll: non-zero to abandon the segment. The calling thread reports when
+ * POLL_NS has passed since its last report, so a long segment stays cancellable. */
+static int poll_stop(void *user)
+{
+    struct poller *pl = user;
+    struct shared *sh = pl->sh;
+    if (atomic_load(&sh->stop)) return 1;
+    if (pl->caller && now_ns() - sh->last_report_ns >= POLL_NS && !report(sh)) return 1;
+    return 0;
+}
 
 static void fail_shared(struct shared *sh, int st)
 {
@@ -513,6 +709,7 @@ static void fail_shared(struct shared *sh, int st)
     atomic_store(&sh->stop, 1);
 }
 
+/* Render one segment and record it on its devices. STATUS_CANCELLED when stopped. */
 static int run_job(struct shared *sh, const struct job *jb, struct synth_work *w, float *x,
                    float *y)
 {
@@ -526,6 +723,7 @@ static int run_job(struct shared *sh, const struct job *jb, struct synth_work *w
     char ident[48], path[SYNTH_PATH_MAX + 160];
     identifier(p, jb->k, jb->loc, ident, sizeof ident);
     for (int e = 0; e < jb->n_dev; e++) {
+        if (w->poll && w->poll(w->poll_user)) return STATUS_CANCELLED;
         int d = jb->dev[e];
         struct rng dr = rng_split(&seg, TAG_DEV | (uint64_t)d);
         synth_device_render(d, &dr, p->sample_rate_hz, x, y, w->a, n);
@@ -534,45 +732,42 @@ static int run_job(struct shared *sh, const struct job *jb, struct synth_work *w
         struct audio_file af = {.x = y, .n_channels = 1, .n_frames = n,
                                 .sample_rate_hz = p->sample_rate_hz};
         if ((st = audio_file_write(path, &af, AUDIO_FILE_WAV_16))) return st;
+        atomic_fetch_add(&sh->done, 1);
     }
     return 0;
 }
 
 /* Render every job into dir (which exists, with audio/ and evaluation_setup/). */
-static int render_all(const struct synth_params *p, const char *dir, const struct job *jobs,
-                      int nj, synth_progress_fn progress, void *user)
+static int render_all(struct shared *sh, const struct job *jobs, int nj)
 {
-    struct shared sh = {.p = p, .dir = dir, .jobs = jobs};
-    rng_seed(&sh.root, p->seed);
-    atomic_init(&sh.stop, 0);
-    atomic_init(&sh.done, 0);
-    long n = clip_samples(p);
+    long n = clip_samples(sh->p);
     int nt = threads_get();
     if (nt > nj) nt = nj;
 #pragma omp parallel num_threads(nt)
     {
         struct synth_work *w = synth_work_create(n);
         float *x = mem_alloc((size_t)n * sizeof *x), *y = mem_alloc((size_t)n * sizeof *y);
-        if (!w || !x || !y) fail_shared(&sh, STATUS_NOMEM);
+        /* OpenMP's thread 0 is the calling thread: it alone reports progress. */
+        struct poller pl = {sh, omp_get_thread_num() == 0};
+        if (!w || !x || !y) fail_shared(sh, STATUS_NOMEM);
+        else w->poll = poll_stop, w->poll_user = &pl;
 #pragma omp for schedule(dynamic, 1)
         for (int j = 0; j < nj; j++) {
-            if (atomic_load(&sh.stop)) continue;
-            int st = run_job(&sh, &jobs[j], w, x, y);
+            if (atomic_load(&sh->stop)) continue;
+            int st = run_job(sh, &jobs[j], w, x, y);
+            if (st == STATUS_CANCELLED && atomic_load(&sh->stop)) continue;
             if (st) {
-                fail_shared(&sh, st);
+                fail_shared(sh, st);
                 continue;
             }
-            int done = atomic_fetch_add(&sh.done, 1) + 1;
-            /* Progress is reported on the calling thread (OpenMP's thread 0) only. */
-            if (progress && omp_get_thread_num() == 0 && !progress(user, 0.97 * done / nj))
-                atomic_store(&sh.stop, 1);
+            if (pl.caller) report(sh);
         }
         synth_work_destroy(w);
         mem_free(x);
         mem_free(y);
     }
-    if (sh.status) return status_set(sh.status, "%s", sh.msg);
-    if (atomic_load(&sh.stop)) return status_set(STATUS_CANCELLED, "synth: cancelled");
+    if (sh->status) return status_set(sh->status, "%s", sh->msg);
+    if (atomic_load(&sh->stop)) return status_set(STATUS_CANCELLED, "synth: cancelled");
     return 0;
 }
 
@@ -588,14 +783,23 @@ static int clean_dir(const char *out_dir, char *buf, size_t n)
     return 0;
 }
 
-int synth_write(const struct synth_params *p, const char *out_dir, synth_progress_fn progress,
-                void *user)
+int synth_present(const struct synth_params *p, const char *dir)
+{
+    const char *why;
+    char d[SYNTH_PATH_MAX];
+    return !synth_params_validate(p) && !clean_dir(dir, d, sizeof d) &&
+           previous_output(d, p, &why) == 1;
+}
+
+int synth_write(const struct synth_params *p, const char *out_dir,
+                const struct progress *progress)
 {
     int st = synth_params_validate(p);
     if (st) return st;
     char dir[SYNTH_PATH_MAX], tmp[SYNTH_PATH_MAX + 64], sub[SYNTH_PATH_MAX + 96];
     if ((st = clean_dir(out_dir, dir, sizeof dir))) return st;
     const char *why = NULL;
+    long total = synth_clip_count(p);
     struct stat sb;
     if (stat(dir, &sb) == 0) {
         if (!S_ISDIR(sb.st_mode))
@@ -603,7 +807,8 @@ int synth_write(const struct synth_params *p, const char *out_dir, synth_progres
         if (!dir_is_empty(dir)) {
             int prev = previous_output(dir, p, &why);
             if (prev == 1) {
-                if (progress) progress(user, 1.0);
+                fs_clean_stale(dir);
+                progress_report(progress, "synth", total, total);
                 return 0;
             }
             if (prev == 0) return status_set(STATUS_INVALID, "%s: %s; remove it or choose another "
@@ -613,30 +818,32 @@ int synth_write(const struct synth_params *p, const char *out_dir, synth_progres
         }
     } else if (errno != ENOENT) {
         return status_set(STATUS_IO, "%s: %s", dir, strerror(errno));
-    } else if ((st = make_parents(dir))) {
+    } else if ((st = fs_mkdir_parent(dir))) {
         return st;
     }
-    snprintf(tmp, sizeof tmp, "%s.tmp-%ld-XXXXXX", dir, (long)getpid());
-    if (!mkdtemp(tmp))
-        return status_set(STATUS_IO, "%s: cannot create a temporary directory beside it: %s", dir,
-                          strerror(errno));
+    /* Also removes the temporaries of dead processes beside dir. */
+    if ((st = fs_temp_dir(dir, tmp, sizeof tmp))) return st;
     struct job *jobs = NULL;
     struct row *rows = NULL;
     int nj = 0;
     long nr = 0;
+    struct shared sh = {.p = p, .dir = tmp, .progress = progress, .total = total};
+    rng_seed(&sh.root, p->seed);
+    atomic_init(&sh.stop, 0);
+    atomic_init(&sh.done, 0);
     if ((st = plan(p, &jobs, &nj, &rows, &nr))) goto fail;
     snprintf(sub, sizeof sub, "%s/audio", tmp);
     if (mkdir(sub, 0777) != 0) goto fail_io;
     snprintf(sub, sizeof sub, "%s/evaluation_setup", tmp);
     if (mkdir(sub, 0777) != 0) goto fail_io;
-    if (progress && !progress(user, 0.0)) {
+    if (!report(&sh)) {
         st = status_set(STATUS_CANCELLED, "synth: cancelled");
         goto fail;
     }
-    if ((st = render_all(p, tmp, jobs, nj, progress, user))) goto fail;
+    if ((st = render_all(&sh, jobs, nj))) goto fail;
     if ((st = write_csvs(tmp, p, rows, nr))) goto fail;
     if ((st = write_readme(tmp, p, rows, nr))) goto fail;
-    if (progress && !progress(user, 0.99)) {
+    if (!report(&sh)) {
         st = status_set(STATUS_CANCELLED, "synth: cancelled");
         goto fail;
     }
@@ -645,20 +852,20 @@ int synth_write(const struct synth_params *p, const char *out_dir, synth_progres
     if (rename(tmp, dir) != 0) {
         int err = errno;
         if ((err == ENOTEMPTY || err == EEXIST) && previous_output(dir, p, &why) == 1) {
-            rm_tree(tmp);
+            fs_remove_tree(tmp);
             st = 0;
             goto done;
         }
         st = status_set(STATUS_IO, "%s: cannot rename %s into place: %s", dir, tmp, strerror(err));
         goto fail;
     }
-    if (progress) progress(user, 1.0);
+    fs_sync_parent(dir);
     st = 0;
     goto done;
 fail_io:
     st = status_set(STATUS_IO, "%s: %s", sub, strerror(errno));
 fail:
-    rm_tree(tmp);
+    fs_remove_tree(tmp);
 done:
     mem_free(jobs);
     mem_free(rows);
@@ -671,59 +878,26 @@ int synth_cache_dir(const struct synth_params *p, char *buf, size_t n)
 {
     struct synth_params def;
     if (!p) synth_params_default(&def), p = &def;
-    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-    int k;
-    if (xdg && xdg[0] == '/')
-        k = snprintf(buf, n, "%s/basin/synth-%016llx", xdg,
-                     (unsigned long long)synth_params_hash(p));
-    else if (home && home[0])
-        k = snprintf(buf, n, "%s/.cache/basin/synth-%016llx", home,
-                     (unsigned long long)synth_params_hash(p));
-    else
-        return status_set(STATUS_NOT_FOUND, "synth: no cache directory: neither XDG_CACHE_HOME "
-                                            "nor HOME is set");
-    if (k < 0 || (size_t)k >= n)
-        return status_set(STATUS_INVALID, "synth: cache directory name longer than %zu bytes", n);
+    char sub[32];
+    snprintf(sub, sizeof sub, "synth-%016llx", (unsigned long long)synth_params_hash(p));
+    int st = fs_cache_dir(sub, buf, n);
+    if (st == STATUS_NOT_FOUND)
+        return status_set(st, "synth: no cache directory: neither XDG_CACHE_HOME nor HOME is set");
+    if (st) return status_set(st, "synth: cache directory name longer than %zu bytes", n);
     return 0;
 }
 
-/* Remove "<name>.tmp-<pid>-XXXXXX" beside dir for pids that no longer exist. */
-static void remove_stale(const char *dir)
-{
-    char parent[SYNTH_PATH_MAX], path[SYNTH_PATH_MAX + 300];
-    snprintf(parent, sizeof parent, "%s", dir);
-    char *slash = strrchr(parent, '/');
-    if (!slash || slash == parent) return;
-    *slash = 0;
-    const char *base = slash + 1;
-    size_t blen = strlen(base);
-    DIR *d = opendir(parent);
-    if (!d) return;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (strncmp(e->d_name, base, blen) || strncmp(e->d_name + blen, ".tmp-", 5)) continue;
-        char *end;
-        long pid = strtol(e->d_name + blen + 5, &end, 10);
-        if (end == e->d_name + blen + 5 || *end != '-' || pid <= 0) continue;
-        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
-        snprintf(path, sizeof path, "%s/%s", parent, e->d_name);
-        rm_tree(path);
-    }
-    closedir(d);
-}
-
-int synth_ensure(const struct synth_params *p, char *buf, size_t n, synth_progress_fn progress,
-                 void *user)
+int synth_ensure(const struct synth_params *p, char *buf, size_t n,
+                 const struct progress *progress)
 {
     struct synth_params def;
     if (!p) synth_params_default(&def), p = &def;
     int st = synth_cache_dir(p, buf, n);
     if (st) return st;
-    remove_stale(buf);
-    return synth_write(p, buf, progress, user);
+    return synth_write(p, buf, progress);
 }
 
-int synth_ensure_default(char *buf, size_t n, synth_progress_fn progress, void *user)
+int synth_ensure_default(char *buf, size_t n, const struct progress *progress)
 {
-    return synth_ensure(NULL, buf, n, progress, user);
+    return synth_ensure(NULL, buf, n, progress);
 }

@@ -125,6 +125,10 @@ struct synth_work {
     float *env, *env2;                /* (n / SYNTH_BLOCK + 2) each: block-rate scratch */
     float *speed, *prox;              /* (n / SYNTH_BLOCK + 2) each: a vehicle's speed, nearness */
     float sine[SYNTH_SINE_N + 1];
+    /* Cancellation inside a render: poll (NULL: never) is called at the start of every
+     * ingredient; non-zero abandons the render, which returns STATUS_CANCELLED. */
+    int (*poll)(void *user);
+    void *poll_user;
 };
 
 struct synth_work *synth_work_create(long n);
@@ -132,7 +136,8 @@ void synth_work_destroy(struct synth_work *w);
 
 /* Render scene k's sound field (before any device) into x (n samples at sr), from the
  * location stream loc (location-level parameters) and the segment stream seg (segment-level
- * variation, event times, noise). w holds at least n samples. */
+ * variation, event times, noise). w holds at least n samples. STATUS_CANCELLED when w's
+ * poll asked to stop (x is then garbage). */
 int synth_scene_render(int k, const struct rng *loc, const struct rng *seg, double sr, float *x,
                        long n, struct synth_work *w);
 

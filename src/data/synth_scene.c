@@ -39,7 +39,17 @@ struct scene {
     float *speed, *prox;        /* (nb): vehicle speed in [0, 1] and nearness in [0, 1] */
     const float *sine;
     struct rng loc, seg;        /* location and segment streams */
+    struct synth_work *w;       /* for its poll */
+    int stopped;                /* the poll asked to stop: ingredients return at once */
 };
+
+/* 1 when the render is to be abandoned (synth_work's poll), checked as each ingredient
+ * starts: a cancelled render stops within one ingredient. */
+static int halted(struct scene *s)
+{
+    if (!s->stopped && s->w->poll && s->w->poll(s->w->poll_user)) s->stopped = 1;
+    return s->stopped;
+}
 
 static void streams(const struct scene *s, int slot, struct rng *L, struct rng *S)
 {
@@ -222,6 +232,7 @@ struct bed {
 
 static void ing_bed(struct scene *s, int slot, const struct bed *p)
 {
+    if (halted(s)) return;
     struct rng L, S;
     streams(s, slot, &L, &S);
     if (!present(&L, &S, p->absent_loc, p->absent_seg)) return;
@@ -265,6 +276,7 @@ struct hum {
 
 static void ing_hum(struct scene *s, int slot, const struct hum *p)
 {
+    if (halted(s)) return;
     struct rng L, S;
     streams(s, slot, &L, &S);
     if (!present(&L, &S, p->absent_loc, p->absent_seg)) return;
@@ -318,6 +330,7 @@ struct babble {
 
 static void ing_babble(struct scene *s, int slot, const struct babble *p)
 {
+    if (halted(s)) return;
     struct rng L, S;
     streams(s, slot, &L, &S);
     if (!present(&L, &S, p->absent_loc, p->absent_seg)) return;
@@ -364,6 +377,7 @@ struct passby {
 
 static void ing_passby(struct scene *s, int slot, const struct passby *p)
 {
+    if (halted(s)) return;
     struct rng L, S;
     streams(s, slot, &L, &S);
     if (!present(&L, &S, p->absent_loc, p->absent_seg)) return;
@@ -471,6 +485,7 @@ static void clicks_span(const struct scene *s, struct rng *S, float *x, long t0,
 
 static void ing_clicks(struct scene *s, int slot, const struct clicks *p)
 {
+    if (halted(s)) return;
     struct rng L, S;
     streams(s, slot, &L, &S);
     if (!present(&L, &S, p->absent_loc, p->absent_seg)) return;
@@ -523,6 +538,7 @@ struct species {
 
 static void ing_birds(struct scene *s, int slot, const struct birds *p)
 {
+    if (halted(s)) return;
     struct rng L, S;
     streams(s, slot, &L, &S);
     if (!present(&L, &S, p->absent_loc, p->absent_seg)) return;
@@ -589,6 +605,7 @@ struct chime {
 
 static void ing_chime(struct scene *s, int slot, const struct chime *p)
 {
+    if (halted(s)) return;
     static const double ratio[4] = {1, 2, 3, 4.2}, amp[4] = {1, 0.25, 0.1, 0.05};
     static const int scale[5] = {0, 4, 7, 9, 12};
     struct rng L, S;
@@ -650,6 +667,7 @@ struct tonal {
 
 static void ing_tonal(struct scene *s, int slot, const struct tonal *p)
 {
+    if (halted(s)) return;
     static const double bell_r[4] = {1, 2.76, 5.40, 8.93}, bell_a[4] = {1, 0.6, 0.4, 0.2};
     static const double horn_r[6] = {1, 2, 3, 4, 5, 6}, horn_a[6] = {1, 0.5, 0.6, 0.3, 0.35, 0.2};
     static const double sq_r[2] = {1, 2}, sq_a[2] = {1, 0.3};
@@ -724,6 +742,7 @@ struct music {
 
 static void ing_music(struct scene *s, int slot, const struct music *p)
 {
+    if (halted(s)) return;
     static const int progs[3][4][3] = {
         {{0, 4, 7}, {7, 11, 14}, {9, 12, 16}, {5, 9, 12}},
         {{0, 4, 7}, {5, 9, 12}, {7, 11, 14}, {0, 4, 7}},
@@ -777,6 +796,7 @@ struct wind {
 
 static void ing_wind(struct scene *s, int slot, const struct wind *p)
 {
+    if (halted(s)) return;
     struct rng L, S;
     streams(s, slot, &L, &S);
     if (!present(&L, &S, p->absent_loc, p->absent_seg)) return;
@@ -812,6 +832,7 @@ static void ing_wind(struct scene *s, int slot, const struct wind *p)
  * Fills s->speed and sets s->prox to 1. */
 static void speed_ride(struct scene *s, int slot, double v_max, double stop_prob, double accel)
 {
+    if (halted(s)) return;
     struct rng L, S;
     streams(s, slot, &L, &S);
     double v = synth_unif(&S, 0, v_max), target = synth_unif(&S, 0.2, 1) * v_max;
@@ -834,6 +855,7 @@ static void speed_ride(struct scene *s, int slot, double v_max, double stop_prob
  * or departs (speeding up, going away) at a random time; otherwise nothing is near. */
 static void speed_platform(struct scene *s, int slot, double p_train)
 {
+    if (halted(s)) return;
     struct rng L, S;
     streams(s, slot, &L, &S);
     int train = rng_uniform(&S) < p_train, arrive = rng_uniform(&S) < 0.5;
@@ -868,6 +890,7 @@ struct rail {
 
 static void ing_rail(struct scene *s, int slot, const struct rail *p)
 {
+    if (halted(s)) return;
     struct rng L, S;
     streams(s, slot, &L, &S);
     double spread = p->level_spread * sym(&L);
@@ -943,6 +966,7 @@ static void ing_rail(struct scene *s, int slot, const struct rail *p)
 static int room(struct scene *s, int slot, double rt_lo, double rt_hi, double size,
                 double damp_hz, double level_db)
 {
+    if (halted(s)) return 0;
     struct rng L, S;
     streams(s, slot, &L, &S);
     double rt = synth_unif(&L, rt_lo, rt_hi), sz = size * synth_unif(&L, 0.8, 1.25);
@@ -1259,13 +1283,14 @@ int synth_scene_render(int k, const struct rng *loc, const struct rng *seg, doub
         .sr = sr, .n = n, .nb = n / SYNTH_BLOCK + 2,
         .mix = w->mix, .wet = w->wet, .a = w->a, .b = w->b, .c = w->c,
         .env = w->env, .env2 = w->env2, .speed = w->speed, .prox = w->prox,
-        .sine = w->sine, .loc = *loc, .seg = *seg,
+        .sine = w->sine, .loc = *loc, .seg = *seg, .w = w,
     };
     zero(s.mix, n);
     zero(s.wet, n);
     for (long b = 0; b < s.nb; b++) s.speed[b] = 0, s.prox[b] = 0;
     int st = scenes[k](&s);
     if (st) return st;
+    if (s.stopped) return status_set(STATUS_CANCELLED, "synth: cancelled");
     /* The location's overall level (recording distance, gain) and the segment's. */
     struct rng L, S;
     streams(&s, 99, &L, &S);

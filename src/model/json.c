@@ -191,6 +191,66 @@ int json_parse(const char *text, const char *label, struct json **out)
     return STATUS_OK;
 }
 
+void json_count(const char *text, size_t n, struct json_counts *out)
+{
+    memset(out, 0, sizeof *out);
+    /* The kinds of the open containers, as bits (1: array), for the first 4096 levels
+     * (jansson refuses more than 2048); deeper ones count as arrays. */
+    uint64_t arrays[64] = {0};
+    long depth = 0;
+    const char *p = text, *end = text + n;
+    while (p < end && *p) {
+        unsigned char c = (unsigned char)*p;
+        if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == ',' || c == ':') {
+            p++;
+            continue;
+        }
+        if (c == ']' || c == '}') {
+            if (depth > 0) depth--;
+            p++;
+            continue;
+        }
+        int is_value = 1;
+        if (c == '"') {
+            for (p++; p < end && *p && *p != '"'; p++)
+                if (*p == '\\' && p + 1 < end && p[1]) p++;
+            if (p < end && *p) p++;
+            const char *q = p;
+            while (q < end && (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r')) q++;
+            is_value = q == end || *q != ':'; /* a key, not a value */
+        }
+        if (is_value) {
+            out->n_values++;
+            if (depth == 1) out->top_len++;
+            long up = depth - 1;
+            if (depth > 0 && (up >= 4096 || (arrays[up / 64] >> (up % 64) & 1))) out->n_items++;
+        }
+        if (c == '[' || c == '{') {
+            if (depth < 4096) {
+                uint64_t bit = (uint64_t)1 << (depth % 64);
+                if (c == '[') arrays[depth / 64] |= bit;
+                else arrays[depth / 64] &= ~bit;
+            }
+            if (++depth > out->depth) out->depth = depth;
+            p++;
+        } else if (c != '"') {
+            /* a number or literal: up to the next delimiter */
+            while (p < end && *p && !strchr(" \t\n\r,:[]{}\"", *p)) p++;
+        }
+    }
+}
+
+int json_parse_max(const char *text, const char *label, long max_values, struct json **out)
+{
+    *out = NULL;
+    struct json_counts n;
+    json_count(text, strlen(text), &n);
+    if (n.n_values > max_values)
+        return status_set(STATUS_FORMAT, "%s: %ld values, more than the %ld it may hold",
+                          label ? label : "JSON", n.n_values, max_values);
+    return json_parse(text, label, out);
+}
+
 /* ----------------------------------------------------------------------------- reading */
 
 enum json_kind json_kind_of(const struct json *v)

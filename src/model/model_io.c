@@ -80,6 +80,7 @@ int model_save(const struct model *m, const char *path, int checkpoint,
     struct st_writer *w = st_writer_create();
     char *cfg = NULL, *labels = NULL, *norm = NULL;
     char (*names)[96] = NULL;
+    float *zeros = NULL;
     int status = STATUS_NOMEM;
     if (!w) goto done;
     if ((status = config_json(&m->cfg, &cfg))) goto done;
@@ -99,16 +100,30 @@ int model_save(const struct model *m, const char *path, int checkpoint,
         status = STATUS_NOMEM;
         goto done;
     }
+    /* A model that never trained has no moments yet: they are zero, written from one
+     * buffer of the largest tensor's size (the writer borrows it until the write). */
+    const float *mom_m = g->store.m, *mom_v = g->store.v;
+    if (checkpoint && (!mom_m || !mom_v)) {
+        long largest = 1;
+        for (int i = 0; i < g->n_tensors; i++)
+            if (g->tensors[i].numel > largest) largest = g->tensors[i].numel;
+        if (!(zeros = mem_calloc((size_t)largest, sizeof *zeros))) {
+            status = STATUS_NOMEM;
+            goto done;
+        }
+    }
     int k = 0;
     for (int i = 0; i < g->n_tensors && !status; i++) {
         const struct graph_tensor *t = &g->tensors[i];
         status = st_writer_add_f32(w, t->name, t->n_dims, t->shape, graph_tensor_data(g, i));
         if (!checkpoint || !tensor_kind_is_param(t->kind) || status) continue;
         snprintf(names[k], sizeof names[k], "optim.%s.m", t->name);
-        status = st_writer_add_f32(w, names[k++], t->n_dims, t->shape, g->store.m + t->offset);
+        status = st_writer_add_f32(w, names[k++], t->n_dims, t->shape,
+                                   mom_m ? mom_m + t->offset : zeros);
         snprintf(names[k], sizeof names[k], "optim.%s.v", t->name);
         if (!status)
-            status = st_writer_add_f32(w, names[k++], t->n_dims, t->shape, g->store.v + t->offset);
+            status = st_writer_add_f32(w, names[k++], t->n_dims, t->shape,
+                                       mom_v ? mom_v + t->offset : zeros);
         if (t->kind != TENSOR_WEIGHT || status) continue;
         snprintf(names[k], sizeof names[k], "prune.%s.mask", t->name);
         status = st_writer_add_f32(w, names[k++], t->n_dims, t->shape, g->store.mask + t->offset);
@@ -120,6 +135,7 @@ done:
     mem_free(labels);
     mem_free(norm);
     mem_free(names);
+    mem_free(zeros);
     return status;
 }
 
@@ -131,13 +147,19 @@ static int has_suffix(const char *s, const char *suffix)
     return n >= k && !strcmp(s + n - k, suffix);
 }
 
+/* What a metadata value may hold, in JSON values, so untrusted text is refused before it
+ * is parsed (a parsed value costs ~100 bytes; "[0,0,...]" is 2 bytes a value). */
+#define CONFIG_MAX_VALUES 256       /* a dozen keys, channels lists of 8 */
+#define FRONTEND_MAX_VALUES 1024    /* a flat object of a few dozen parameters */
+#define NORM_MAX_BINS 65536         /* per-bin statistics: far above any front end's bins */
+
 static int config_from_json(const char *path, const char *text, enum arch arch,
                             struct model_config *c)
 {
     struct json *root;
     char label[600];
     snprintf(label, sizeof label, "%s: basin.config", path);
-    int s = json_parse(text, label, &root);
+    int s = json_parse_max(text, label, CONFIG_MAX_VALUES, &root);
     if (s) return s;
     model_config_default(c, arch);
     if (json_kind_of(root) != JSON_KIND_OBJECT) {
@@ -176,7 +198,14 @@ static int load_labels(struct model *m, const char *path, const char *text)
     struct json *root;
     char label[600];
     snprintf(label, sizeof label, "%s: basin.labels", path);
-    int s = json_parse(text, label, &root);
+    /* Count before parsing: a list of the wrong length is refused without building it. */
+    struct json_counts n_json;
+    json_count(text, strlen(text), &n_json);
+    const char *q = text + strspn(text, " \t\r\n");
+    if (*q == '[' && n_json.top_len != m->cfg.classes)
+        return status_set(STATUS_FORMAT, "%s: basin.labels must list %d class names (it lists %ld)",
+                          path, m->cfg.classes, n_json.top_len);
+    int s = json_parse_max(text, label, 1L + m->cfg.classes, &root);
     if (s) return s;
     int n = json_len(root);
     if (json_kind_of(root) != JSON_KIND_ARRAY || n != m->cfg.classes) {
@@ -201,7 +230,7 @@ static int load_norm(struct model *m, const char *path, const char *text)
     struct json *root;
     char label[600];
     snprintf(label, sizeof label, "%s: basin.norm", path);
-    int s = json_parse(text, label, &root);
+    int s = json_parse_max(text, label, 3 + 2L * NORM_MAX_BINS, &root);
     if (s) return s;
     const struct json *mean = json_find(root, "mean"), *std = json_find(root, "std");
     int n = mean ? json_len(mean) : 0;
@@ -223,10 +252,47 @@ static int load_norm(struct model *m, const char *path, const char *text)
     return s;
 }
 
-/* Copy tensor `t` into dst after checking it has the graph tensor's shape. */
-static int take_tensor(const char *path, const struct st_tensor *t, const struct graph_tensor *gt,
-                       const char *what, float *dst)
+/* The role of a file tensor: a parameter or buffer, or the optimiser moment or pruning
+ * mask of one ("optim.<name>.m", "optim.<name>.v", "prune.<name>.mask"). */
+enum role { ROLE_TENSOR, ROLE_M, ROLE_V, ROLE_MASK };
+
+static const char *role_name(enum role r)
 {
+    return r == ROLE_M || r == ROLE_V ? "optimiser state" : r == ROLE_MASK ? "mask" : "tensor";
+}
+
+/* The graph tensor a file tensor belongs to, or -1 when it has none (unexpected); *role
+ * receives its role. Returns -2 for tensors that are skipped (num_batches_tracked). */
+static int match_tensor(const struct graph *g, const char *name, enum role *role)
+{
+    char base[96];
+    if (has_suffix(name, ".num_batches_tracked")) return -2;
+    *role = ROLE_TENSOR;
+    if (!strncmp(name, "optim.", 6) && has_suffix(name, ".m")) *role = ROLE_M;
+    else if (!strncmp(name, "optim.", 6) && has_suffix(name, ".v")) *role = ROLE_V;
+    else if (!strncmp(name, "prune.", 6) && has_suffix(name, ".mask")) *role = ROLE_MASK;
+    if (*role == ROLE_TENSOR) return graph_find_tensor(g, name);
+    size_t len = strlen(name) - 6 - (*role == ROLE_MASK ? 5 : 2);
+    if (len >= sizeof base) return -1;
+    memcpy(base, name + 6, len);
+    base[len] = 0;
+    int k = graph_find_tensor(g, base);
+    if (k < 0) return -1;
+    if (*role != ROLE_MASK && !tensor_kind_is_param(g->tensors[k].kind)) return -1;
+    if (*role == ROLE_MASK && g->tensors[k].kind != TENSOR_WEIGHT) return -1;
+    return k;
+}
+
+/* Check a file tensor against its graph tensor: a floating-point dtype and the same
+ * shape. One message naming the file and the tensor. */
+static int check_tensor(const char *path, const struct st_tensor *t, const struct graph_tensor *gt,
+                        enum role role)
+{
+    const char *what = role_name(role);
+    if (t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16 && t->dtype != ST_F64)
+        return status_set(STATUS_MISMATCH,
+                          "%s: %s '%s' is %s, expected a floating-point dtype (F32, F16, BF16, F64)",
+                          path, what, t->name, st_dtype_name(t->dtype));
     int ok = t->n_dims == gt->n_dims;
     for (int d = 0; ok && d < gt->n_dims; d++) ok = t->shape[d] == gt->shape[d];
     if (!ok) {
@@ -238,17 +304,50 @@ static int take_tensor(const char *path, const struct st_tensor *t, const struct
         return status_set(STATUS_MISMATCH, "%s: %s '%s' has shape %s, the model needs %s", path,
                           what, t->name, got, want);
     }
-    int s = st_to_f32(t, dst);
-    if (s) return status_prefix(s, "%s: %s '%s'", path, what, t->name);
     return STATUS_OK;
 }
 
-int model_load(struct model **out, const char *path)
+/* Every tensor of f against the layout g (not yet allocated): the model's tensors in the
+ * graph's order (present, a float dtype, the same shape), then the file's other tensors
+ * (optimiser state and masks of known tensors only). *moments is set when the file holds
+ * optimiser state. */
+static int check_file_tensors(const char *path, const struct st_file *f, const struct graph *g,
+                              const struct model_config *cfg, int *moments)
+{
+    int s = STATUS_OK;
+    *moments = 0;
+    for (int k = 0; k < g->n_tensors && !s; k++) {
+        const struct st_tensor *t = st_find(f, g->tensors[k].name);
+        if (!t)
+            s = status_set(STATUS_MISMATCH, "%s: tensor '%s' is missing (%s)", path,
+                           g->tensors[k].name, arch_name(cfg->arch));
+        else
+            s = check_tensor(path, t, &g->tensors[k], ROLE_TENSOR);
+    }
+    for (int i = 0; i < st_count(f) && !s; i++) {
+        const struct st_tensor *t = st_tensor_at(f, i);
+        enum role role;
+        int k = match_tensor(g, t->name, &role);
+        if (k == -2 || (k >= 0 && role == ROLE_TENSOR)) continue;
+        if (k < 0) {
+            char cfgs[256];
+            model_config_str(cfg, cfgs, sizeof cfgs);
+            s = status_set(STATUS_MISMATCH, "%s: unexpected tensor '%s' for %s %s", path, t->name,
+                           arch_name(cfg->arch), cfgs);
+            break;
+        }
+        s = check_tensor(path, t, &g->tensors[k], role);
+        if (role == ROLE_M || role == ROLE_V) *moments = 1;
+    }
+    return s;
+}
+
+int model_load_progress(struct model **out, const char *path, const struct progress *p)
 {
     *out = NULL;
     struct st_file *f = NULL;
     struct model *m = NULL;
-    unsigned char *seen = NULL;
+    struct graph *g = NULL;
     int s = st_load(path, &f);
     if (s) return s;
     const char *format = st_meta(f, "basin.format"), *arch_s = st_meta(f, "basin.arch");
@@ -270,67 +369,20 @@ int model_load(struct model **out, const char *path)
         goto fail;
     }
     if ((s = config_from_json(path, cfg_s, arch, &cfg))) goto fail;
-    if ((s = model_create(&m, &cfg, 0))) goto fail;
-    struct graph *g = m->g;
-    seen = mem_calloc((size_t)g->n_tensors, 1);
-    if (!seen) {
+    if (!(m = mem_calloc(1, sizeof *m))) {
         s = STATUS_NOMEM;
         goto fail;
     }
-    g->masked = 0;
-    for (int i = 0; i < st_count(f); i++) {
-        const struct st_tensor *t = st_tensor_at(f, i);
-        const char *name = t->name;
-        char base[96];
-        if (has_suffix(name, ".num_batches_tracked")) continue;
-        int is_m = !strncmp(name, "optim.", 6) && has_suffix(name, ".m");
-        int is_v = !strncmp(name, "optim.", 6) && has_suffix(name, ".v");
-        int is_mask = !strncmp(name, "prune.", 6) && has_suffix(name, ".mask");
-        if (is_m || is_v || is_mask) {
-            size_t len = strlen(name) - 6 - (is_mask ? 5 : 2);
-            if (len >= sizeof base) len = sizeof base - 1;
-            memcpy(base, name + 6, len);
-            base[len] = 0;
-        }
-        int k = graph_find_tensor(g, is_m || is_v || is_mask ? base : name);
-        if (k < 0 || ((is_m || is_v) && !tensor_kind_is_param(g->tensors[k].kind)) ||
-            (is_mask && g->tensors[k].kind != TENSOR_WEIGHT)) {
-            char cfgs[256];
-            model_config_str(&cfg, cfgs, sizeof cfgs);
-            s = status_set(STATUS_MISMATCH, "%s: unexpected tensor '%s' for %s %s", path, name,
-                           arch_name(arch), cfgs);
-            goto fail;
-        }
-        const struct graph_tensor *gt = &g->tensors[k];
-        float *dst = is_m ? g->store.m + gt->offset : is_v ? g->store.v + gt->offset
-                   : is_mask ? g->store.mask + gt->offset : graph_tensor_data(g, k);
-        if ((s = take_tensor(path, t, gt, is_m || is_v ? "optimiser state" : is_mask ? "mask" : "tensor", dst)))
-            goto fail;
-        if (is_mask) {
-            for (long j = 0; j < gt->numel; j++) {
-                if (dst[j] != 0 && dst[j] != 1) {
-                    s = status_set(STATUS_FORMAT, "%s: mask '%s' holds %g (masks are 0 or 1)", path,
-                                   name, dst[j]);
-                    goto fail;
-                }
-                if (dst[j] == 0) g->masked = 1;
-            }
-        }
-        if (!is_m && !is_v && !is_mask) seen[k] = 1;
-    }
-    for (int k = 0; k < g->n_tensors; k++)
-        if (!seen[k]) {
-            s = status_set(STATUS_MISMATCH, "%s: tensor '%s' is missing (%s)", path,
-                           g->tensors[k].name, arch_name(arch));
-            goto fail;
-        }
+    m->cfg = cfg;
+
+    /* Metadata first: it is cheap to check (counted before it is parsed). */
     const char *fe = st_meta(f, "basin.frontend"), *labels = st_meta(f, "basin.labels");
     const char *norm = st_meta(f, "basin.norm");
     if (fe) {
         struct json *probe;
         char label[600];
         snprintf(label, sizeof label, "%s: basin.frontend", path);
-        if ((s = json_parse(fe, label, &probe))) goto fail;
+        if ((s = json_parse_max(fe, label, FRONTEND_MAX_VALUES, &probe))) goto fail;
         json_destroy(probe);
         if (!(m->frontend = mem_strdup(fe))) {
             s = STATUS_NOMEM;
@@ -339,13 +391,64 @@ int model_load(struct model **out, const char *path)
     }
     if (labels && (s = load_labels(m, path, labels))) goto fail;
     if (norm && (s = load_norm(m, path, norm))) goto fail;
-    mem_free(seen);
+
+    /* The tensors against the config's layout before the store exists: a small file whose
+     * config asks for a huge model is refused here, having allocated nothing large. */
+    int moments;
+    if ((s = model_build_layout(&g, &cfg))) {
+        s = status_prefix(s, "%s: basin.config", path);
+        goto fail;
+    }
+    if ((s = check_file_tensors(path, f, g, &cfg, &moments))) goto fail;
+    if ((s = model_check_memory(&cfg, g, moments))) {
+        s = status_prefix(s, "%s", path);
+        goto fail;
+    }
+    if ((s = graph_finish(g))) goto fail;
+    m->g = g;
+    g = NULL;
+    if (moments && (s = graph_alloc_training(m->g))) goto fail;
+
+    struct graph *mg = m->g;
+    long total = 0, done = 0;
+    for (int i = 0; i < st_count(f); i++) total += (long)st_tensor_at(f, i)->numel;
+    for (int i = 0; i < st_count(f); i++) {
+        const struct st_tensor *t = st_tensor_at(f, i);
+        enum role role;
+        int k = match_tensor(mg, t->name, &role);
+        if (k < 0) continue; /* num_batches_tracked */
+        const struct graph_tensor *gt = &mg->tensors[k];
+        float *dst = role == ROLE_M ? mg->store.m + gt->offset : role == ROLE_V ? mg->store.v + gt->offset
+                   : role == ROLE_MASK ? mg->store.mask + gt->offset : graph_tensor_data(mg, k);
+        /* st_to_f32's messages name the file and the tensor already */
+        if ((s = st_to_f32(t, dst))) goto fail;
+        if (role == ROLE_MASK) {
+            for (long j = 0; j < gt->numel; j++) {
+                if (dst[j] != 0 && dst[j] != 1) {
+                    s = status_set(STATUS_FORMAT, "%s: mask '%s' holds %g (masks are 0 or 1)", path,
+                                   t->name, dst[j]);
+                    goto fail;
+                }
+                if (dst[j] == 0) mg->masked = 1;
+            }
+        }
+        done += (long)t->numel;
+        if (total >= (1L << 23) && !progress_report(p, "load", done, total)) {
+            s = status_set(STATUS_CANCELLED, "%s: loading cancelled", path);
+            goto fail;
+        }
+    }
     st_destroy(f);
     *out = m;
     return STATUS_OK;
 fail:
-    mem_free(seen);
+    graph_destroy(g);
     model_destroy(m);
     st_destroy(f);
     return s;
+}
+
+int model_load(struct model **out, const char *path)
+{
+    return model_load_progress(out, path, NULL);
 }

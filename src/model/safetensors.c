@@ -214,8 +214,8 @@ static int read_file(struct st_file *f, const char **header, size_t *n_header)
     }
     size_t size = (size_t)sb.st_size;
     if (sb.st_size < 8) {
-        s = status_set(STATUS_FORMAT, "%s: file is %zu bytes, too short for a safetensors header",
-                       path, size);
+        s = status_set(STATUS_FORMAT, "%s: not a safetensors file (%zu bytes, too short for "
+                       "the 8-byte header length)", path, size);
         goto done;
     }
     unsigned char len8[8];
@@ -223,8 +223,17 @@ static int read_file(struct st_file *f, const char **header, size_t *n_header)
     uint64_t n = 0;
     for (int i = 7; i >= 0; i--) n = n << 8 | len8[i];
     if (n > size - 8) {
-        s = status_set(STATUS_FORMAT, "%s: header length %llu does not fit the file (%zu bytes)",
-                       path, (unsigned long long)n, size);
+        /* Any other file (a WAV, a text) lands here: its first 8 bytes read as a length. */
+        char len_s[32], size_s[32];
+        if (n < 1000000000) snprintf(len_s, sizeof len_s, "%llu", (unsigned long long)n);
+        else snprintf(len_s, sizeof len_s, "%.2g", (double)n);
+        char *plus = strchr(len_s, '+');
+        if (plus) memmove(plus, plus + 1, strlen(plus));
+        if (size < 1024) snprintf(size_s, sizeof size_s, "%zu-byte", size);
+        else mem_bytes_str(size_s, sizeof size_s, (double)size);
+        s = status_set(STATUS_FORMAT,
+                       "%s: not a safetensors file (header length %s does not fit the %s file)",
+                       path, len_s, size_s);
         goto done;
     }
     if (n > ST_MAX_HEADER) {
@@ -232,7 +241,14 @@ static int read_file(struct st_file *f, const char **header, size_t *n_header)
                        path, (unsigned long long)n, ST_MAX_HEADER);
         goto done;
     }
-    size_t pad = (64 - (8 + (size_t)n) % 64) % 64;
+    size_t pad = (64 - (8 + (size_t)n) % 64) % 64, avail = mem_available_bytes();
+    if (size > avail) {
+        char a[32], b[32];
+        s = status_set(STATUS_NOMEM, "%s: the file is %s, this machine has %s available to read it",
+                       path, mem_bytes_str(a, sizeof a, (double)size),
+                       mem_bytes_str(b, sizeof b, (double)avail));
+        goto done;
+    }
     if (!(f->block = mem_alloc(pad + size))) {
         s = status_prefix(STATUS_NOMEM, "%s", path);
         goto done;
@@ -414,9 +430,27 @@ static int build_index(struct st_file *f)
     return STATUS_OK;
 }
 
+/* A safetensors header holds arrays only as shapes (at most ST_MAX_DIMS items) and data
+ * offsets (2): array items beyond that per entry are refused before jansson builds them,
+ * since a tree costs ~50 bytes a value and "[0,0,...]" is 2 bytes a value. */
+static int check_header_cost(const struct st_file *f, const char *text, size_t n)
+{
+    struct json_counts c;
+    json_count(text, n, &c);
+    long allowed = (ST_MAX_DIMS + 2) * c.top_len + 16;
+    if (c.n_items > allowed)
+        return status_set(STATUS_FORMAT,
+                          "%s: header holds %ld array items for %ld entries; a safetensors header "
+                          "holds only shapes (at most %d dims) and data offsets",
+                          f->path, c.n_items, c.top_len, ST_MAX_DIMS);
+    return STATUS_OK;
+}
+
 static int parse_header(struct st_file *f, const char *text, size_t n)
 {
     const char *path = f->path;
+    int cs = check_header_cost(f, text, n);
+    if (cs) return cs;
     json_error_t err;
     json_t *root = json_loadb(text, n, JSON_REJECT_DUPLICATES, &err);
     if (!root) {

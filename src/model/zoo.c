@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "basin/core/mem.h"
+#include "basin/core/progress.h"
 #include "basin/core/rng.h"
 #include "basin/core/status.h"
 #include "basin/model/model.h"
@@ -75,8 +76,10 @@ static int parse_int(const char *key, const char *v, int *out)
     char *end;
     errno = 0;
     long x = strtol(v, &end, 10);
-    if (!*v || *end || errno || x < -1000000000L || x > 1000000000L)
+    if (!*v || *end || (errno && errno != ERANGE))
         return status_set(STATUS_INVALID, "%s=%s: not an integer", key, v);
+    if (errno == ERANGE || x < -1000000000L || x > 1000000000L)
+        return status_set(STATUS_INVALID, "%s=%s: out of range (far beyond any model)", key, v);
     *out = (int)x;
     return STATUS_OK;
 }
@@ -86,8 +89,10 @@ static int parse_double(const char *key, const char *v, double *out)
     char *end;
     errno = 0;
     double x = strtod(v, &end);
-    if (!*v || *end || errno || !isfinite(x))
+    if (!*v || *end || (errno && errno != ERANGE))
         return status_set(STATUS_INVALID, "%s=%s: not a number", key, v);
+    if (errno == ERANGE || !isfinite(x))
+        return status_set(STATUS_INVALID, "%s=%s: out of range", key, v);
     *out = x;
     return STATUS_OK;
 }
@@ -177,9 +182,19 @@ int model_config_validate(const struct model_config *c)
                 return status_set(STATUS_INVALID, "sepnet: channels[%d]=%d (1..4096)", i, c->channels[i]);
         __attribute__((fallthrough)); /* and check mels */
     case ARCH_CNN10:
-        if (c->mels < 1 || c->mels > 2048) return status_set(STATUS_INVALID, "%s: mels=%d (1..2048)", a, c->mels);
+        if (c->mels < 1 || c->mels > MODEL_MAX_MELS)
+            return status_set(STATUS_INVALID, "%s: mels=%d (1..%d)", a, c->mels, MODEL_MAX_MELS);
         if (c->arch == ARCH_CNN10 && !(c->width_mult > 0 && c->width_mult <= 16))
             return status_set(STATUS_INVALID, "cnn10: width=%g (0 < width <= 16)", c->width_mult);
+        {
+            /* bn0 fixes F at mels: it must survive every pool (and conv) of the network. */
+            int f, t, s = model_min_input(c, &f, &t);
+            if (s) return s;
+            if (c->mels < f)
+                return status_set(STATUS_INVALID,
+                                  "%s: mels=%d is too small: the network's pools need at least %d "
+                                  "mel bins", a, c->mels, f);
+        }
         break;
     default:
         break;
@@ -264,7 +279,10 @@ static void build_cpresnet(struct graph *g, const struct model_config *c)
             x = graph_add(g, h, sc, 1);
             ci = co;
             /* ref: mission-anchors 2.1, maxpool after stage-1 blocks 1, 2 and 4 */
-            if (s == 0 && (b == 0 || b == 1 || b == 3)) x = graph_maxpool(g, x, 2, 2);
+            if (s == 0 && (b == 0 || b == 1 || b == 3)) {
+                snprintf(name, sizeof name, "s1.b%d.pool", b + 1);
+                x = graph_maxpool(g, name, x, 2, 2);
+            }
         }
     }
     x = graph_conv2d(g, "head.conv", x, c->classes, 1, 1, 1, 1, 0, 0, 1, 1, 1, m);
@@ -297,7 +315,8 @@ static void build_sepnet(struct graph *g, const struct model_config *c)
         int hf = graph_conv2d(g, name, h, co, 3, 1, 1, 1, 2, 0, 2, 1, co, 0);
         snprintf(name, sizeof name, "b%d.bn", b + 1);
         h = graph_batchnorm(g, name, graph_add(g, ht, hf, 0), 1);
-        x = graph_avgpool(g, h, 2, 2);
+        snprintf(name, sizeof name, "b%d.pool", b + 1);
+        x = graph_avgpool(g, name, h, 2, 2);
     }
     int ch = c->channels[c->n_channels - 1];
     x = graph_dropout(g, pool_head(g, x), 0.2f);
@@ -332,29 +351,59 @@ static void build_cnn10(struct graph *g, const struct model_config *c)
         x = graph_conv2d(g, name, x, ch[b], 3, 3, 1, 1, 1, 1, 1, 1, 1, 0);
         snprintf(name, sizeof name, "b%d.bn2", b + 1);
         x = graph_batchnorm(g, name, x, 1);
-        x = graph_dropout(g, graph_avgpool(g, x, 2, 2), 0.2f);
+        snprintf(name, sizeof name, "b%d.pool", b + 1);
+        x = graph_dropout(g, graph_avgpool(g, name, x, 2, 2), 0.2f);
     }
     x = pool_head(g, x);
     x = graph_relu(g, graph_linear(g, "fc1", x, ch[3], 1));
     graph_linear(g, "fc_out", x, c->classes, 1);
 }
 
-int model_build(struct graph **out, const struct model_config *c)
+/* The nodes and tensors of a range-checked config, without the store. */
+static int build_nodes(struct graph **out, const struct model_config *c)
 {
     *out = NULL;
-    int status = model_config_validate(c);
-    if (status) return status;
     struct graph *g = graph_create();
     if (!g) return STATUS_NOMEM;
     if (c->arch == ARCH_CPRESNET) build_cpresnet(g, c);
     else if (c->arch == ARCH_SEPNET) build_sepnet(g, c);
     else build_cnn10(g, c);
+    if (g->error) {
+        int status = g->error;
+        graph_destroy(g);
+        return status;
+    }
+    *out = g;
+    return STATUS_OK;
+}
+
+int model_build_layout(struct graph **out, const struct model_config *c)
+{
+    *out = NULL;
+    int status = model_config_validate(c);
+    return status ? status : build_nodes(out, c);
+}
+
+int model_build(struct graph **out, const struct model_config *c)
+{
+    struct graph *g;
+    int status = model_build_layout(&g, c);
+    if (status) return status;
     if ((status = graph_finish(g))) {
         graph_destroy(g);
         return status;
     }
     *out = g;
     return STATUS_OK;
+}
+
+int model_min_input(const struct model_config *c, int *f, int *t)
+{
+    struct graph *g;
+    int status = build_nodes(&g, c);
+    if (!status) status = graph_min_input(g, f, t);
+    graph_destroy(g);
+    return status;
 }
 
 /* ----------------------------------------------------------------------------- init */
@@ -369,8 +418,42 @@ static long fan_out(const struct graph_tensor *t)
     return t->n_dims == 4 ? (long)t->shape[0] * t->shape[2] * t->shape[3] : t->shape[0];
 }
 
-void model_init_weights(struct model *m, uint64_t seed)
+/* Models of at least this many parameters report progress while their weights are drawn,
+ * every INIT_CHUNK weights (~30 ms of drawing) or 1 % of them, whichever comes first. */
+#define INIT_REPORT_MIN (1L << 23)
+#define INIT_CHUNK (1L << 20)
+
+struct init_progress {
+    const struct progress *p;
+    long done, total, next;
+    int reported;
+};
+
+/* Fill n floats of d in chunks, reporting to ip; the generator's stream is the same as
+ * one call's (it keeps its spare normal between calls). */
+static int fill(struct init_progress *ip, struct rng *r, float *d, long n, int normal, float a,
+                float b)
 {
+    for (long i = 0; i < n; i += INIT_CHUNK) {
+        long k = n - i < INIT_CHUNK ? n - i : INIT_CHUNK;
+        if (normal) rng_fill_normal(r, d + i, k, a, b);
+        else rng_fill_uniform(r, d + i, k, a, b);
+        ip->done += k;
+        if (ip->total >= INIT_REPORT_MIN && ip->done >= ip->next) {
+            long step = ip->total / 100 > INIT_CHUNK ? INIT_CHUNK : ip->total / 100;
+            ip->next = ip->done + step;
+            ip->reported = 1;
+            if (!progress_report(ip->p, "model", ip->done, ip->total))
+                return status_set(STATUS_CANCELLED, "cancelled");
+        }
+    }
+    return STATUS_OK;
+}
+
+static int init_weights(struct model *m, uint64_t seed, const struct progress *p)
+{
+    struct init_progress ip = {p, 0, graph_param_count(m->g), 0, 0};
+    int status = STATUS_OK;
     struct graph *g = m->g;
     struct rng r;
     rng_seed(&r, seed);
@@ -395,10 +478,11 @@ void model_init_weights(struct model *m, uint64_t seed)
                 /* PyTorch's nn.Linear: bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)) */
                 const struct graph_tensor *w = &g->tensors[i - 1];
                 float b = (float)(1.0 / sqrt((double)fan_in(w)));
-                rng_fill_uniform(&r, d, t->numel, -b, b);
+                status = fill(&ip, &r, d, t->numel, 0, -b, b);
             } else {
                 memset(d, 0, (size_t)t->numel * sizeof *d);
             }
+            if (status) return status;
             continue;
         case TENSOR_WEIGHT:
             break;
@@ -416,35 +500,76 @@ void model_init_weights(struct model *m, uint64_t seed)
                 std = pow((double)n_blocks, -0.5) * sqrt(2.0 / (double)fan_out(t));
             else if (strstr(nm, ".proj.conv.weight"))
                 std = sqrt(2.0 / (double)fan_out(t));
-            rng_fill_normal(&r, d, t->numel, 0.0f, (float)std);
+            status = fill(&ip, &r, d, t->numel, 1, 0.0f, (float)std);
         } else if (m->cfg.arch == ARCH_SEPNET) {
             /* PyTorch's default: kaiming_uniform(a = sqrt 5), i.e. U(+-1/sqrt(fan_in)) */
             float b = (float)(1.0 / sqrt((double)fan_in(t)));
-            rng_fill_uniform(&r, d, t->numel, -b, b);
+            status = fill(&ip, &r, d, t->numel, 0, -b, b);
         } else {
             /* ref: mission-anchors 5, PANNs init_layer: Xavier uniform */
             float b = (float)sqrt(6.0 / (double)(fan_in(t) + fan_out(t)));
-            rng_fill_uniform(&r, d, t->numel, -b, b);
+            status = fill(&ip, &r, d, t->numel, 0, -b, b);
         }
+        if (status) return status;
     }
-    memset(g->store.m, 0, (size_t)g->store.n_params * sizeof(float));
-    memset(g->store.v, 0, (size_t)g->store.n_params * sizeof(float));
+    if (g->store.m) memset(g->store.m, 0, (size_t)g->store.n_params * sizeof(float));
+    if (g->store.v) memset(g->store.v, 0, (size_t)g->store.n_params * sizeof(float));
+    if (ip.reported && !progress_report(p, "model", ip.total, ip.total))
+        return status_set(STATUS_CANCELLED, "cancelled");
+    return STATUS_OK;
+}
+
+void model_init_weights(struct model *m, uint64_t seed)
+{
+    init_weights(m, seed, NULL);
+}
+
+int model_check_memory(const struct model_config *c, const struct graph *layout, int training)
+{
+    size_t need = graph_store_bytes(layout, training), avail = mem_available_bytes();
+    if (need <= avail) return STATUS_OK;
+    char cfg[256], n[32], a[32], count[32];
+    double np = (double)graph_param_count(layout);
+    model_config_str(c, cfg, sizeof cfg);
+    if (np >= 1e9) snprintf(count, sizeof count, "%.2f billion", np / 1e9);
+    else snprintf(count, sizeof count, "%.1f million", np / 1e6);
+    return status_set(STATUS_NOMEM,
+                      "%s %s needs about %s for its %s parameters (%s), this machine has %s "
+                      "available",
+                      arch_name(c->arch), cfg, mem_bytes_str(n, sizeof n, (double)need), count,
+                      training ? "weights, masks, gradients and optimiser moments: 20 bytes each"
+                               : "weights and pruning masks: 8 bytes each; training adds 12",
+                      mem_bytes_str(a, sizeof a, (double)avail));
+}
+
+int model_create_progress(struct model **out, const struct model_config *c, uint64_t seed,
+                          const struct progress *p)
+{
+    *out = NULL;
+    struct graph *g;
+    int status = model_build_layout(&g, c);
+    if (status) return status;
+    struct model *m = NULL;
+    if ((status = model_check_memory(c, g, 0)) || (status = graph_finish(g))) goto fail;
+    if (!(m = mem_calloc(1, sizeof *m))) {
+        status = STATUS_NOMEM;
+        goto fail;
+    }
+    m->cfg = *c;
+    m->g = g;
+    g = NULL;
+    if ((status = init_weights(m, seed, p))) goto fail;
+    *out = m;
+    return STATUS_OK;
+fail:
+    graph_destroy(g);
+    model_destroy(m);
+    return status;
 }
 
 int model_create(struct model **out, const struct model_config *c, uint64_t seed)
 {
-    *out = NULL;
-    struct model *m = mem_calloc(1, sizeof *m);
-    if (!m) return STATUS_NOMEM;
-    m->cfg = *c;
-    int status = model_build(&m->g, c);
-    if (status) {
-        mem_free(m);
-        return status;
-    }
-    model_init_weights(m, seed);
-    *out = m;
-    return STATUS_OK;
+    return model_create_progress(out, c, seed, NULL);
 }
 
 void model_destroy(struct model *m)
@@ -478,15 +603,26 @@ int model_describe(const struct model *m, int f, int t, struct layer_row *rows, 
     }
     memset(sum, 0, sizeof *sum);
     sum->f = f, sum->t = t;
+    /* The network's receptive field: that of the map the global pooling head reads (the
+     * input of the first global reduction), reported under the nearest named layer. */
+    int head = g->output;
+    for (int i = 1; i < g->n_nodes; i++)
+        if (g->nodes[i].op == OP_MEAN || g->nodes[i].op == OP_MAX) {
+            head = g->nodes[i].in[0];
+            break;
+        }
+    sum->rf[0] = info[head].rf[0], sum->rf[1] = info[head].rf[1];
+    while (!g->nodes[head].name[0] && g->nodes[head].in[0] >= 0 && g->nodes[head].in[1] < 0)
+        head = g->nodes[head].in[0];
+    snprintf(sum->rf_layer, sizeof sum->rf_layer, "%s", g->nodes[head].name);
     int k = 0;
     for (int i = 1; i < g->n_nodes; i++) {
         const struct node *nd = &g->nodes[i];
         const struct node_info *ni = &info[i];
         sum->macs += ni->macs;
-        if (nd->op == OP_CONV2D || nd->op == OP_MAXPOOL || nd->op == OP_AVGPOOL)
-            for (int d = 0; d < 2; d++)
-                if (ni->rf[d] > sum->rf[d]) sum->rf[d] = ni->rf[d];
-        if (nd->op != OP_CONV2D && nd->op != OP_BATCHNORM && nd->op != OP_LINEAR) continue;
+        if (nd->op != OP_CONV2D && nd->op != OP_BATCHNORM && nd->op != OP_LINEAR &&
+            nd->op != OP_MAXPOOL && nd->op != OP_AVGPOOL)
+            continue;
         struct layer_row *r = &rows[k++];
         memset(r, 0, sizeof *r);
         snprintf(r->name, sizeof r->name, "%s", nd->name);
@@ -496,6 +632,7 @@ int model_describe(const struct model *m, int f, int t, struct layer_row *rows, 
         r->params = ni->params;
         r->macs = ni->macs;
         r->rf[0] = ni->rf[0], r->rf[1] = ni->rf[1];
+        r->whole[0] = ni->whole[0], r->whole[1] = ni->whole[1];
         if (nd->op == OP_CONV2D) {
             int n = snprintf(r->detail, sizeof r->detail, "%dx%d", nd->k[0], nd->k[1]);
             if (nd->stride[0] > 1 || nd->stride[1] > 1)
@@ -507,6 +644,8 @@ int model_describe(const struct model *m, int f, int t, struct layer_row *rows, 
                               nd->groups == nd->c ? " dw" : " g%d", nd->groups);
             if (nd->damping > 0 && nd->k[0] >= 3)
                 snprintf(r->detail + n, sizeof r->detail - (size_t)n, " damp %g", nd->damping);
+        } else if (nd->op == OP_MAXPOOL || nd->op == OP_AVGPOOL) {
+            snprintf(r->detail, sizeof r->detail, "%dx%d s%d", nd->k[0], nd->k[1], nd->stride[0]);
         } else if (nd->op == OP_BATCHNORM) {
             snprintf(r->detail, sizeof r->detail, nd->axis == 2 ? "over mels" : "%s", nd->relu ? "+relu" : "");
         } else {

@@ -3,9 +3,12 @@
  * An architecture builder adds nodes in topological order (each refers to earlier nodes),
  * naming every parameter tensor as PyTorch's state_dict would ("s1.b1.conv1.weight").
  * graph_finish() then allocates the store: all parameters in one contiguous array, with
- * their gradients, optimiser moments and pruning masks in arrays of the same layout, and the
- * BN running statistics in a buffer array. Optimiser steps, pruning, landscape directions and
- * checkpoint I/O are each one loop over these arrays.
+ * their pruning masks in an array of the same layout, and the BN running statistics in a
+ * buffer array. Gradients and optimiser moments, in the same layout too, are training
+ * state: graph_alloc_training() allocates them, and a PLAN_BACKWARD plan does so when it
+ * is made, so a model used only for inference costs 8 bytes per parameter, not 20.
+ * Optimiser steps, pruning, landscape directions and checkpoint I/O are each one loop over
+ * these arrays.
  *
  * A plan is the graph made runnable for one input size (N, C, F, T): node shapes, every
  * activation, gradient and scratch buffer, allocated once in one arena whose pages are
@@ -18,6 +21,7 @@
 #ifndef BASIN_CORE_GRAPH_H
 #define BASIN_CORE_GRAPH_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "basin/core/ops.h"
@@ -65,12 +69,14 @@ struct graph_tensor {
     int node;               /* the node that uses it */
 };
 
-/* The parameter store. w, g, m, v and mask have n_params floats in the same layout. */
+/* The parameter store. w, g, m, v and mask have n_params floats in the same layout.
+ * g, m and v are NULL until graph_alloc_training() (or a PLAN_BACKWARD plan_create) made
+ * them; then they stay for the graph's life. */
 struct store {
     long n_params;
     float *w;               /* weights as stored (undamped, unmasked) */
-    float *g;               /* gradients w.r.t. w, written by plan_backward */
-    float *m, *v;           /* optimiser moments */
+    float *g;               /* gradients w.r.t. w, written by plan_backward; NULL before training */
+    float *m, *v;           /* optimiser moments (zero when made); NULL before training */
     float *mask;            /* pruning masks: 1 keep, 0 pruned; all 1 at creation */
     long n_buffers;
     float *buf;             /* BN running means and variances */
@@ -127,8 +133,9 @@ int graph_batchnorm_freq(struct graph *g, const char *name, int in, int n_mels);
 int graph_relu(struct graph *g, int in);
 int graph_add(struct graph *g, int a, int b, int relu);
 int graph_roll(struct graph *g, int in, int shift);
-int graph_maxpool(struct graph *g, int in, int k, int stride);
-int graph_avgpool(struct graph *g, int in, int k, int stride);
+/* k x k pools with the given stride, named `name` ("s1.b1.pool") for tables and messages. */
+int graph_maxpool(struct graph *g, const char *name, int in, int k, int stride);
+int graph_avgpool(struct graph *g, const char *name, int in, int k, int stride);
 int graph_mean(struct graph *g, int in, int axis);
 int graph_max(struct graph *g, int in, int axis);
 /* Linear on a (C, 1, 1) input: "<name>.weight" (O, C) and, when bias, "<name>.bias" (O). */
@@ -136,8 +143,20 @@ int graph_linear(struct graph *g, const char *name, int in, int out, int bias);
 int graph_dropout(struct graph *g, int in, float p);
 
 /* Allocate the store (weights 0; BN gamma 1, beta 0, running mean 0, var 1; masks 1) and
- * make the last node the output. Returns 0 or the first build error. */
+ * make the last node the output. Returns 0 or the first build error. Training state (g, m,
+ * v) is not allocated here: see graph_alloc_training. */
 int graph_finish(struct graph *g);
+
+/* Bytes of the store of a built graph (finished or not, so it can be checked before
+ * graph_finish allocates): weights, pruning masks and BN buffers, 8 bytes per parameter;
+ * with training, also gradients and the two optimiser moments (20 bytes per parameter). */
+size_t graph_store_bytes(const struct graph *g, int training);
+/* Bytes graph_alloc_training would still allocate (0 once the training state exists). */
+size_t graph_training_bytes(const struct graph *g);
+/* Allocate the training state of a finished graph: store.g, store.m and store.v, zeroed,
+ * unless they exist. Returns 0, STATUS_INVALID (not finished) or STATUS_NOMEM, refusing
+ * before allocating when graph_training_bytes exceeds mem_available_bytes(). */
+int graph_alloc_training(struct graph *g);
 
 /* ----------------------------------------------------------------------------- queries */
 
@@ -153,18 +172,33 @@ long graph_param_count(const struct graph *g);
 const char *graph_op_name(enum op_kind op);
 
 /* Per-node facts for one input size (C, F, T): the output shape, multiply-accumulates per
- * sample, parameters used, and the theoretical maximum receptive field (F, T extent in
- * input bins and frames, pool kernels included) of one output unit. */
+ * sample, parameters used, and the receptive field of one output unit.
+ *
+ * Receptive field (F, T extent in input bins and frames): the theoretical maximum, from
+ * the recurrence r = r_in + (k - 1) * dilation * jump_in over every conv and pool (pool
+ * kernels included; ref: Araujo et al., "Computing receptive fields of CNNs", 2019). It
+ * does not depend on the input size and is not clipped to it: a unit near the border sees
+ * padding, and a deep unit's RF may exceed a small input (CP-ResNet's does, by design).
+ * Along an axis that a global reduction (OP_MEAN / OP_MAX) has collapsed, every input
+ * position feeds the unit: its RF there is the whole input (F or T) and whole[] is set;
+ * later convs and pools leave it so. */
 struct node_info {
     int c, f, t;
     double macs;
     long params;
     long rf[2];
     long jump[2];           /* input bins per output step */
+    int whole[2];           /* 1: the unit sees the whole input along F (0) / T (1) */
 };
 /* Fill info[0..g->n_nodes). Returns 0, or STATUS_MISMATCH / STATUS_INVALID when the input
- * size does not fit the graph (channels, mel bins, a map shrinking to nothing). */
+ * size does not fit the graph (channels, mel bins, a map shrinking below a kernel: the
+ * message names the node and the smallest input the graph takes). */
 int graph_describe(const struct graph *g, int c, int f, int t, struct node_info *info);
+/* The smallest input height F and length T (each on its own) whose maps never shrink
+ * below a conv or pool kernel, from the kernels, strides, dilations and padding. (A bn0's
+ * mel-bin count is a separate, exact constraint on F.) Returns 0, STATUS_NOMEM, or
+ * STATUS_INVALID when no input up to 2^30 fits. */
+int graph_min_input(const struct graph *g, int *f, int *t);
 
 /* ----------------------------------------------------------------------------- running */
 
@@ -176,8 +210,11 @@ enum plan_flags {
 };
 
 /* Plan g for batches of at most n clips of (c, f, t). Returns 0, STATUS_MISMATCH when the
- * input does not fit the model (naming what), or STATUS_NOMEM. The plan borrows g, which
- * must outlive it. The thread count at creation sizes the scratch; plan_forward and
+ * input does not fit the model (naming what), or STATUS_NOMEM: before allocating, the
+ * arena, the conv scratch and (PLAN_BACKWARD) the graph's training state are estimated and
+ * refused with a message giving both figures when they exceed mem_available_bytes(). A
+ * PLAN_BACKWARD plan allocates the graph's training state (graph_alloc_training) if it is
+ * not there yet. The plan borrows g, which must outlive it. The thread count at creation sizes the scratch; plan_forward and
  * plan_backward re-plan the scratch if threads_get() changed since, and pin the calling
  * thread's count for the pass (threads_pin), so threads_set() may run meanwhile. */
 int plan_create(struct plan **out, struct graph *g, int n, int c, int f, int t, int flags);

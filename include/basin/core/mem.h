@@ -22,6 +22,18 @@ char *mem_strdup(const char *s);
 /* n*size without overflow: 0 and STATUS_INVALID recorded when it would overflow. */
 size_t mem_mul(size_t n, size_t size);
 
+/* Bytes this process may still allocate before the system or a limit refuses: the
+ * smallest of MemAvailable (/proc/meminfo), the room left in the memory cgroup (v2
+ * memory.max - memory.current, or v1 limit - usage without inactive page cache), and the
+ * room left under RLIMIT_AS (minus VmSize) and RLIMIT_DATA (minus VmData). SIZE_MAX when
+ * none of them is known. A snapshot: callers compare an estimate against it before a
+ * large allocation, so a model too big for the machine is refused with a message instead
+ * of being killed by the OOM killer. */
+size_t mem_available_bytes(void);
+
+/* bytes in binary units ("512 B", "3.2 KiB", "24.1 GiB") into buf; returns buf. */
+const char *mem_bytes_str(char *buf, size_t n, double bytes);
+
 struct arena {
     char *base;        /* the block, 64-byte aligned */
     size_t size;       /* bytes in the block */

@@ -31,7 +31,14 @@
  * parallel recordings of one segment on every device stay together). Per class (the class
  * of a recording's first item), recordings sorted by key are shuffled with the seed and
  * the first round(train_fraction * n) (at least one in each split when n >= 2) are train,
- * the rest evaluate. No recording is ever in two splits.
+ * the rest evaluate. No recording is ever in two splits. A class with one recording puts
+ * it in train, so a set of one recording per class has an empty evaluate split.
+ *
+ * The rule used is one line (dataset_split_source): "evaluation_setup/fold1_*.csv",
+ * "split column", "fold column: fold 2 is evaluate, the others train", or "by recording,
+ * seed 3, 30 % evaluate" followed by why when it was not asked for ("(no
+ * evaluation_setup/fold1_train.csv)", "(no split or fold column)") or what it overrode
+ * ("(evaluation_setup ignored)", "(split column ignored)", "(fold column ignored)").
  *
  * Names. Classes are sorted alphabetically (strcmp, as DCASE lists them) and a label is an
  * index into them. Devices come from source_label / the device column or, failing that
@@ -46,8 +53,10 @@
  * (STATUS_NOT_FOUND / STATUS_FORMAT), a row with the wrong number of fields, an empty
  * filename or label, a duplicate row, an unknown split name, a bad fold, a setup file
  * listing a file that meta.csv lacks or giving it another label, a file in two setup
- * files, an empty data set, a setup train / evaluate file listing nothing (STATUS_FORMAT).
- * An empty train split is allowed (a CSV of test clips to evaluate a trained model).
+ * files, an empty data set (STATUS_FORMAT). A setup file with a header alone is an empty
+ * split.
+ * An empty train or evaluate split is allowed (a CSV of test clips to evaluate a trained
+ * model); whoever needs a split calls dataset_require_split, and the `data` command warns.
  *
  * Audio files are not opened here: a missing or corrupt clip is found (and skipped) when
  * features are loaded (features.h). A dataset is immutable once opened; reading it from
@@ -85,12 +94,17 @@ struct dataset_item {
 
 struct dataset_opts {
     int fold;                /* DCASE: use fold<fold>_*.csv; CSV fold column: the evaluate
-                              * fold. 0: 1 */
+                              * fold. 0: 1. A fold the listing cannot give is an error:
+                              * missing setup files (STATUS_NOT_FOUND), a CSV without a fold
+                              * column or with a split column (STATUS_INVALID), a fold no
+                              * clip is in (STATUS_FORMAT) */
     double train_fraction;   /* seeded split: share of recordings in train; 0: 0.7 */
     uint64_t split_seed;     /* seeded split */
     int seeded_split;        /* 1: ignore setup files / split and fold columns and split
                               * by recording with the seed */
 };
+/* train_fraction 0 means this. */
+#define DATASET_DEFAULT_TRAIN_FRACTION 0.7
 
 struct dataset;              /* opaque, immutable once opened */
 
@@ -102,9 +116,11 @@ void dataset_destroy(struct dataset *ds);   /* NULL is a no-op */
 enum dataset_format dataset_format(const struct dataset *ds);
 /* The listing: meta.csv's path or the CSV's path. */
 const char *dataset_listing(const struct dataset *ds);
-/* How the splits were made, one line ("evaluation_setup fold 1", "split column", "fold
- * column, fold 2 evaluates", "seeded by recording: seed 0, train fraction 0.70"). */
+/* How the splits were made, one line (the rule above: "evaluation_setup/fold1_*.csv",
+ * "by recording, seed 3, 30 % evaluate (no split or fold column)", ...). */
 const char *dataset_split_source(const struct dataset *ds);
+/* 1 when the split was made by recording with a seed (dataset_opts or no other rule). */
+int dataset_split_seeded(const struct dataset *ds);
 
 int dataset_n_items(const struct dataset *ds);
 /* Item i, 0 <= i < dataset_n_items(); owned by ds. Items are in listing order. */
@@ -129,6 +145,12 @@ int dataset_count(const struct dataset *ds, enum dataset_split split, int label,
 /* Indices of the items of a split (DATASET_SPLIT_ANY: all) in listing order into idx
  * (capacity dataset_n_items()); returns how many. */
 int dataset_split_items(const struct dataset *ds, enum dataset_split split, int *idx);
+
+/* 0 when split (DATASET_SPLIT_ANY: the whole set) has at least one clip. Else
+ * STATUS_INVALID with one line naming the listing, the split and the rule that left it
+ * empty ("data/meta.csv: the train split is empty (fold column: fold 1 is evaluate, the
+ * others train)"); training and evaluation call this before they start. */
+int dataset_require_split(const struct dataset *ds, enum dataset_split split);
 
 /* "train", "evaluate", "test", "unused"; "any" for DATASET_SPLIT_ANY. */
 const char *dataset_split_name(enum dataset_split split);

@@ -32,12 +32,15 @@
  * in_ch, n_samples, the pad policy, the front end's parameters (frontend_params_json
  * without the preset name) and FEATURES_CACHE_VERSION. A file holds a 64-byte header
  * (magic "BASINFT1", byte-order mark, key, C, F, T, n_samples, XXH64 of the payload) and
- * the (C, F, T) floats. It is written to a temporary name and renamed into place (no fsync:
- * a torn file fails validation), and validated on every read (size, magic, byte order,
- * key, shape, payload checksum): a stale or corrupt file is recomputed and rewritten, never
- * trusted. A run that finds every clip cached still reads each audio file once (to hash
- * it) but decodes and transforms nothing. Cache trouble (a directory that cannot be made,
- * a failed write) is logged once per load as a warning and never fails the load.
+ * the (C, F, T) floats. It is written atomically (fs_atomic, FS_ATOMIC_NO_SYNC: a torn
+ * file fails validation), and validated on every read (size, magic, byte order, key,
+ * shape, payload checksum): a stale or corrupt file is recomputed and rewritten, never
+ * trusted; a valid file's modification time is set to the present (its last use). After a
+ * load that wrote files, the least recently used files are removed until the cache fits
+ * its cap (cache.h; 2 GiB by default). A run that finds every clip cached still reads each
+ * audio file once (to hash it) but decodes and transforms nothing. Cache trouble (a
+ * directory that cannot be made, a failed write) is logged once per load as a warning and
+ * never fails the load.
  *
  * Failures: a clip that cannot be loaded (a missing, unreadable, truncated or corrupt file, a
  * channel count the rule above refuses) is skipped, never fatal: a warning "skipped <path>:
@@ -54,7 +57,9 @@
 #define BASIN_DATA_FEATURES_H
 
 #include <stddef.h>
+#include <stdint.h>
 
+#include "basin/core/progress.h"
 #include "basin/data/dataset.h"
 
 struct audio_file;
@@ -73,10 +78,9 @@ struct features_opts {
     long n_samples;            /* clip length at the front end's rate; 0: features_clip_samples */
     enum features_pad pad;
     const char *cache_dir;     /* NULL: the default directory; "": no disk cache */
+    uint64_t cache_max_bytes;  /* the disk cache's cap after a load that wrote to it (least
+                                * recently used files go first, cache.h); 0: cache_cap() */
 };
-
-/* Progress: called on the calling thread with clips done so far; return 0 to cancel. */
-typedef int (*features_progress_fn)(void *user, long done, long total);
 
 /* The features of a set of clips. Created by features_load*, released by
  * features_destroy; every array is owned by the struct. */
@@ -121,15 +125,17 @@ int features_clip(const struct frontend *fe, struct frontend_work *w, const stru
 int features_file(const struct frontend *fe, struct frontend_work *w, const char *path,
                   const struct features_opts *opts, float *y);
 
-/* Load the clips of one split of ds (DATASET_SPLIT_ANY: all) through the cache.
- * progress may be NULL. *out is owned by the caller. */
+/* Load the clips of one split of ds (DATASET_SPLIT_ANY: all) through the cache; an empty
+ * split is STATUS_INVALID (dataset_require_split's message). progress (NULL: none) gets
+ * "features" with clips done out of the total after every chunk of a few clips per thread.
+ * *out is owned by the caller. */
 int features_load(struct features **out, const struct dataset *ds, enum dataset_split split,
                   const struct frontend *fe, const struct features_opts *opts,
-                  features_progress_fn progress, void *user);
+                  const struct progress *progress);
 /* The same for the items idx[0..n) (in that order). */
 int features_load_items(struct features **out, const struct dataset *ds, int n, const int *idx,
                         const struct frontend *fe, const struct features_opts *opts,
-                        features_progress_fn progress, void *user);
+                        const struct progress *progress);
 void features_destroy(struct features *f);   /* NULL is a no-op */
 
 /* Clip i of f: (C, F, T). */
@@ -146,9 +152,10 @@ int features_znorm_fit(const struct features *f, float *mean, float *std);
  * sets f->znormed. CHECKs that f is not normalised yet. */
 void features_znorm_apply(struct features *f, const float *mean, const float *std);
 
-/* The default cache directory into buf: $XDG_CACHE_HOME/basin/features when
- * XDG_CACHE_HOME is set and absolute, else $HOME/.cache/basin/features. STATUS_NOT_FOUND
- * when neither variable is usable, STATUS_INVALID when buf is too small. */
+/* The default cache directory into buf: fs_cache_dir("features"), i.e.
+ * $XDG_CACHE_HOME/basin/features when XDG_CACHE_HOME is set and absolute, else
+ * $HOME/.cache/basin/features. STATUS_NOT_FOUND when neither variable is usable,
+ * STATUS_INVALID when buf is too small. */
 int features_cache_dir_default(char *buf, size_t n);
 
 #endif

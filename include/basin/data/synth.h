@@ -34,15 +34,37 @@
  * (rng_split), and the sample path uses only +, -, *, /, sqrt and the generator's own
  * polynomial sin / cos / exp2 (no libm transcendentals, no FMA contraction).
  *
- * Progress and cancellation: long calls take a synth_progress_fn, called on the calling
- * thread with the fraction done in [0, 1]; it returns non-zero to go on, 0 to cancel (the
- * call then returns STATUS_CANCELLED and leaves nothing behind). NULL: no reports.
+ * Exact clip counts: n_clips > 0 keeps exactly n_clips of the clips the structure above
+ * holds (synth_params_set_clips picks the smallest n_segments that holds them). The subset
+ * is deterministic and balanced: class k gets n_clips / n_classes clips (the first
+ * n_clips % n_classes classes one more); a class's clips are split between train and
+ * evaluate in the full structure's proportion, rounded, with at least one train clip, and
+ * at least one evaluate clip when the class has two or more; within a split, each pick
+ * takes the device that is furthest below its share of that split in the full structure
+ * (ties: the lower device index), and for that device the earliest segment, then the
+ * earliest location, so the clips spread over locations and devices and the unseen
+ * devices still appear in evaluate. A kept clip is byte-identical to the same clip of the
+ * full structure. meta.csv, the setup files and README.txt list exactly the kept clips.
+ * Fewer clips than classes are refused (every class gets a train clip); n_classes to
+ * 2 n_classes - 1 clips leave some classes without an evaluate clip, and exactly
+ * n_classes clips leave evaluate empty.
+ *
+ * Progress and cancellation: long calls take a `const struct progress *` (NULL: no
+ * reports), reported with the label "synth" in clips written out of the total, from the
+ * calling thread only: at the start, after each of the calling thread's segments, inside a
+ * long segment whenever 50 ms have passed since the last report (checked as each of its
+ * ingredients starts and before each device's recording), and once with done = total
+ * before the data set is moved into place. A report that returns 0 stops every thread
+ * within one ingredient; the call then removes its temporary directory and returns
+ * STATUS_CANCELLED.
  */
 #ifndef BASIN_DATA_SYNTH_H
 #define BASIN_DATA_SYNTH_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "basin/core/progress.h"
 
 /* Bumped whenever the generator's output changes, so cached data sets are regenerated. */
 #define SYNTH_VERSION 1
@@ -51,12 +73,10 @@
 /* Enough for a path under $XDG_CACHE_HOME / ~/.cache. */
 #define SYNTH_PATH_MAX 4096
 
-/* Returns 0 to cancel, non-zero to go on. Called on the calling thread only. */
-typedef int (*synth_progress_fn)(void *user, double fraction);
-
-/* Plain data: compared and hashed field by field (synth_params_string). Clip count:
- * n_classes * n_segments * ((n_locations - n_eval_locations) * (1 + train_devices)
- *                            + n_eval_locations * (1 + eval_devices)). */
+/* Plain data: compared and hashed field by field (synth_params_string). The structure
+ * holds n_classes * n_segments * ((n_locations - n_eval_locations) * (1 + train_devices)
+ *                                 + n_eval_locations * (1 + eval_devices)) clips; all of
+ * them are written when n_clips is 0, else exactly n_clips of them (see above). */
 struct synth_params {
     int sample_rate_hz;    /* 22050: cpjku's rate; written as 16-bit PCM WAV */
     double clip_s;         /* 5.0 seconds per clip */
@@ -69,6 +89,7 @@ struct synth_params {
     int train_devices;     /* 1: seen devices besides a recording each train segment */
     int eval_devices;      /* 2: devices besides a recording each evaluate segment */
     uint64_t seed;         /* 1 */
+    long n_clips;          /* 0: every clip of the structure; else exactly this many */
 };
 
 /* The embedded default: 10 classes x 8 locations x 5 segments of 5 s at 22 050 Hz; 950 clips
@@ -76,16 +97,27 @@ struct synth_params {
  * each other device), about 210 MB, generated in a few seconds. */
 void synth_params_default(struct synth_params *p);
 /* 0, or STATUS_INVALID naming the first bad field ("synth: n_unseen 9 leaves no seen
- * device besides a"). */
+ * device besides a"; "synth: clips=5 is fewer than the 10 classes"). */
 int synth_params_validate(const struct synth_params *p);
-/* Canonical one-line form ("synth v1 sr=22050 clip_s=5 classes=10 ..."), written to
- * README.txt and used to recognise a previous output. Returns the length it needs, as
- * snprintf does. */
+/* Ask for exactly n clips: n_segments becomes the smallest count whose structure holds n
+ * clips, and n_clips becomes n (0 when the structure holds exactly n, so the same data set
+ * has one description). STATUS_INVALID, saying what is possible, when n is fewer than
+ * n_classes or more than 1000 segments hold. p's other fields must be valid. */
+int synth_params_set_clips(struct synth_params *p, long n);
+/* Canonical one-line form ("synth v1 sr=22050 clip_s=5 classes=10 ... seed=1", then
+ * " clips=N" when n_clips is set), written to README.txt and used to recognise a previous
+ * output. Returns the length it needs, as snprintf does. */
 int synth_params_string(const struct synth_params *p, char *buf, size_t n);
 /* 64-bit FNV-1a of synth_params_string(). */
 uint64_t synth_params_hash(const struct synth_params *p);
-/* Number of clips (WAV files) synth_write() writes for p (valid p). */
+/* Number of clips (WAV files) synth_write() writes for p (valid p): n_clips when set. */
 long synth_clip_count(const struct synth_params *p);
+/* Clips of fold1_train and fold1_evaluate for p (valid p). 0 or STATUS_NOMEM. */
+int synth_split_counts(const struct synth_params *p, long *n_train, long *n_evaluate);
+/* About how many bytes the data set for p takes on disk (WAV files and listings). */
+uint64_t synth_bytes(const struct synth_params *p);
+/* 1 when dir holds the complete data set for p (synth_write would reuse it), else 0. */
+int synth_present(const struct synth_params *p, const char *dir);
 
 /* Scene labels in catalogue order ("airport" .. "tram"); NULL outside 0..SYNTH_MAX_CLASSES-1. */
 const char *synth_class_name(int k);
@@ -104,9 +136,11 @@ int synth_clip(const struct synth_params *p, int scene, int device, uint64_t see
                long n);
 
 /* Write the data set for p into out_dir. Missing parent directories are created. The data
- * set is written into "<out_dir>.tmp-<pid>-XXXXXX" and renamed to out_dir at the end, so an
- * interrupted run never leaves a partial data set under out_dir (a killed process leaves its
- * temporary directory behind; synth_ensure() removes those of dead processes).
+ * set is written into "<out_dir>.tmp-<pid>-XXXXXX" (fs_temp_dir: folders and files follow
+ * the user's umask) and renamed to out_dir at the end, so an interrupted run never leaves a
+ * partial data set under out_dir. A cancelled or failed run removes its temporary; a
+ * killed process leaves it behind, and the next synth_write to the same out_dir (from any
+ * process) removes the temporaries of processes that no longer exist.
  *
  * An existing out_dir is fine when it is empty (replaced) or holds a complete synth output
  * with identical parameters (reused: nothing is written, returns 0). Otherwise:
@@ -114,22 +148,22 @@ int synth_clip(const struct synth_params *p, int scene, int device, uint64_t see
  * something else (or synth output with other parameters); STATUS_IO for a directory that
  * cannot be created or written; STATUS_CANCELLED when progress returned 0; STATUS_NOMEM.
  * Clips are spread over threads_get() OpenMP threads; the output does not depend on it. */
-int synth_write(const struct synth_params *p, const char *out_dir, synth_progress_fn progress,
-                void *user);
+int synth_write(const struct synth_params *p, const char *out_dir,
+                const struct progress *progress);
 
-/* The cache directory for p (NULL: defaults): "$XDG_CACHE_HOME/basin/synth-<16 hex digits
- * of synth_params_hash>", or "$HOME/.cache/basin/..." when XDG_CACHE_HOME is unset or not
- * absolute. STATUS_NOT_FOUND when neither variable gives a directory, STATUS_INVALID when buf
- * (n bytes) is too small. Nothing is created. */
+/* The cache directory for p (NULL: defaults): fs_cache_dir("synth-<16 hex digits of
+ * synth_params_hash>"), i.e. "$XDG_CACHE_HOME/basin/synth-..." or
+ * "$HOME/.cache/basin/synth-..." when XDG_CACHE_HOME is unset or not absolute.
+ * STATUS_NOT_FOUND when neither variable gives a directory, STATUS_INVALID when buf (n
+ * bytes) is too small. Nothing is created. */
 int synth_cache_dir(const struct synth_params *p, char *buf, size_t n);
 
 /* Make sure the data set for p (NULL: the embedded default) exists in its cache directory,
- * generating it on first use; the directory is returned in buf (n bytes). Temporary
- * directories left there by dead processes are removed first. Errors as synth_cache_dir
- * and synth_write. */
-int synth_ensure(const struct synth_params *p, char *buf, size_t n, synth_progress_fn progress,
-                 void *user);
+ * generating it on first use (synth_write); the directory is returned in buf (n bytes).
+ * Errors as synth_cache_dir and synth_write. */
+int synth_ensure(const struct synth_params *p, char *buf, size_t n,
+                 const struct progress *progress);
 /* synth_ensure(NULL, ...): the embedded default data set. */
-int synth_ensure_default(char *buf, size_t n, synth_progress_fn progress, void *user);
+int synth_ensure_default(char *buf, size_t n, const struct progress *progress);
 
 #endif

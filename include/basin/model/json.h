@@ -43,6 +43,24 @@ int json_parse(const char *text, const char *label, struct json **out);
 /* Release a root and everything in it. NULL is a no-op; v must be a root (CHECK). */
 void json_destroy(struct json *v);
 
+/* What text[0..n) (up to a NUL) would cost, found without building anything (one pass,
+ * no allocation):
+ * the number of values (every scalar, array and object; object keys are not values), how
+ * many of them are array items (at any depth), the deepest nesting, and the items (array)
+ * or entries (object) of the top-level value.
+ * Malformed text is counted as far as it goes; json_parse reports its errors. A parsed
+ * tree costs about 100 bytes per value, so untrusted text is counted first. */
+struct json_counts {
+    long n_values;
+    long n_items;
+    long depth;
+    long top_len;
+};
+void json_count(const char *text, size_t n, struct json_counts *out);
+/* json_parse, refusing text of more than max_values values before anything is built:
+ * STATUS_FORMAT "<label>: 16777217 values, more than the 11 it may hold". */
+int json_parse_max(const char *text, const char *label, long max_values, struct json **out);
+
 /* ----------------------------------------------------------------------------- reading */
 
 enum json_kind json_kind_of(const struct json *v);

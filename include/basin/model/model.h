@@ -21,10 +21,12 @@
 #include <stdint.h>
 
 #include "basin/core/graph.h"
+#include "basin/core/progress.h"
 
 enum arch { ARCH_CPRESNET, ARCH_SEPNET, ARCH_CNN10, ARCH_COUNT };
 
 #define MODEL_MAX_CHANNELS 8
+#define MODEL_MAX_MELS 2048     /* sepnet, cnn10: largest mels a config accepts */
 
 struct model_config {
     enum arch arch;
@@ -57,7 +59,10 @@ void model_config_default(struct model_config *c, enum arch a);
  * message naming the option when the key is not an option of this architecture or the
  * value does not parse. The result is checked by model_config_validate, not here. */
 int model_config_set(struct model_config *c, const char *key, const char *value);
-/* Check ranges and consistency (groups divide the widths, ...); message names the field. */
+/* Check ranges and consistency (groups divide the widths, ...); message names the field.
+ * sepnet and cnn10 also need mels >= the smallest input height their pools accept
+ * (model_min_input): "cnn10: mels=1 is too small: the network's pools need at least 16
+ * mel bins". */
 int model_config_validate(const struct model_config *c);
 /* The option names of an architecture, NULL-terminated (for help and completion). */
 const char *const *model_config_keys(enum arch a);
@@ -68,8 +73,22 @@ void model_config_str(const struct model_config *c, char *buf, int n_buf);
  * get_model_based_on_rho): k[stage][block][0 or 1] for k1 and k2. */
 void cpresnet_kernels(int rho, int k[3][4][2]);
 
-/* Build the graph of a validated config (weights zero; see model_init_weights). */
+/* Build the graph of a config (validated here; weights zero; see model_init_weights). */
 int model_build(struct graph **out, const struct model_config *c);
+/* The same without graph_finish: nodes and tensors (names, shapes) but no store, so a
+ * config's size can be checked (graph_store_bytes, model_check_memory) and a file's
+ * tensors compared with it before anything large is allocated. Finish it with
+ * graph_finish or release it with graph_destroy. */
+int model_build_layout(struct graph **out, const struct model_config *c);
+/* The smallest input F and T (each on its own) a range-checked config's network accepts
+ * (graph_min_input): 17 x 17 for cpresnet, 16 x 16 for four-block sepnet and cnn10. */
+int model_min_input(const struct model_config *c, int *f, int *t);
+/* 0, or STATUS_NOMEM when the store of `layout` (built from c; with training also the
+ * gradients and optimiser moments) exceeds mem_available_bytes(), with a message giving
+ * the config, the estimate and what is available ("cpresnet width=4096 ... needs about
+ * 27.0 GiB for its 3.62 billion parameters (weights and pruning masks: 8 bytes each;
+ * training adds 12), this machine has 21.3 GiB available"). */
+int model_check_memory(const struct model_config *c, const struct graph *layout, int training);
 
 struct model {
     struct model_config cfg;
@@ -83,8 +102,16 @@ struct model {
 
 /* Build and initialise a model as the reference code initialises it (cpresnet: Kaiming
  * normal then Fixup, ref: mission-anchors 2.1; sepnet: PyTorch's default init; cnn10:
- * Xavier uniform, ref 5), drawing from a generator seeded with `seed`. */
+ * Xavier uniform, ref 5), drawing from a generator seeded with `seed`. The store is checked
+ * against the memory available before it is allocated (model_check_memory: STATUS_NOMEM
+ * with the estimate); the training state (gradients, moments) is not allocated (see
+ * graph_alloc_training), so a model costs 8 bytes per parameter until it trains. */
 int model_create(struct model **out, const struct model_config *c, uint64_t seed);
+/* The same, reporting to p ("model", weights drawn, of the parameter count) every 1M
+ * weights or 1 % for models of at least 8M parameters (nothing for smaller ones), ending
+ * with done == total; a cancel through p returns STATUS_CANCELLED and no model. */
+int model_create_progress(struct model **out, const struct model_config *c, uint64_t seed,
+                          const struct progress *p);
 void model_destroy(struct model *m);
 /* Re-draw every weight from `seed` (BN: gamma 1, beta 0, running mean 0, var 1; masks 1). */
 void model_init_weights(struct model *m, uint64_t seed);
@@ -94,28 +121,45 @@ void model_init_weights(struct model *m, uint64_t seed);
  * CP-JKU and SP4ASC presets, 1001 for PANNs). */
 void model_default_input(const struct model *m, int *f, int *t);
 
-/* One row of the per-layer table: every node with parameters (conv, bn, linear). */
+/* One row of the per-layer table: every node with parameters (conv, bn, linear) and every
+ * local pool (maxpool, avgpool; named "s1.b1.pool", "b1.pool"). */
 struct layer_row {
     char name[48];
-    const char *op;             /* "conv", "bn", "linear" */
+    const char *op;             /* "conv", "bn", "linear", "maxpool", "avgpool" */
     int node;
     int c, f, t;                /* output shape per clip */
     long params;
     double macs;                /* multiply-accumulates per clip */
-    long rf[2];                 /* theoretical maximum receptive field (F, T) */
+    long rf[2];                 /* receptive field (F, T) of one output unit, see below */
+    int whole[2];               /* 1: rf[d] is the whole input (after a global pool) */
     char detail[48];            /* "3x3 s1 p1", "groups 4", "damped 0.1" */
 };
 struct model_summary {
     long params;                /* trainable parameters */
     long buffers;               /* BN running statistics */
     double macs;                /* per clip */
-    long rf[2];                 /* of the last spatial layer */
+    long rf[2];                 /* the network's receptive field, see below */
+    char rf_layer[48];          /* the layer it is the RF of ("head.bn", "b4.pool") */
     int f, t;                   /* the input size described */
     double bytes_fp32, bytes_fp16, bytes_int8; /* parameters only */
 };
 /* Fill rows (caller storage of m->g->n_nodes rows) and the summary for an input of
  * (in_ch, f, t); *n_rows receives the row count. STATUS_MISMATCH when the input size does
- * not fit the model. */
+ * not fit the model, naming the layer and the smallest input the model takes ("input of
+ * 256 x 10 is too small: s1.b4.pool gets a 31 x 1 map, too small for its 2x2 kernel (the
+ * model takes inputs of at least 17 x 17)").
+ *
+ * Receptive field, per row: the theoretical maximum RF of one unit of the layer's output,
+ * in input mel bins x frames, pool kernels included (graph.h, struct node_info): the
+ * standard recurrence, independent of the input size and not clipped to it, so it can
+ * exceed a small input as papers report it (the excess falls on zero padding). Layers
+ * after the global pooling head (the linear layers of sepnet and cnn10) see every input
+ * bin and frame: their RF is the whole input, F x T, and whole[] says so.
+ * The summary's rf is the RF of the units the global pooling head reads, i.e. of the last
+ * layer before global pooling, named in rf_layer; it equals that row's RF (87 x 87 for
+ * cpresnet rho 5 at head.bn, pool kernels included, where CP-JKU's get_maxrf gives 81;
+ * 76 x 76 at b4.pool for sepnet and cnn10). So the rows before the head never exceed it
+ * and the rows after it show the whole input. */
 int model_describe(const struct model *m, int f, int t, struct layer_row *rows, int *n_rows,
                    struct model_summary *sum);
 
@@ -131,7 +175,19 @@ int model_save(const struct model *m, const char *path, int checkpoint,
 /* Load a model or checkpoint written by basin or by basin_ref.py. Strict: missing or
  * unexpected tensors, wrong shapes, unknown dtypes and bad metadata are errors naming the
  * file and the tensor. F16/BF16/F64 tensors are converted. Optimiser moments and masks are
- * loaded when present. Unknown config keys are ignored with a logged warning. */
+ * loaded when present (moments allocate the training state). Unknown config keys are
+ * ignored with a logged warning.
+ *
+ * The file is untrusted: every tensor's name, shape and dtype is checked against the
+ * config's layout before the store is allocated (so a small file whose basin.config asks
+ * for a huge model fails at once), the store is checked against the memory available
+ * (model_check_memory), and the metadata JSON (config, front end, labels, norm) is
+ * counted before it is parsed (json_parse_max), so what loading costs is bounded by a
+ * small multiple of the file's size. */
 int model_load(struct model **out, const char *path);
+/* The same, reporting to p ("load", elements copied, of all the file's elements) after
+ * each tensor for files of at least 8M elements; a cancel returns STATUS_CANCELLED and no
+ * model. */
+int model_load_progress(struct model **out, const char *path, const struct progress *p);
 
 #endif

@@ -14,8 +14,15 @@
  * whose byte size does not overflow, and data_offsets [begin, end] with begin <= end <=
  * data size and end - begin = numel * element size; the tensors' spans tile the data area
  * exactly (no gaps, overlaps or trailing bytes). Keys other than dtype, shape and
- * data_offsets in a tensor entry are ignored, as the official reader does. Every failure
- * returns a non-zero enum status with a one-line detail naming the file and the problem.
+ * data_offsets in a tensor entry are ignored, as the official reader does. What reading
+ * costs is bounded by the file: a file larger than the memory available is refused
+ * before it is read, and a header holding more array items than its entries' shapes and
+ * offsets can (10 an entry, + 16) is refused before it is parsed (json_count), so a
+ * crafted header cannot make the JSON tree cost gigabytes. A file that is not a
+ * safetensors file at all (its first 8 bytes, read as a length, do not fit it) says so
+ * first: "text.wav: not a safetensors file (header length 7.5e18 does not fit the 117.2
+ * KiB file)". Every failure returns a non-zero enum status with a one-line detail naming
+ * the file and the problem.
  *
  * Writing: an st_writer collects tensors (borrowed data) and string metadata and writes
  * them exactly as basin_ref.st_save does, byte for byte: compact header (Python's
@@ -82,7 +89,8 @@ struct st_file;
 /* Read and validate the file at path. On success *out is a new file the caller releases
  * with st_destroy(); on failure *out is NULL and the status is STATUS_IO (cannot open or
  * read), STATUS_FORMAT (malformed: any check above), STATUS_UNSUPPORTED (a dtype basin
- * does not handle, such as F8_E4M3) or STATUS_NOMEM. */
+ * does not handle, such as F8_E4M3) or STATUS_NOMEM (also: larger than the memory
+ * available, mem_available_bytes). */
 int st_load(const char *path, struct st_file **out);
 /* Release a file and everything its tensors point to. NULL is a no-op. */
 void st_destroy(struct st_file *f);
