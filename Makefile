@@ -57,7 +57,7 @@ CFLAGS_src/dsp/resample.c := $(call pc,--cflags,soxr)
 CFLAGS_src/audio/audio_file.c := $(call pc,--cflags,sndfile)
 CFLAGS_src/audio/device_portaudio.c := $(call pc,--cflags,portaudio-2.0)
 CFLAGS_src/model/safetensors.c := $(call pc,--cflags,jansson)
-CFLAGS_src/model/json.c := $(call pc,--cflags,jansson)
+CFLAGS_src/core/json.c := $(call pc,--cflags,jansson)
 UI_CFLAGS := $(call pc,--cflags,ncursesw readline)
 
 LIBS := $(call pc,--libs,openblas fftw3f soxr sndfile portaudio-2.0 jansson) -lm
@@ -148,7 +148,28 @@ deps:
 	$$SUDO apt-get update -qq && \
 	DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(DEB_PACKAGES)
 
+# The layer table of DESIGN.md section 1: the basin/ headers each layer may include (its own,
+# those below it, and what those expose).
+LAYER_core := core
+LAYER_dsp := core dsp
+LAYER_audio := core audio
+LAYER_model := core model
+LAYER_data := core dsp audio data
+LAYER_train := core dsp audio model data train
+LAYER_analysis := core dsp audio model data train analysis
+
 lint: headers
+	$(Q)bad=0; for layer in core dsp audio model data train analysis; do \
+	    allowed=$$(case $$layer in core) echo "$(LAYER_core)";; dsp) echo "$(LAYER_dsp)";; \
+	        audio) echo "$(LAYER_audio)";; model) echo "$(LAYER_model)";; data) echo "$(LAYER_data)";; \
+	        train) echo "$(LAYER_train)";; analysis) echo "$(LAYER_analysis)";; esac); \
+	    for f in $$(ls src/$$layer/*.[ch] include/basin/$$layer/*.h 2>/dev/null); do \
+	        for inc in $$(grep -oE '#include "basin/[a-z]+/' $$f | sed 's|.*basin/||; s|/$$||' | sort -u); do \
+	            case " $$allowed " in *" $$inc "*) ;; \
+	            *) echo "lint: $$f includes basin/$$inc/ (the $$layer layer may use: $$allowed)"; bad=1;; esac; \
+	        done; \
+	    done; \
+	done; exit $$bad
 	$(Q)! grep -rnE '\b(printf|fprintf|puts|perror|exit|abort)\s*\(' src include \
 	    | grep -vE 'snprintf|vsnprintf|^src/core/status.c:.*abort\(\);' || \
 	    { echo "lint: src/ must not print or exit (DESIGN.md section 1)"; exit 1; }

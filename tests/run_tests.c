@@ -29,6 +29,7 @@
     X(safetensors)                                                                          \
     X(graph)                                                                                \
     X(model_io)                                                                             \
+    X(pipeline)                                                                             \
     X(hostile)                                                                              \
     X(cli)                                                                                  \
     X(cli_data)                                                                             \

@@ -466,13 +466,26 @@ static void test_presets_and_params(void)
 
     /* JSON and key-by-key round trip. */
     REQUIRE_OK(frontend_preset(&p, "cpjku"));
-    char json[1024], text[64];
-    int len = frontend_params_json(&p, json, sizeof json);
-    EXPECT(len > 0 && len < (int)sizeof json);
-    EXPECT(strstr(json, "\"sr\": 22050") && strstr(json, "\"scale\": \"a_weighted_db_then_mel\""));
-    EXPECT(strstr(json, "\"amin\": 1e-10") && strstr(json, "\"top_db\": 80"));
-    EXPECT(strstr(json, "\"center\": true") && json[len - 1] == '}');
-    EXPECT_EQ_INT(frontend_params_json(&p, json, 10), len); /* truncation reports the need */
+    char *json, text[64];
+    REQUIRE_OK(frontend_params_to_json(&p, &json));
+    size_t len = strlen(json);
+    EXPECT(strstr(json, "\"sr\":22050") && strstr(json, "\"scale\":\"a_weighted_db_then_mel\""));
+    EXPECT(strstr(json, "\"amin\":1e-10") && strstr(json, "\"top_db\":80"));
+    EXPECT(strstr(json, "\"center\":true") && json[len - 1] == '}');
+    /* ... and back, whole: the same parameters, and an old writer's missing keys keep the
+     * named preset's values. */
+    struct frontend_params back;
+    REQUIRE_OK(frontend_params_from_json(&back, json, "fe"));
+    EXPECT(frontend_params_diff(&p, &back) == NULL);
+    EXPECT_STR(back.preset, "cpjku");
+    mem_free(json);
+    REQUIRE_OK(frontend_params_from_json(&back, "{\"preset\":\"sp4asc\",\"n_mels\":128}", "fe"));
+    EXPECT_EQ_INT(back.n_mels, 128);
+    EXPECT_EQ_INT(back.sample_rate_hz, 44100);
+    EXPECT_EQ_INT(frontend_params_from_json(&back, "{\"preset\":\"demo\",\"sr\":\"fast\"}", "m: basin.frontend"),
+                  STATUS_FORMAT);
+    EXPECT(strstr(status_detail(), "m: basin.frontend") && strstr(status_detail(), "sr"));
+    EXPECT_EQ_INT(frontend_params_from_json(&back, "[1,2]", "fe"), STATUS_FORMAT);
     REQUIRE_OK(frontend_preset(&q, "sp4asc"));
     for (const char *const *k = frontend_params_keys(); *k; k++) {
         REQUIRE_OK(frontend_params_get(&p, *k, text, sizeof text));

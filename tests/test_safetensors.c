@@ -23,7 +23,7 @@
 #include "basin/core/mem.h"
 #include "basin/core/rng.h"
 #include "basin/core/status.h"
-#include "basin/model/json.h"
+#include "basin/core/json.h"
 #include "basin/model/safetensors.h"
 #include "test.h"
 

@@ -10,6 +10,7 @@
 #include "basin/dsp/mel.h"
 #include "basin/dsp/resample.h"
 #include "basin/model/model.h"
+#include "basin/train/pipeline.h"
 #include "commands.h"
 #include "render.h"
 #include "session.h"
@@ -75,7 +76,7 @@ int cmd_preset(struct app *a, int argc, char **argv)
         return STATUS_OK;
     }
     struct frontend_params mp;
-    int has_model_fe = a->model && !session_model_frontend(a->model, &mp);
+    int has_model_fe = a->model && !pipeline_model_frontend(a->model, &mp);
     app_out(a, "  %-3s%-10s %6s %6s %5s %5s  %-13s %s\n", "", "preset", "Hz", "n_fft", "hop", "mels",
             "fmin-fmax Hz", "scale");
     for (const char *const *n = frontend_preset_names(); *n; n++) {

@@ -18,9 +18,8 @@
 #include "basin/data/features.h"
 #include "basin/data/synth.h"
 #include "basin/dsp/frontend.h"
-#include "basin/model/json.h"
 #include "basin/model/model.h"
-#include "basin/model/safetensors.h"
+#include "basin/train/pipeline.h"
 #include "commands.h"
 #include "render.h"
 #include "session.h"
@@ -227,63 +226,21 @@ static int data_export(struct app *a, int argc, char **argv)
     }
     status_clear();
     struct frontend *fe = NULL;
-    struct features *f = NULL, *ftrain = NULL;
-    float *mean = NULL, *std = NULL;
-    int64_t *y = NULL, *dev = NULL;
-    struct st_writer *w = NULL;
-    char *labels = NULL, *devices = NULL, fejson[1024];
-    int s = frontend_create(&fe, &p);
+    struct features *f = NULL;
     struct features_opts fo = {.in_ch = m ? m->cfg.in_ch : 1, .pad = FEATURES_PAD_REPEAT};
-    if (!s) s = features_load(&f, a->ds, split, fe, &fo, &a->progress);
-    if (!s && f->n == 0) s = status_set(STATUS_NOT_FOUND, "split %s has no clips that load", split == DATASET_SPLIT_ANY ? "all" : dataset_split_name(split));
-    if (!s && !strcmp(norm, "train")) {
-        mean = malloc((size_t)p.n_mels * sizeof *mean);
-        std = malloc((size_t)p.n_mels * sizeof *std);
-        s = split == DATASET_SPLIT_TRAIN ? 0 : features_load(&ftrain, a->ds, DATASET_SPLIT_TRAIN, fe, &fo, &a->progress);
-        if (!s) s = features_znorm_fit(split == DATASET_SPLIT_TRAIN ? f : ftrain, mean, std);
-        if (!s) features_znorm_apply(f, mean, std);
-    } else if (!s && !strcmp(norm, "model")) {
-        features_znorm_apply(f, m->norm_mean, m->norm_std);
-    }
-    if (!s) {
-        y = malloc((size_t)f->n * sizeof *y);
-        dev = malloc((size_t)f->n * sizeof *dev);
-        for (int i = 0; i < f->n; i++) {
-            y[i] = f->labels[i];
-            dev[i] = dataset_item(a->ds, f->items[i])->device;
-        }
-        struct json *jl = json_create_array(), *jd = json_create_array();
-        for (int k = 0; k < dataset_n_classes(a->ds); k++) json_push_string(jl, dataset_class_name(a->ds, k));
-        for (int k = 0; k < dataset_n_devices(a->ds); k++) json_push_string(jd, dataset_device_name(a->ds, k));
-        json_dump(jl, &labels);
-        json_dump(jd, &devices);
-        json_destroy(jl);
-        json_destroy(jd);
-        frontend_params_json(&p, fejson, sizeof fejson);
-        w = st_writer_create();
-        int64_t shape[4] = {f->n, f->n_channels, f->n_mels, f->n_frames}, n1[1] = {f->n};
-        s = st_writer_add(w, "x", ST_F32, 4, shape, f->x);
-        if (!s) s = st_writer_add(w, "y", ST_I64, 1, n1, y);
-        if (!s) s = st_writer_add(w, "device", ST_I64, 1, n1, dev);
-        if (!s) s = st_writer_meta(w, "basin.format", "1");
-        if (!s) s = st_writer_meta(w, "basin.frontend", fejson);
-        if (!s) s = st_writer_meta(w, "basin.labels", labels);
-        if (!s) s = st_writer_meta(w, "basin.devices", devices);
-        if (!s) s = st_writer_meta(w, "basin.split", split == DATASET_SPLIT_ANY ? "all" : dataset_split_name(split));
-        if (!s) s = st_writer_meta(w, "basin.znorm", norm);
-        if (!s) s = st_writer_write(w, path);
-    }
-    if (!s) {
+    enum features_norm how = !strcmp(norm, "train") ? FEATURES_NORM_FIT :
+                             !strcmp(norm, "model") ? FEATURES_NORM_GIVEN : FEATURES_NORM_NONE;
+    const char *split_name = split == DATASET_SPLIT_ANY ? "all" : dataset_split_name(split);
+    int s = frontend_create(&fe, &p);
+    if (!s) s = features_prepare(&f, a->ds, split, fe, &fo, how, m ? m->norm_mean : NULL, m ? m->norm_std : NULL,
+                                 NULL, NULL, &a->progress);
+    if (!s) s = pipeline_export(path, f, a->ds, &p, split_name, norm);
+    if (!s)
         app_out(a, "wrote %s: x (%d, %d, %d, %d), y (%d), device (%d); %s front end (%s), normalisation %s; "
                    "%ld clips computed, %ld from the cache, %d skipped\n",
                 path, f->n, f->n_channels, f->n_mels, f->n_frames, f->n, f->n, p.preset, from, norm,
                 f->n_computed, f->n_cached, f->n_skipped);
-    }
-    st_writer_destroy(w);
-    free(y), free(dev), free(mean), free(std);
-    mem_free(labels), mem_free(devices);
     features_destroy(f);
-    features_destroy(ftrain);
     frontend_destroy(fe);
     if (s) return fail_in(a, s, "data export");
     return STATUS_OK;

@@ -6,7 +6,9 @@
 #include "basin/core/graph.h"
 #include "basin/core/status.h"
 #include "basin/model/model.h"
+#include "basin/model/predict.h"
 #include "basin/model/safetensors.h"
+#include "basin/train/pipeline.h"
 #include "commands.h"
 #include "render.h"
 #include "session.h"
@@ -64,7 +66,7 @@ int cmd_new(struct app *a, int argc, char **argv)
     struct model *m;
     int status = model_create_progress(&m, &c, seed, &a->progress);
     if (status) return app_fail(a, status, "new: %s", status_detail());
-    if ((status = frontend_params_validate(&fe)) || (status = session_set_model_frontend(m, &fe))) {
+    if ((status = frontend_params_validate(&fe)) || (status = pipeline_set_model_frontend(m, &fe))) {
         model_destroy(m);
         return app_fail(a, status, "new: front end: %s", status_detail());
     }
@@ -109,7 +111,7 @@ int cmd_info(struct app *a, int argc, char **argv)
     if (!a->model) return app_fail(a, STATUS_INVALID, "info: no model (new or load one first)");
     int f, t;
     struct frontend_params fe;
-    if (!session_model_frontend(a->model, &fe)) {
+    if (!pipeline_model_frontend(a->model, &fe)) {
         f = fe.n_mels; /* 10 s of audio at the model's front end */
         t = (int)(1 + 10L * fe.sample_rate_hz / fe.hop);
     } else {
@@ -168,7 +170,6 @@ int cmd_forward(struct app *a, int argc, char **argv)
     if (argc != 3) return app_fail(a, STATUS_INVALID, "usage: forward IN.safetensors OUT.safetensors");
     if (!a->model) return app_fail(a, STATUS_INVALID, "forward: no model (new or load one first)");
     struct st_file *f = NULL;
-    struct plan *p = NULL;
     float *x = NULL;
     int status = st_load(argv[1], &f);
     if (status) return app_fail(a, status, "%s", status_detail());
@@ -186,33 +187,26 @@ int cmd_forward(struct app *a, int argc, char **argv)
         status = app_fail(a, status, "%s", status_detail());
         goto done;
     }
-    int batch = n < 32 ? n : 32, classes = a->model->cfg.classes;
-    if ((status = plan_create(&p, a->model->g, batch, c, fr, tt, 0))) {
-        status = app_fail(a, status, "forward: %s: %s", argv[1], status_detail());
-        goto done;
-    }
+    int classes = a->model->cfg.classes;
     float *logits = malloc((size_t)n * classes * sizeof *logits);
     if (!logits) {
         status = app_fail(a, STATUS_NOMEM, "forward: out of memory");
         goto done;
     }
-    long per = (long)c * fr * tt;
-    for (int i = 0; i < n && !status; i += batch) {
-        int k = n - i < batch ? n - i : batch;
-        status = plan_forward(p, k, x + i * per, 0, NULL);
-        if (!status) memcpy(logits + (long)i * classes, plan_output(p), (size_t)k * classes * sizeof *logits);
-    }
-    struct st_writer *w = st_writer_create();
-    if (!status && w) status = st_writer_add_f32(w, "logits", 2, (int[]){n, classes}, logits);
-    if (!status && w) status = st_writer_meta(w, "basin.format", "1");
-    if (!status && w) status = st_writer_write(w, argv[2]);
-    if (!w) status = STATUS_NOMEM;
+    struct predictor *p = NULL;
+    status = predictor_create(&p, a->model, n < 32 ? n : 32, c, fr, tt);
+    if (!status) status = predictor_logits(p, n, x, logits, &a->progress);
+    predictor_destroy(p);
+    struct st_writer *w = status ? NULL : st_writer_create();
+    if (!status && !w) status = STATUS_NOMEM;
+    if (!status) status = st_writer_add_f32(w, "logits", 2, (int[]){n, classes}, logits);
+    if (!status) status = st_writer_meta(w, "basin.format", "1");
+    if (!status) status = st_writer_write(w, argv[2]);
     st_writer_destroy(w);
     free(logits);
-    if (status) status = app_fail(a, status, "forward: %s", status_detail());
+    if (status) status = app_fail(a, status, "%s: %s", argv[1], status_detail());
     else app_out(a, "wrote logits (%d, %d) to %s\n", n, classes, argv[2]);
 done:
-    plan_destroy(p);
     free(x);
     st_destroy(f);
     return status;

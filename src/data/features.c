@@ -475,14 +475,18 @@ int features_load_items(struct features **out, const struct dataset *ds, int n, 
     /* The cache key text: everything but the file's content that shapes the features. */
     struct frontend_params pk = *p;
     memset(pk.preset, 0, sizeof pk.preset);
-    int n_json = frontend_params_json(&pk, NULL, 0);
-    if (!(ctx.key_text = mem_alloc((size_t)n_json + 128))) {
+    char *fe_json;
+    if ((st = frontend_params_to_json(&pk, &fe_json))) goto fail;
+    size_t n_json = strlen(fe_json);
+    if (!(ctx.key_text = mem_alloc(n_json + 128))) {
+        mem_free(fe_json);
         st = STATUS_NOMEM;
         goto fail;
     }
     int k = snprintf(ctx.key_text, 128, "basin-features %d|in_ch %d|n_samples %ld|pad %d|",
                      FEATURES_CACHE_VERSION, ctx.c, ctx.opts.n_samples, (int)ctx.opts.pad);
-    frontend_params_json(&pk, ctx.key_text + k, (size_t)n_json + 1);
+    memcpy(ctx.key_text + k, fe_json, n_json + 1);
+    mem_free(fe_json);
     if (!ctx.opts.cache_dir) {
         if (features_cache_dir_default(cache_dir, sizeof cache_dir) == STATUS_OK)
             ctx.cache_dir = cache_dir;
@@ -624,4 +628,43 @@ void features_znorm_apply(struct features *f, const float *mean, const float *st
     memcpy(f->mean, mean, sizeof *mean * (size_t)f->n_mels);
     memcpy(f->std, std, sizeof *std * (size_t)f->n_mels);
     f->znormed = 1;
+}
+
+int features_prepare(struct features **out, const struct dataset *ds, enum dataset_split split,
+                     const struct frontend *fe, const struct features_opts *opts,
+                     enum features_norm norm, const float *mean, const float *std,
+                     float *mean_out, float *std_out, const struct progress *p)
+{
+    *out = NULL;
+    const int F = frontend_get_params(fe)->n_mels;
+    CHECK(norm != FEATURES_NORM_GIVEN || (mean && std));
+    struct features *f = NULL, *ftrain = NULL;
+    float *m = NULL, *sd = NULL;
+    int s = features_load(&f, ds, split, fe, opts, p);
+    if (!s && f->n == 0)
+        s = status_set(STATUS_NOT_FOUND, "%s: no clip of the %s split loads", dataset_listing(ds),
+                       split == DATASET_SPLIT_ANY ? "whole" : dataset_split_name(split));
+    if (!s && norm == FEATURES_NORM_FIT) {
+        m = mem_alloc((size_t)F * sizeof *m);
+        sd = mem_alloc((size_t)F * sizeof *sd);
+        if (!m || !sd) s = STATUS_NOMEM;
+        if (!s && split != DATASET_SPLIT_TRAIN) s = features_load(&ftrain, ds, DATASET_SPLIT_TRAIN, fe, opts, p);
+        if (!s) s = features_znorm_fit(ftrain ? ftrain : f, m, sd);
+        if (!s) {
+            features_znorm_apply(f, m, sd);
+            if (mean_out) memcpy(mean_out, m, (size_t)F * sizeof *m);
+            if (std_out) memcpy(std_out, sd, (size_t)F * sizeof *sd);
+        }
+    } else if (!s && norm == FEATURES_NORM_GIVEN) {
+        features_znorm_apply(f, mean, std);
+    }
+    mem_free(m);
+    mem_free(sd);
+    features_destroy(ftrain);
+    if (s) {
+        features_destroy(f);
+        return s;
+    }
+    *out = f;
+    return STATUS_OK;
 }

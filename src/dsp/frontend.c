@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "basin/core/json.h"
 #include "basin/core/log.h"
 #include "basin/core/mem.h"
 #include "basin/core/status.h"
@@ -206,17 +207,100 @@ int frontend_params_get(const struct frontend_params *p, const char *key, char *
     return STATUS_OK;
 }
 
-int frontend_params_json(const struct frontend_params *p, char *buf, size_t n)
+int frontend_params_to_json(const struct frontend_params *p, char **out)
 {
-    size_t len = 0;
-    char tmp[FRONTEND_NAME_MAX + 64];
-    for (int i = 0; i < N_FIELDS; i++) {
-        field_text(p, &fields[i], tmp, sizeof tmp, 1);
-        int w = snprintf(len < n ? buf + len : NULL, len < n ? n - len : 0, "%s\"%s\": %s%s",
-                         i ? ", " : "{", fields[i].key, tmp, i == N_FIELDS - 1 ? "}" : "");
-        len += (size_t)w;
+    *out = NULL;
+    struct json *o = json_create_object();
+    if (!o) return STATUS_NOMEM;
+    int s = STATUS_OK;
+    for (int i = 0; i < N_FIELDS && !s; i++) {
+        const struct field *f = &fields[i];
+        const char *base = (const char *)p + f->offset;
+        int iv;
+        double dv;
+        switch (f->kind) {
+        case FIELD_NAME:
+            s = json_set_string(o, f->key, base);
+            break;
+        case FIELD_INT:
+            memcpy(&iv, base, sizeof iv);
+            s = json_set_int(o, f->key, iv);
+            break;
+        case FIELD_DOUBLE:
+            memcpy(&dv, base, sizeof dv);
+            s = !strcmp(f->key, "top_db") && dv == 0.0 ? json_set_null(o, f->key) : json_set_double(o, f->key, dv);
+            break;
+        case FIELD_ENUM: {
+            int n_names = 0;
+            memcpy(&iv, base, sizeof iv);
+            while (f->names[n_names]) n_names++;
+            s = iv >= 0 && iv < n_names ? json_set_string(o, f->key, f->names[iv]) : json_set_int(o, f->key, iv);
+            break;
+        }
+        case FIELD_FIXED:
+            s = !strcmp(f->names[1], "true") ? json_set_bool(o, f->key, 1) : json_set_string(o, f->key, f->names[1]);
+            break;
+        }
     }
-    return (int)len;
+    if (!s) s = json_dump(o, out);
+    json_destroy(o);
+    return s;
+}
+
+int frontend_params_from_json(struct frontend_params *p, const char *text, const char *label)
+{
+    struct json *root;
+    int s = json_parse_max(text, label, 4 * N_FIELDS, &root);
+    if (s) return s;
+    if (json_kind_of(root) != JSON_KIND_OBJECT) {
+        s = status_set(STATUS_FORMAT, "%s: is %s, expected an object", label,
+                       json_kind_name(json_kind_of(root)));
+        json_destroy(root);
+        return s;
+    }
+    /* Start from the named preset, so keys an older writer left out keep its values. */
+    const struct json *name = json_find(root, "preset");
+    const char *pname = NULL;
+    if (!name || json_to_string(name, &pname) || frontend_preset(p, pname))
+        frontend_preset(p, FRONTEND_DEFAULT_PRESET);
+    status_clear();
+    for (int i = 0; i < json_len(root) && !s; i++) {
+        const struct json *v = json_at(root, i);
+        const char *key = json_key_at(root, i), *str;
+        char text_value[64];
+        int64_t iv;
+        double dv;
+        int bv;
+        switch (json_kind_of(v)) {
+        case JSON_KIND_STRING:
+            json_to_string(v, &str);
+            snprintf(text_value, sizeof text_value, "%s", str);
+            break;
+        case JSON_KIND_INT:
+            json_to_int64(v, &iv);
+            snprintf(text_value, sizeof text_value, "%lld", (long long)iv);
+            break;
+        case JSON_KIND_REAL:
+            json_to_double(v, &dv);
+            snprintf(text_value, sizeof text_value, "%.17g", dv);
+            break;
+        case JSON_KIND_BOOL:
+            json_to_bool(v, &bv);
+            snprintf(text_value, sizeof text_value, "%s", bv ? "true" : "false");
+            break;
+        case JSON_KIND_NULL:
+            snprintf(text_value, sizeof text_value, "null");
+            break;
+        default:
+            s = status_set(STATUS_FORMAT, "'%s' is %s", key, json_kind_name(json_kind_of(v)));
+            continue;
+        }
+        /* Unknown keys (a newer writer's) are ignored; bad values are errors. */
+        if (frontend_params_set(p, key, text_value) == STATUS_INVALID) s = STATUS_FORMAT;
+    }
+    json_destroy(root);
+    if (!s) s = frontend_params_validate(p);
+    return s ? status_prefix(STATUS_FORMAT, "%s", label) : STATUS_OK;
 }
 
 int frontend_params_set(struct frontend_params *p, const char *key, const char *value)

@@ -14,7 +14,7 @@
 #include "basin/core/mem.h"
 #include "basin/core/status.h"
 #include "basin/core/tensor.h"
-#include "basin/model/json.h"
+#include "basin/core/json.h"
 #include "basin/model/model.h"
 #include "basin/model/safetensors.h"
 

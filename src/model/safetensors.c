@@ -31,7 +31,7 @@
 #include "basin/core/mem.h"
 #include "basin/core/status.h"
 #include "basin/core/strbuf.h"
-#include "basin/model/json.h"
+#include "basin/core/json.h"
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "basin assumes a little-endian host");
 

@@ -144,6 +144,24 @@ static inline float *features_clip_data(const struct features *f, int i)
     return f->x + (long)i * f->n_channels * f->n_mels * f->n_frames;
 }
 
+/* How features_prepare normalises. */
+enum features_norm {
+    FEATURES_NORM_NONE,     /* as the front end computes them */
+    FEATURES_NORM_GIVEN,    /* (x - mean[f]) / std[f] with statistics given (a model's) */
+    FEATURES_NORM_FIT,      /* statistics fitted on the train split, then applied */
+};
+
+/* The features of one split of ds, normalised: features_load, then the normalisation.
+ * GIVEN needs mean and std (F = the front end's mel bins). FIT fits the statistics on the
+ * train split (loading it too when split is another; an empty train split is an error) and,
+ * when mean_out / std_out are not NULL, copies them there (F) so evaluation and prediction
+ * can apply the same ones. Errors as features_load; STATUS_NOT_FOUND when no clip of the
+ * split loads. *out is owned by the caller. */
+int features_prepare(struct features **out, const struct dataset *ds, enum dataset_split split,
+                     const struct frontend *fe, const struct features_opts *opts,
+                     enum features_norm norm, const float *mean, const float *std,
+                     float *mean_out, float *std_out, const struct progress *p);
+
 /* Per-mel-bin mean and (unbiased) std (F) over every clip, channel and frame of f (use the
  * training split), as znorm.h computes them; the result does not depend on the thread
  * count. STATUS_INVALID when f has fewer than 2 values per bin or is already normalised. */

@@ -89,8 +89,16 @@ const char *const *frontend_params_keys(void);
 int frontend_params_set(struct frontend_params *p, const char *key, const char *value);
 /* Text form of one field into buf (n bytes). STATUS_NOT_FOUND for an unknown key. */
 int frontend_params_get(const struct frontend_params *p, const char *key, char *buf, size_t n);
-/* One-line JSON object of every key; returns the length it needs, as snprintf does. */
-int frontend_params_json(const struct frontend_params *p, char *buf, size_t n);
+/* One line of compact JSON holding every key (json.h's dump: {"preset":"demo","sr":16000,
+ * ...,"top_db":null,...}), the form models store as basin.frontend, in a new string the
+ * caller frees with mem_free. 0 or STATUS_NOMEM. */
+int frontend_params_to_json(const struct frontend_params *p, char **out);
+/* Parameters from JSON text such as a model's basin.frontend: start from the preset the
+ * text names (the default preset when it names none or an unknown one), so keys an older
+ * writer left out keep that preset's values; then set every key the text holds (unknown
+ * keys are ignored) and validate. label names the text in messages ("m.safetensors:
+ * basin.frontend"). 0 or STATUS_FORMAT naming the label and the key. */
+int frontend_params_from_json(struct frontend_params *p, const char *text, const char *label);
 /* The first key (other than "preset") whose values differ, or NULL when a and b compute the
  * same features. */
 const char *frontend_params_diff(const struct frontend_params *a, const struct frontend_params *b);

@@ -1,5 +1,6 @@
-/* json.h: a small JSON document API for model metadata (basin.config, basin.frontend,
- * basin.labels, basin.norm; DESIGN.md section 3). It hides the JSON library completely.
+/* json.h: a small JSON document API for every layer: model metadata (basin.config,
+ * basin.frontend, basin.labels, basin.norm; DESIGN.md section 3), front-end parameters,
+ * training state. It hides the JSON library (jansson) completely.
  *
  * A document is a tree of struct json values. A root comes from json_parse(),
  * json_create_object() or json_create_array() and is released with json_destroy(); every
@@ -15,8 +16,8 @@
  * back to the same double (Python's repr: 0.1, 1e-05, 3.0), so doubles round-trip exactly.
  * Strings are UTF-8 without NUL bytes. Dumps are compact (no spaces), UTF-8 unescaped.
  */
-#ifndef BASIN_MODEL_JSON_H
-#define BASIN_MODEL_JSON_H
+#ifndef BASIN_CORE_JSON_H
+#define BASIN_CORE_JSON_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -125,6 +126,7 @@ struct json *json_create_array(void);
 int json_set_int(struct json *obj, const char *key, int64_t v);
 int json_set_double(struct json *obj, const char *key, double v);
 int json_set_bool(struct json *obj, const char *key, int v);
+int json_set_null(struct json *obj, const char *key);
 int json_set_string(struct json *obj, const char *key, const char *v);
 int json_set_ints(struct json *obj, const char *key, const int *v, int n);
 int json_set_doubles(struct json *obj, const char *key, const double *v, int n);

@@ -9,7 +9,7 @@
  * ref: RFC 8259 (JSON); Python Lib/json/encoder.py (ensure_ascii escaping);
  *      Python's float repr (shortest round-trip, fixed notation for 1e-4 <= |x| < 1e16).
  */
-#include "basin/model/json.h"
+#include "basin/core/json.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -594,6 +594,11 @@ int json_set_double(struct json *obj, const char *key, double v)
 {
     int s = check_finite(obj, key, v);
     return s != STATUS_OK ? s : put(obj, key, new_real(v, 0));
+}
+
+int json_set_null(struct json *obj, const char *key)
+{
+    return put(obj, key, node_new(JSON_KIND_NULL));
 }
 
 int json_set_bool(struct json *obj, const char *key, int v)
