@@ -34,6 +34,7 @@
     X(cli)                                                                                  \
     X(cli_data)                                                                             \
     X(repl)                                                                                 \
+    X(canvas)                                                                               \
     X(loss)                                                                                 \
     X(optim)
 
