@@ -30,11 +30,15 @@
     X(graph)                                                                                \
     X(model_io)                                                                             \
     X(pipeline)                                                                             \
+    X(eval)                                                                                 \
+    X(predict)                                                                              \
+    X(train)                                                                                \
     X(hostile)                                                                              \
     X(cli)                                                                                  \
     X(cli_data)                                                                             \
     X(repl)                                                                                 \
     X(canvas)                                                                               \
+    X(views)                                                                                \
     X(loss)                                                                                 \
     X(optim)
 

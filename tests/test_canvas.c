@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "basin/core/status.h"
 #include "canvas.h"
 #include "test.h"
 

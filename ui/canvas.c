@@ -330,7 +330,8 @@ void canvas_print(const struct canvas *c, FILE *f)
                 coloured = 1;
             }
             char b[4];
-            fwrite(b, 1, (size_t)utf8(k->ch, b), f);
+            int len = utf8(k->ch, b);
+            fwrite(b, 1, (size_t)len, f);
         }
         if (coloured) fputs("\x1b[0m", f);
         fputc('\n', f);

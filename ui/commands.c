@@ -20,6 +20,14 @@ static const char *const data_options[] = {"default", "export", "seed=", "evalua
                                            "split=", "norm=", NULL};
 static const char *const cache_options[] = {"clear", "cap=", NULL};
 static const char *const spec_options[] = {"preset=", "csv=", "style=", "width=", "rows=", "range=", NULL};
+static const char *const eval_options[] = {"split=", "by=", "--csv", NULL};
+static const char *const predict_options[] = {"tta=", "top=", "--csv", "window=", "hop=", "seed=", NULL};
+static const char *const train_options[] = {"epochs=", "steps=", "recipe=", "opt=", "lr=", "wd=", "momentum=",
+                                            "nesterov=", "beta1=", "beta2=", "eps=", "bs=", "drop_last=", "sched=",
+                                            "lr_min=", "decay=", "step_every=", "step_gamma=", "warmup=", "loss=",
+                                            "gamma=", "mixup=", "mixup_mode=", "specaug=", "roll=", "gain=", "swa=",
+                                            "swa_every=", "clip=", "seed=", "out=", "eval=", "norm=", NULL};
+static const char *const resume_options[] = {"eval=", NULL};
 
 const struct command commands[] = {
     {"new", "ARCH [key=value ...]", "create a model: cpresnet, sepnet or cnn10",
@@ -104,6 +112,63 @@ const struct command commands[] = {
      "                   used first out; kept in the cache folder. BASIN_CACHE_MAX overrides it.\n"
      "Generated data sets do not count against the cap and are never removed automatically.",
      cmd_cache, cache_options},
+    {"eval", "[split=train|evaluate|test|all] [by=device|class] [--csv FILE]",
+     "accuracy and log loss of the model on a data set split: per device or class, confusion",
+     "Runs the model (eval mode) on a split of the session's data set (the default one when\n"
+     "none is open) through the model's front end, normalised with its basin.norm.\n"
+     "Accuracy and log loss (-ln p of the true class, clipped to [1e-15, 1-1e-15] as sklearn),\n"
+     "micro (over clips) and macro (the mean over classes, DCASE's class-wise average).\n"
+     "  split=S     train, evaluate (default), test or all\n"
+     "  by=device   per device, marked seen (in the train split) or unseen, and both pooled\n"
+     "              (default); by=class: per class\n"
+     "  --csv FILE  metrics in long format (split,group,name,seen,n,correct,acc,logloss,\n"
+     "              acc_macro,logloss_macro; acc in 0..1) and the confusion matrix in\n"
+     "              FILE-confusion.csv (true,<classes...>); csv=FILE works too",
+     cmd_eval, eval_options},
+    {"predict", "[PATH] [tta=N] [top=K] [--csv FILE]", "class probabilities of a clip, top K with labels",
+     "PATH (any format, rate or channel count; default: the clip loaded with `clip`) goes\n"
+     "through the model's front end and basin.norm. A clip longer than the model's training\n"
+     "length (basin.input, else 10 s) is classified in windows of that length and the\n"
+     "probabilities are their mean; a shorter one is tiled to fill it, as training pads.\n"
+     "  tta=N       test-time augmentation: the mean softmax over N SpecAugment draws\n"
+     "              (SP4ASC: 30; 0 = off, the default)\n"
+     "  top=K       the K most probable classes (5)\n"
+     "  --csv FILE  one label,probability row per class (csv=FILE works too)\n"
+     "  window=S    window length in seconds (default: the model's training length)\n"
+     "  hop=S       seconds between window starts (default: the window: no overlap); the\n"
+     "              last window ends at the clip's end\n"
+     "  seed=N      TTA's random draws (default: the session seed)",
+     cmd_predict, predict_options},
+    {"train", "[epochs=N|steps=N] [opt=..] [lr=..] [bs=..] [sched=..] [out=DIR] ...",
+     "train the model on the data set's train split, evaluating each epoch",
+     "Trains the session's model in place on the open data set (features through the model's\n"
+     "front end; cpjku's per-bin z-norm fitted on train and stored in the model), evaluating on\n"
+     "the evaluate split after every epoch; one line per epoch. Ctrl-C stops after the current\n"
+     "step: the model keeps that step's weights and a checkpoint is written. Options [defaults]:\n"
+     "  recipe=none|cpjku|sp4asc  a paper's settings first, the other options over them\n"
+     "  epochs=N [10] | steps=N    the run's length\n"
+     "  opt=sgd|adam|adamw [adam]  lr= [1e-3; sgd 0.01]  wd= [0; adamw 0.01]  momentum= [0]\n"
+     "                            nesterov=0|1 [0]  beta1= [0.9]  beta2= [0.999]  eps= [1e-8]\n"
+     "  bs=N [32]  drop_last=0|1 [0]\n"
+     "  sched=constant|linear|cosine|step [constant]  per epoch; lr_min= [lr/100] (linear: the\n"
+     "            rate after the decay; cosine: the floor)  decay=START,END [E/7,5E/7] (linear)\n"
+     "            step_every=K [E/3]  step_gamma= [0.1] (step)  warmup=EPOCHS [0] (per step)\n"
+     "  loss=ce|focal [ce]  gamma= [1] (focal)\n"
+     "  mixup=ALPHA [0: off]  mixup_mode=sample|batch [batch] (sample: CP-JKU's per example)\n"
+     "  specaug=on|off|TW,TS,FW,FS [off]  on: SP4ASC's 2 x 128 frames, 2 x 32 bins, scaled to\n"
+     "            the input (of 431 x 256)  roll=FRAMES [0]  gain=DB [0]\n"
+     "  swa=N|auto [0]  average the weights of the last N epochs, BN recomputed; swa_every=K [1]\n"
+     "  clip=NORM [0: off]  global gradient norm\n"
+     "  seed=N [session seed]  eval=0|1 [1]  norm=model|train|none [model's, else train for\n"
+     "            cpjku, else none]\n"
+     "  out=DIR [runs/DATE-TIME]  trainlog.tsv (per step), epochs.tsv, checkpoint.safetensors\n"
+     "            (every epoch), model.safetensors (at the end)",
+     cmd_train, train_options},
+    {"resume", "PATH [eval=0|1]", "continue a training run from its checkpoint",
+     "PATH is a run's checkpoint.safetensors; open the same data set first. The run goes on\n"
+     "in PATH's folder with its own options and ends with exactly the weights an\n"
+     "uninterrupted run would have; the resumed model becomes the session's.",
+     cmd_resume, resume_options},
     {"set", "key=value ...", "settings: threads=N, seed=N", "threads=0 uses every core.",
      cmd_set, set_options},
     {"help", "[COMMAND]", "list commands, or explain one", "", cmd_help, NULL},

@@ -90,6 +90,7 @@ int model_save(const struct model *m, const char *path, int checkpoint,
     if (!status) status = st_writer_meta(w, "basin.arch", arch_name(m->cfg.arch));
     if (!status) status = st_writer_meta(w, "basin.config", cfg);
     if (!status && m->frontend) status = st_writer_meta(w, "basin.frontend", m->frontend);
+    if (!status && m->input) status = st_writer_meta(w, "basin.input", m->input);
     if (!status && labels) status = st_writer_meta(w, "basin.labels", labels);
     if (!status && norm) status = st_writer_meta(w, "basin.norm", norm);
     for (int i = 0; extra_meta && extra_meta[i] && !status; i += 2)
@@ -385,6 +386,19 @@ int model_load_progress(struct model **out, const char *path, const struct progr
         if ((s = json_parse_max(fe, label, FRONTEND_MAX_VALUES, &probe))) goto fail;
         json_destroy(probe);
         if (!(m->frontend = mem_strdup(fe))) {
+            s = STATUS_NOMEM;
+            goto fail;
+        }
+    }
+    const char *input = st_meta(f, "basin.input");
+    if (input) {
+        /* basin.input: a few numbers (train/predict.h interprets them) */
+        struct json *probe;
+        char label[600];
+        snprintf(label, sizeof label, "%s: basin.input", path);
+        if ((s = json_parse_max(input, label, 16, &probe))) goto fail;
+        json_destroy(probe);
+        if (!(m->input = mem_strdup(input))) {
             s = STATUS_NOMEM;
             goto fail;
         }

@@ -577,6 +577,7 @@ void model_destroy(struct model *m)
     if (!m) return;
     graph_destroy(m->g);
     mem_free(m->frontend);
+    mem_free(m->input);
     for (int i = 0; i < m->n_labels; i++) mem_free(m->labels[i]);
     mem_free(m->labels);
     mem_free(m->norm_mean);

@@ -25,6 +25,7 @@ print(f"{sys.argv[3]:10s} basin-written model in PyTorch vs basin: max relative 
 sys.exit(0 if err < 1e-4 else 1)
 PYEOF
 done
+BASIN="$BASIN" REF="$REF" sh tests/interop/predict_parity.sh || fail=1   # predict vs PyTorch on the same clips
 [ -n "${TRAIN_PARITY:-}" ] || exit $fail
 # basin_ref train with two changes that make the comparison sharp: its protocol sets
 # nn.Dropout modules to p = 0, but sepnet and cnn10 call F.dropout directly, so that is
@@ -43,8 +44,11 @@ sys.exit(basin_ref.main(sys.argv[2:]))
 PYEOF
 
 # 3. Training parity: the same steps from the same weights on the same batches (basin_ref.py
-#    train's protocol: fixed batches, BN in train mode, dropout off, mean cross-entropy):
-#    losses and trained weights must agree to float rounding.
+#    train's protocol: fixed batches, BN in train mode, dropout off, mean cross-entropy),
+#    basin through its real training loop (train_opts.parity): the loss curves must agree
+#    within 1e-3 relative over the first $STEPS steps (they agree to ~1e-6) and the
+#    trained weights to 1e-3 of each tensor's largest.
+STEPS=${TRAIN_STEPS:-20}
 for a in cpresnet sepnet cnn10; do
     "$PY" - "tests/data/models/$a-io.safetensors" "$tmp/data.safetensors" <<'PYEOF'
 import sys, os
@@ -56,15 +60,15 @@ x = torch.cat([x, x.flip(0) * 0.5 + 0.1])
 y = torch.randint(0, 4, (len(x),), generator=g)
 r.st_save(sys.argv[2], {"x": x, "y": y}, {"basin.format": "1"})
 PYEOF
-    # SGD's lr is kept small: at 0.05 cnn10 overfits chaotically within 12 steps and float
-    # rounding differences grow tenfold a step.
+    # SGD's lr is kept small: at 0.05 cnn10 overfits chaotically within a dozen steps and
+    # float rounding differences grow tenfold a step.
     for opt in "sgd 0.01 0.9 1 0.0001" "adam 0.001 0 0 0" "adamw 0.002 0 0 0.01"; do
         set -- $opt
         nest=""; [ "$4" = 1 ] && nest=--nesterov
         "$PY" "$tmp/ref_train.py" "$(dirname "$REF")" train "tests/data/models/$a.safetensors" "$tmp/data.safetensors" "$tmp/ref-model.safetensors" \
-            --opt "$1" --lr "$2" --momentum "$3" $nest --wd "$5" --bs 4 --steps 12 > "$tmp/ref.csv"
+            --opt "$1" --lr "$2" --momentum "$3" $nest --wd "$5" --bs 4 --steps "$STEPS" > "$tmp/ref.csv"
         "$TRAIN_PARITY" "tests/data/models/$a.safetensors" "$tmp/data.safetensors" "$tmp/basin-model.safetensors" \
-            "$1" "$2" 12 4 "$3" "$4" "$5" 1e-4 > "$tmp/basin.csv"
+            "$1" "$2" "$STEPS" 4 "$3" "$4" "$5" 1e-4 > "$tmp/basin.csv" || fail=1
         "$PY" - "$tmp/ref.csv" "$tmp/basin.csv" "$tmp/ref-model.safetensors" "$tmp/basin-model.safetensors" "$a $1" <<'PYEOF' || fail=1
 import sys, os
 sys.path.insert(0, os.environ.get("REF_DIR", "../shared/peers"))
@@ -75,7 +79,7 @@ dl = max(abs(x - y) / max(abs(x), 1e-6) for x, y in zip(a, b))
 ta, tb = r.st_load(sys.argv[3])[0], r.st_load(sys.argv[4])[0]
 rel = {k: (ta[k].float() - tb[k].float()).abs() / (ta[k].float().abs().max() + 1e-12) for k in ta}
 dw = max(v.max().item() for v in rel.values())
-ok = len(a) == len(b) and dl < 1e-4 and dw < 1e-3
+ok = len(a) == len(b) and dl < 1e-3 and dw < 1e-3
 print(f"{sys.argv[5]:16s} training parity: {len(b)} steps, loss {a[0]:.4f} -> {a[-1]:.4f}, "
       f"max relative difference: losses {dl:.1e}, weights {dw:.1e}{'' if ok else '  FAIL'}")
 sys.exit(0 if ok else 1)

@@ -94,6 +94,8 @@ struct model {
     struct model_config cfg;
     struct graph *g;
     char *frontend;             /* basin.frontend JSON, or NULL */
+    char *input;                /* basin.input JSON, the clip length it was trained on
+                                 * (train/predict.h reads and writes it), or NULL */
     char **labels;              /* classes names, or NULL */
     int n_labels;
     float *norm_mean, *norm_std;/* per-bin feature normalisation, or NULL */
@@ -166,7 +168,8 @@ int model_describe(const struct model *m, int f, int t, struct layer_row *rows, 
 /* ----------------------------------------------------------------------------- files */
 
 /* Save as .safetensors (DESIGN.md section 3): state-dict tensors, basin.format "1",
- * basin.arch, basin.config, and basin.frontend / basin.labels / basin.norm when set.
+ * basin.arch, basin.config, and basin.frontend / basin.input / basin.labels / basin.norm
+ * when set.
  * `extra_meta` (NULL or key, value pairs, NULL-terminated) adds metadata such as training
  * state. With `checkpoint`, also optim.<name>.m / .v and prune.<name>.mask tensors. The
  * write is atomic. */
