@@ -139,9 +139,12 @@ interop: all $(O)/train_parity
 $(O)/train_parity: $(O)/tests/interop/train_parity.o $(LIB)
 	$(Q)$(CC) $(LDFLAGS_BASE) -o $@ $^ $(LIBS)
 
-# What ships in assets/ is made by basin itself (assets/assets.basin).
+# What ships in assets/ is made by basin itself (assets/assets.basin): the demo clips and the
+# default model, trained from scratch with a fixed seed.
 assets: $(BIN)
-	$(Q)$(BIN) --script assets/assets.basin
+	$(Q)rm -rf build/assets-run
+	$(Q)start=$$(date +%s); $(BIN) --script assets/assets.basin && \
+	    echo "make assets: $$(( $$(date +%s) - start )) s"
 
 deps:
 	$(Q)if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \

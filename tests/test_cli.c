@@ -434,7 +434,30 @@ static void test_readme_first_session(void)
     EXPECT(strstr(buf, "227,316 parameters") != NULL);
 }
 
+/* With no model, predict, eval and info use the shipped default model and say so; it
+ * classifies the shipped demo clips (recorded by a seen and an unseen device). save does
+ * not: it saves only what the session made. */
+static void test_default_model(void)
+{
+    const char *bin = getenv("BASIN_BIN");
+    if (!bin || access("assets/default-model.safetensors", R_OK)) {
+        printf("  (no assets/default-model.safetensors: skipped; make assets makes it)\n");
+        return;
+    }
+    char cmd[2048], buf[8192];
+    snprintf(cmd, sizeof cmd,
+             "printf 'save %s\\npredict assets/park.wav top=1\\npredict assets/street-traffic-s5.wav top=1\\n"
+             "predict assets/metro-station-b.wav top=1\\ninfo 64 251\\n' | '%s' 2>&1",
+             test_path("nothing.safetensors"), bin);
+    EXPECT_EQ_INT(shell_output(cmd, buf, sizeof buf), 1); /* the save */
+    EXPECT_MSG(strstr(buf, "stdin:1: error: save: no model") != NULL, "got: %s", buf);
+    EXPECT_MSG(strstr(buf, "(no model: using the default model ") != NULL, "got: %s", buf);
+    EXPECT(strstr(buf, "1. park ") && strstr(buf, "1. street_traffic ") && strstr(buf, "1. metro_station "));
+    EXPECT(strstr(buf, "total: 15,372 parameters") != NULL);
+}
+
 const struct test tests_cli[] = {
+    TEST(test_default_model),
     TEST_HEAVY(test_readme_first_session),
     TEST(test_comments_and_home_folder),
     TEST(test_argument_errors),

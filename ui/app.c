@@ -60,6 +60,50 @@ static int progress_line(void *user, const char *label, long done, long total)
     return !interrupted;
 }
 
+int app_asset_path(const char *name, char *buf, size_t n)
+{
+    char exe[4096], tried[1024] = "";
+    const char *env = getenv("BASIN_ASSETS");
+    if (env && *env) {
+        snprintf(buf, n, "%s/%s", env, name);
+        if (access(buf, R_OK) == 0) return STATUS_OK;
+        snprintf(tried, sizeof tried, "%s, ", env);
+    }
+    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (k > 0) {
+        exe[k] = 0;
+        char *slash = strrchr(exe, '/');
+        if (slash) *slash = 0;
+        static const char *const rel[] = {"assets", "../../assets", "../share/basin/assets"};
+        for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
+            char p[4400], real[4096];
+            snprintf(p, sizeof p, "%s/%s/%s", exe, rel[i], name);
+            if (access(p, R_OK) != 0) continue;
+            snprintf(buf, n, "%s", realpath(p, real) ? real : p);
+            return STATUS_OK;
+        }
+        size_t t = strlen(tried);
+        snprintf(tried + t, sizeof tried - t, "%.900s/{assets,../../assets,../share/basin/assets}", exe);
+    }
+    return status_set(STATUS_NOT_FOUND, "%s is not in %s (make assets makes it)", name, tried);
+}
+
+int app_need_model(struct app *a, const char *cmd)
+{
+    if (a->model) return STATUS_OK;
+    char path[4300];
+    int s = app_asset_path(APP_DEFAULT_MODEL, path, sizeof path);
+    struct model *m = NULL;
+    if (!s) s = model_load(&m, path);
+    if (s)
+        return app_fail(a, STATUS_INVALID, "%s: no model (new or load one first; the default model: %s)", cmd,
+                        status_detail());
+    a->model = m;
+    snprintf(a->model_name, sizeof a->model_name, "%.255s", path);
+    app_out(a, "(no model: using the default model %s)\n", path);
+    return STATUS_OK;
+}
+
 void app_init(struct app *a)
 {
     memset(a, 0, sizeof *a);

@@ -56,6 +56,15 @@ int app_run_line(struct app *a, const char *line);
 int app_run_stream(struct app *a, FILE *in, const char *name);
 
 void app_out(struct app *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The path of a file shipped in assets/ (the default model, demo clips): $BASIN_ASSETS,
+ * else assets/ beside the binary or two levels up (build/<kind>/basin in the source tree),
+ * else ../share/basin/assets. 0, or STATUS_NOT_FOUND naming the places tried. */
+int app_asset_path(const char *name, char *buf, size_t n);
+/* Make sure the session has a model for `cmd`: when it has none, load the default model
+ * (assets/default-model.safetensors) and say so. 0, or the error (printed). */
+int app_need_model(struct app *a, const char *cmd);
+#define APP_DEFAULT_MODEL "default-model.safetensors"
+
 /* Ask the running command to stop at its next safe point (async-signal-safe: the SIGINT
  * handler calls it). Cleared when the next command starts. */
 void app_interrupt(void);

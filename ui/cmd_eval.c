@@ -156,7 +156,7 @@ int cmd_eval(struct app *a, int argc, char **argv)
         }
     }
     if (csv && !*csv) return app_fail(a, STATUS_INVALID, "eval: --csv needs a FILE");
-    if (!a->model) return app_fail(a, STATUS_INVALID, "eval: no model (new, load or train one first)");
+    if (app_need_model(a, "eval")) return STATUS_INVALID;
     if (ensure_dataset(a, "eval")) return STATUS_INVALID;
     struct model *m = a->model;
     struct frontend_params p;
@@ -280,7 +280,7 @@ int cmd_predict(struct app *a, int argc, char **argv)
         }
     }
     if (csv && !*csv) return app_fail(a, STATUS_INVALID, "predict: --csv needs a FILE");
-    if (!a->model) return app_fail(a, STATUS_INVALID, "predict: no model (new, load or train one first)");
+    if (app_need_model(a, "predict")) return STATUS_INVALID;
     struct model *m = a->model;
     const int M = m->cfg.classes;
     if (top > M) {

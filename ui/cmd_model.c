@@ -108,7 +108,7 @@ int cmd_save(struct app *a, int argc, char **argv)
 
 int cmd_info(struct app *a, int argc, char **argv)
 {
-    if (!a->model) return app_fail(a, STATUS_INVALID, "info: no model (new or load one first)");
+    if (app_need_model(a, "info")) return STATUS_INVALID;
     int f, t;
     struct frontend_params fe;
     if (!pipeline_model_frontend(a->model, &fe)) {
