@@ -37,6 +37,7 @@
     X(cli)                                                                                  \
     X(cli_data)                                                                             \
     X(repl)                                                                                 \
+    X(workbench)                                                                            \
     X(canvas)                                                                               \
     X(views)                                                                                \
     X(loss)                                                                                 \

@@ -41,9 +41,11 @@ static void test_new_info_prints_the_table(void)
 
 static void test_errors_are_one_line_and_the_session_goes_on(void)
 {
+    setenv("BASIN_ASSETS", "/nonexistent", 1); /* `info` with no model: no default to fall back on */
     struct cli_output c = cli_run("frobnicate\nnew resnet\nnew cpresnet width=abc\nnew cpresnet depth=3\n"
                             "load /nonexistent/m.safetensors\ninfo\nsave\nset threads=x\n"
                             "new cpresnet width=8 'unterminated\nnew cpresnet width=8\ninfo\n");
+    unsetenv("BASIN_ASSETS");
     EXPECT_EQ_INT(c.n_errors, 9);
     EXPECT_EQ_INT(count_lines(c.err), 9);
     EXPECT(strstr(c.err, "error: unknown command 'frobnicate'") != NULL);

@@ -430,7 +430,9 @@ static void test_eval_command(void)
     snprintf(script, sizeof script,
              "eval\nload %s\ndata %s\neval split=bogus\neval by=city\neval nonsense=1\neval stray\neval --csv\n"
              "eval split=test\n", model, dir);
+    setenv("BASIN_ASSETS", "/nonexistent", 1); /* no default model to fall back on */
     o = cli_run(script);
+    unsetenv("BASIN_ASSETS");
     EXPECT_EQ_INT(o.n_errors, 7);
     EXPECT(strstr(o.err, "eval: no model") != NULL);
     EXPECT(strstr(o.err, "split=bogus: train, evaluate, test or all") != NULL);

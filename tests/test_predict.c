@@ -674,7 +674,9 @@ static void test_predict_command(void)
              "predict %s window=0\npredict %s hop=abc\npredict %s colour=red\npredict %s %s\npredict %s --csv\n"
              "predict %s window=2 hop=3\npredict %s/none.wav\n",
              model, lng, lng, lng, lng, lng, lng, lng, lng, lng, lng, lng, test_dir());
+    setenv("BASIN_ASSETS", "/nonexistent", 1); /* no default model to fall back on */
     o = cli_run(script);
+    unsetenv("BASIN_ASSETS");
     EXPECT_EQ_INT(o.n_errors, 13);
     EXPECT(strstr(o.err, "predict: no model") != NULL);
     EXPECT(strstr(o.err, "predict: which clip?") != NULL);

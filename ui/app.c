@@ -8,6 +8,7 @@
  */
 #include "app.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -18,6 +19,9 @@
 #include "basin/core/status.h"
 #include "basin/data/dataset.h"
 #include "basin/model/model.h"
+#include "basin/train/eval.h"
+#include "job.h"
+#include "views.h"
 #include "commands.h"
 
 #define MAX_ARGS 64
@@ -64,10 +68,10 @@ int app_asset_path(const char *name, char *buf, size_t n)
 {
     char exe[4096], tried[1024] = "";
     const char *env = getenv("BASIN_ASSETS");
-    if (env && *env) {
+    if (env && *env) { /* when set, the only place */
         snprintf(buf, n, "%s/%s", env, name);
         if (access(buf, R_OK) == 0) return STATUS_OK;
-        snprintf(tried, sizeof tried, "%s, ", env);
+        return status_set(STATUS_NOT_FOUND, "%s is not in %s (BASIN_ASSETS)", name, env);
     }
     ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (k > 0) {
@@ -113,10 +117,31 @@ void app_init(struct app *a)
     frontend_preset(&a->preset, FRONTEND_DEFAULT_PRESET);
     audio_file_init(&a->clip);
     a->progress = (struct progress){progress_line, a};
+    a->next_job_id = 1;
+    a->curves = calloc(1, sizeof *a->curves);
+    if (a->curves) curves_init(a->curves);
+}
+
+static void free_names(char **names)
+{
+    for (int i = 0; names && names[i]; i++) free(names[i]);
+    free(names);
 }
 
 void app_fini(struct app *a)
 {
+    if (a->job) {
+        job_cancel(a->job);
+        app_wait_job(a);
+    }
+    eval_result_destroy(a->views.eval);
+    free_names(a->views.eval_labels);
+    free_names(a->views.eval_devices);
+    free(a->views.probs);
+    free_names(a->views.probs_labels);
+    free(a->views.spec);
+    if (a->curves) curves_fini(a->curves);
+    free(a->curves);
     model_destroy(a->model);
     a->model = NULL;
     audio_file_fini(&a->clip);
@@ -124,12 +149,162 @@ void app_fini(struct app *a)
     a->ds = NULL;
 }
 
+/* ---- jobs ------------------------------------------------------------------------------ */
+
+/* Output may come from a job's thread while the UI thread draws the live line of a
+ * foreground job on the terminal: one lock orders them, and a line of output first clears
+ * the live line. */
+static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
+static int live_drawn;
+
+
+void app_views_changed(struct app *a)
+{
+    __atomic_add_fetch(&a->views.changes, 1, __ATOMIC_RELAXED);
+    if (a->wake) a->wake(a->wake_user);
+}
+
+static void fmt_duration(char *buf, size_t n, double s)
+{
+    long t = (long)(s + 0.5);
+    if (t >= 3600) snprintf(buf, n, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+    else snprintf(buf, n, "%ld:%02ld", t / 60, t % 60);
+}
+
+/* Headless waiting: a live line on a terminal from the job's progress, Ctrl-C cancels. */
+static void wait_headless(struct app *a)
+{
+    int tty = isatty(fileno(a->err)), drawn = 0;
+    while (job_running(a->job)) {
+        if (interrupted && !job_cancelled(a->job)) job_cancel(a->job);
+        if (tty) {
+            struct job_info ji;
+            job_info(a->job, &ji);
+            char line[400], eta[32] = "";
+            if (ji.eta_s >= 0) fmt_duration(eta, sizeof eta, ji.eta_s);
+            if (ji.message[0])
+                snprintf(line, sizeof line, "%s%s%s", ji.message, eta[0] ? "  ETA " : "", eta);
+            else if (ji.total > 0)
+                snprintf(line, sizeof line, "%s %3d%% (%ld/%ld)%s%s", ji.label, (int)(100.0 * ji.done / ji.total),
+                         ji.done, ji.total, eta[0] ? "  ETA " : "", eta);
+            else
+                snprintf(line, sizeof line, "%s", ji.label);
+            if (line[0]) {
+                fflush(a->out);
+                pthread_mutex_lock(&out_lock);
+                fprintf(a->err, "\r%s\x1b[K", line);
+                fflush(a->err);
+                live_drawn = drawn = 1;
+                pthread_mutex_unlock(&out_lock);
+            }
+        }
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    if (drawn) {
+        pthread_mutex_lock(&out_lock);
+        if (live_drawn) fprintf(a->err, "\r\x1b[K");
+        fflush(a->err);
+        live_drawn = 0;
+        pthread_mutex_unlock(&out_lock);
+    }
+}
+
+int app_reap_job(struct app *a)
+{
+    if (!a->job || !job_reapable(a->job)) return 0;
+    struct job_info ji;
+    job_info(a->job, &ji);
+    const char *saved = a->cmd;
+    /* the done step reports as its command (the job's first word) */
+    char name[32];
+    snprintf(name, sizeof name, "%.*s", (int)(strcspn(ji.name, " ") < 31 ? strcspn(ji.name, " ") : 31), ji.name);
+    a->cmd = name;
+    int s = job_reap(a->job);
+    a->cmd = saved;
+    if (s && a->job_background) a->n_errors++; /* a foreground job's command counts it */
+    char took[32];
+    fmt_duration(took, sizeof took, ji.elapsed_s);
+    int k = a->n_done_jobs < 8 ? a->n_done_jobs++ : 7;
+    if (k == 7 && a->n_done_jobs == 8) memmove(a->done_jobs[0], a->done_jobs[1], sizeof a->done_jobs[0] * 7);
+    snprintf(a->done_jobs[k], sizeof a->done_jobs[k], "%3d  %-9s %-7s  %.120s", ji.id,
+             s == STATUS_CANCELLED ? "cancelled" : s ? "failed" : "done", took, ji.name);
+    job_destroy(a->job);
+    a->job = NULL;
+    a->holds = 0;
+    app_views_changed(a);
+    return 1;
+}
+
+int app_wait_job(struct app *a)
+{
+    if (!a->job) return STATUS_OK;
+    if (a->wait_job) a->wait_job(a);
+    else wait_headless(a);
+    struct job *j = a->job;
+    (void)j;
+    int s = STATUS_OK;
+    if (a->job && job_reapable(a->job)) {
+        struct job_info ji;
+        job_info(a->job, &ji);
+        s = ji.state == JOB_DONE ? STATUS_OK : ji.state == JOB_CANCELLED ? STATUS_CANCELLED : STATUS_INVALID;
+        app_reap_job(a);
+    }
+    return s;
+}
+
+int app_run_job(struct app *a, struct job_desc *d, unsigned holds)
+{
+    if (a->job && app_reap_job(a) == 0 && a->job) {
+        struct job_info ji;
+        job_info(a->job, &ji);
+        return app_fail(a, STATUS_INVALID, "job %d (%s) is running: wait for it, or stop it", ji.id, ji.name);
+    }
+    struct job *j;
+    int s = job_start(&j, a->next_job_id, d, a->wake, a->wake_user);
+    if (s) {
+        if (d->done) d->done(NULL, d->arg, s);
+        return app_fail(a, s, "%s", status_detail());
+    }
+    a->next_job_id++;
+    a->job = j;
+    a->holds = holds;
+    a->job_background = a->background;
+    if (a->background) {
+        app_out(a, "job %d: %s (jobs lists it, stop cancels it)\n", a->next_job_id - 1, d->name);
+        return STATUS_OK;
+    }
+    return app_wait_job(a);
+}
+
+int app_check_job(struct app *a, const char *cmd, unsigned flags)
+{
+    if (!a->job) return STATUS_OK;
+    if (app_reap_job(a)) return STATUS_OK;
+    unsigned h = a->holds;
+    const char *why = NULL;
+    if ((flags & CMD_CHANGES_MODEL) && (h & (APP_HOLD_MODEL_READ | APP_HOLD_MODEL_WRITE))) why = "uses the model";
+    else if ((flags & CMD_READS_WEIGHTS) && (h & APP_HOLD_MODEL_WRITE)) why = "is changing the model's weights";
+    else if ((flags & CMD_CHANGES_DATA) && (h & APP_HOLD_DATA)) why = "uses the data set";
+    if (!why) return STATUS_OK;
+    struct job_info ji;
+    job_info(a->job, &ji);
+    return app_fail(a, STATUS_INVALID, "%s: job %d (%s) %s: wait for it, or stop it", cmd, ji.id, ji.name, why);
+}
+
 void app_out(struct app *a, const char *fmt, ...)
 {
+    pthread_mutex_lock(&out_lock);
+    if (live_drawn) {
+        fputs("\r\x1b[K", a->err);
+        fflush(a->err);
+        live_drawn = 0;
+    }
     va_list ap;
     va_start(ap, fmt);
     vfprintf(a->out, fmt, ap);
     va_end(ap);
+    pthread_mutex_unlock(&out_lock);
 }
 
 int app_fail(struct app *a, int status, const char *fmt, ...)
@@ -254,14 +429,22 @@ int app_run_line(struct app *a, const char *line)
         const struct command *c = command_find(argv[0]);
         size_t n;
         const char *rep;
+        /* a last word "&" runs the command's job in the background */
+        int background = argc > 1 && !strcmp(argv[argc - 1], "&");
+        if (background) argv[--argc] = NULL;
         if (!c) {
             status = app_fail(a, STATUS_INVALID, "unknown command '%s' (try: help)", argv[0]);
         } else if ((a->cmd = c->name), (rep = repeated_key(argc, argv, &n))) {
             status = app_fail(a, STATUS_INVALID, "%.*s= is given twice", (int)n, rep);
+        } else if (app_check_job(a, c->name, c->flags)) {
+            status = STATUS_INVALID;
         } else {
             status_clear();
             interrupted = 0;
+            int saved = a->background;
+            a->background |= background;
             status = c->run(a, argc, argv);
+            a->background = saved;
         }
     }
     a->cmd = NULL;
@@ -280,6 +463,11 @@ int app_run_stream(struct app *a, FILE *in, const char *name)
     while (!a->quit && !interrupted && getline(&line, &cap, in) >= 0) {
         a->line_no++;
         if (app_run_line(a, line)) failed++;
+    }
+    if (a->job) { /* the script ends: its last job is waited for */
+        int before = a->n_errors;
+        app_wait_job(a);
+        failed += a->n_errors > before;
     }
     a->script = NULL;
     free(line);

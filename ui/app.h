@@ -17,6 +17,34 @@
 
 struct model;
 struct dataset;
+struct eval_result;
+struct job;
+
+/* What a running job holds: commands that would change it (or read what it changes) are
+ * refused until it ends (commands.h, enum command_flags). */
+enum app_hold {
+    APP_HOLD_MODEL_READ = 1,    /* the job reads the model: it must not be replaced */
+    APP_HOLD_MODEL_WRITE = 2,   /* the job changes the weights: no other use of them */
+    APP_HOLD_DATA = 4,          /* the job reads the data set: it must not be replaced */
+};
+
+/* What the views show (views.h), kept by the app and drawn on demand. */
+struct app_views {
+    int current;                /* enum view_kind shown in the split view */
+    unsigned long changes;      /* bumped whenever something shown changed */
+    float *spec;                /* the current clip's features (F, T), or NULL */
+    int spec_mels, spec_frames;
+    float spec_lo, spec_hi;
+    char spec_unit[48], spec_title[300];
+    struct frontend_params spec_fe;
+    struct eval_result *eval;   /* the last evaluation, or NULL (owned) */
+    char eval_title[300];
+    char **eval_labels, **eval_devices;  /* its class and device names (owned) */
+    float *probs;               /* the last prediction (owned), or NULL */
+    int n_probs;
+    char **probs_labels;
+    char probs_title[300];
+};
 
 struct app {
     struct model *model;        /* the current model, or NULL */
@@ -40,6 +68,25 @@ struct app {
     const char *cmd;            /* the running command's name (errors start with it) */
     const char *script;         /* the script being run ("stdin" for a pipe), else NULL */
     long line_no;               /* its line, for "FILE:LINE: error: ..." */
+
+    /* Jobs: at most one runs at a time; the last few ended ones are kept for `jobs`. */
+    struct job *job;            /* the running (or not yet reaped) job, or NULL */
+    unsigned holds;             /* enum app_hold of the running job */
+    int job_background;         /* 1: it was started in the background */
+    int next_job_id;
+    int workbench;              /* 1 in the split view (views are drawn, not printed) */
+    int background;             /* 1: commands return when their job starts (the split
+                                 * view, or a line ending in '&'); 0: they wait for it */
+    void (*wake)(void *user);   /* how a job wakes the UI thread (the split view's pipe) */
+    void *wake_user;
+    /* How `wait` and a foreground job wait: headless, a loop drawing a progress line on a
+     * terminal; the split view installs its own event loop here. NULL: the headless one. */
+    void (*wait_job)(struct app *a);
+    char done_jobs[8][200];     /* "1 train ... done in 0:12" of the last ended jobs */
+    int n_done_jobs;
+
+    struct app_views views;
+    struct curves *curves;      /* training curves (views.h), filled by a training job */
 };
 
 void app_init(struct app *a);
@@ -56,14 +103,40 @@ int app_run_line(struct app *a, const char *line);
 int app_run_stream(struct app *a, FILE *in, const char *name);
 
 void app_out(struct app *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* The path of a file shipped in assets/ (the default model, demo clips): $BASIN_ASSETS,
- * else assets/ beside the binary or two levels up (build/<kind>/basin in the source tree),
+/* The path of a file shipped in assets/ (the default model, demo clips): in $BASIN_ASSETS
+ * when that is set (and nowhere else), else assets/ beside the binary or two levels up (build/<kind>/basin in the source tree),
  * else ../share/basin/assets. 0, or STATUS_NOT_FOUND naming the places tried. */
 int app_asset_path(const char *name, char *buf, size_t n);
 /* Make sure the session has a model for `cmd`: when it has none, load the default model
  * (assets/default-model.safetensors) and say so. 0, or the error (printed). */
 int app_need_model(struct app *a, const char *cmd);
 #define APP_DEFAULT_MODEL "default-model.safetensors"
+
+/* Run d as a job (job.h) on behalf of the running command: in the foreground (the
+ * default headless) wait for it through a->wait_job and return its status, after its done
+ * step has run; in the background return 0 at once (its done step runs when the UI thread
+ * reaps it; a failure then counts as a failed command). d->holds is ignored; `holds` says
+ * what the job holds (enum app_hold). Refused (STATUS_INVALID, printed) while another job
+ * runs. */
+struct job_desc;
+int app_run_job(struct app *a, struct job_desc *d, unsigned holds);
+/* Reap the job if it has ended (its done step runs here, on the calling thread). Returns
+ * 1 when one was reaped. */
+int app_reap_job(struct app *a);
+/* Wait for the running job to end (Ctrl-C cancels it), then reap it. Returns its status
+ * (0 when there was none). */
+int app_wait_job(struct app *a);
+/* 0 when the running job (if any) allows a command with these flags (commands.h), else
+ * prints why it is refused and returns STATUS_INVALID. */
+int app_check_job(struct app *a, const char *cmd, unsigned flags);
+/* The views changed (redraw them). */
+void app_views_changed(struct app *a);
+/* The current clip as the spectrogram view, through the session's front end (cmd_audio.c;
+ * `clip` calls it). */
+void app_clip_to_view(struct app *a);
+/* Draw view `kind` (enum view_kind) of the session into c (cmd_view.c). */
+struct canvas;
+void app_draw_view(struct app *a, int kind, struct canvas *c);
 
 /* Ask the running command to stop at its next safe point (async-signal-safe: the SIGINT
  * handler calls it). Cleared when the next command starts. */

@@ -12,7 +12,9 @@
 #include "basin/model/model.h"
 #include "basin/train/pipeline.h"
 #include "commands.h"
+#include "canvas.h"
 #include "render.h"
+#include "views.h"
 #include "session.h"
 
 int cmd_clip(struct app *a, int argc, char **argv)
@@ -40,6 +42,7 @@ int cmd_clip(struct app *a, int argc, char **argv)
     app_out(a, "%s: %d Hz, %d channel%s, %.3f s (%ld frames), %s%s%s\n", argv[1], af.sample_rate_hz,
             af.n_channels, af.n_channels == 1 ? "" : "s", (double)af.n_frames / af.sample_rate_hz,
             af.n_frames, level, *fmt ? ", " : "", fmt);
+    app_clip_to_view(a);
     return STATUS_OK;
 }
 
@@ -128,19 +131,6 @@ static int clip_at_rate(const struct audio_file *clip, int rate, float **out, lo
     return STATUS_OK;
 }
 
-struct axis {
-    const struct frontend_params *p;
-};
-
-/* Label a text row with the centre frequency of the mel bands it covers. */
-static void freq_label(void *user, double lo, double hi, char *buf, int n)
-{
-    const struct frontend_params *p = ((struct axis *)user)->p;
-    double m0 = mel_from_hz(p->fmin_hz, p->mel_scale), m1 = mel_from_hz(p->fmax_hz, p->mel_scale);
-    double hz = mel_to_hz(m0 + (m1 - m0) * 0.5 * (lo + hi), p->mel_scale);
-    snprintf(buf, (size_t)n, hz >= 1000 ? "%.1fk" : "%.0f", hz >= 1000 ? hz / 1000 : hz);
-}
-
 static int write_csv(const char *path, const struct frontend_params *p, const float *y, int rows, long cols)
 {
     char tmp[1100];
@@ -164,13 +154,96 @@ static int write_csv(const char *path, const struct frontend_params *p, const fl
     return STATUS_OK;
 }
 
+/* The features of clip through front end p (normalised with the model's statistics when
+ * the front end asks for them and p is the model's own): y (F, T) in a new buffer (free),
+ * the value range and what the numbers are. */
+struct spec_data {
+    float *y;
+    long t, n;                  /* frames, samples at the front end's rate */
+    float lo, hi;
+    int normed;
+};
+
+static int spec_compute(struct app *a, const struct audio_file *clip, const struct frontend_params *p, int own_model,
+                        struct spec_data *d)
+{
+    memset(d, 0, sizeof *d);
+    float *x = NULL;
+    struct frontend *fe = NULL;
+    struct frontend_work *w = NULL;
+    int s = clip_at_rate(clip, p->sample_rate_hz, &x, &d->n);
+    if (!s) s = frontend_create(&fe, p);
+    if (!s) s = frontend_work_create(&w, fe);
+    d->t = fe ? frontend_frames(fe, d->n) : 0;
+    if (!s && !(d->y = malloc((size_t)p->n_mels * (size_t)(d->t > 0 ? d->t : 1) * sizeof *d->y)))
+        s = status_set(STATUS_NOMEM, "out of memory");
+    if (!s) s = frontend_compute(fe, w, x, d->n, d->y);
+    /* What the model sees: its per-bin normalisation when the front end asks for one and
+     * the model carries the statistics. */
+    if (!s && p->znorm && own_model && a->model && a->model->n_norm == p->n_mels) {
+        for (int r = 0; r < p->n_mels; r++)
+            for (long k = 0; k < d->t; k++) {
+                float *v = &d->y[(long)r * d->t + k];
+                *v = (*v - a->model->norm_mean[r]) / a->model->norm_std[r];
+            }
+        d->normed = 1;
+    }
+    d->hi = -INFINITY, d->lo = INFINITY;
+    for (long i = 0; !s && i < (long)p->n_mels * d->t; i++) {
+        if (d->y[i] > d->hi) d->hi = d->y[i];
+        if (d->y[i] < d->lo) d->lo = d->y[i];
+    }
+    free(x);
+    frontend_work_destroy(w);
+    frontend_destroy(fe);
+    if (s) {
+        free(d->y);
+        d->y = NULL;
+    }
+    return s;
+}
+
+/* Keep d (taken over) as the spectrogram view. */
+static void spec_to_view(struct app *a, struct spec_data *d, const struct frontend_params *p, const char *title,
+                         float lo, const char *unit)
+{
+    struct app_views *v = &a->views;
+    free(v->spec);
+    v->spec = d->y;
+    d->y = NULL;
+    v->spec_mels = p->n_mels, v->spec_frames = (int)d->t;
+    v->spec_lo = lo, v->spec_hi = d->hi;
+    v->spec_fe = *p;
+    snprintf(v->spec_unit, sizeof v->spec_unit, "%s", unit);
+    snprintf(v->spec_title, sizeof v->spec_title, "%.299s", title);
+    app_views_changed(a);
+}
+
+/* The current clip through the session's front end, as the spectrogram view (after
+ * `clip`); failures leave the view as it was. */
+void app_clip_to_view(struct app *a)
+{
+    struct frontend_params p;
+    const char *from;
+    session_frontend(a, &p, &from);
+    struct spec_data d;
+    if (!a->clip.x || spec_compute(a, &a->clip, &p, 1, &d)) return;
+    char title[400];
+    const char *unit = d.normed ? "z-score" : p.scale == FRONTEND_SCALE_DB ? "dB" : scale_words(&p);
+    snprintf(title, sizeof title, "%.250s: %s front end, %d mels x %ld frames (%.2f s)", a->clip_path, p.preset,
+             p.n_mels, d.t, (double)d.n / p.sample_rate_hz);
+    float lo = p.scale == FRONTEND_SCALE_DB && !d.normed ? fmaxf(d.lo, d.hi - 80) : d.lo;
+    spec_to_view(a, &d, &p, title, lo, unit);
+}
+
 int cmd_spec(struct app *a, int argc, char **argv)
 {
     const char *path = NULL, *csv = NULL, *preset = NULL;
-    enum render_style style = render_style_for(a->out);
+    enum canvas_mode mode = canvas_mode_for(a->out);
     long width = render_columns(a->out) - 10, range = 80;
-    /* 32 rows, fewer when the terminal is lower: title, rows, time axis and the prompt fit */
-    long rows = render_lines(a->out) > 0 ? render_lines(a->out) - 4 : 32;
+    /* 32 rows, fewer when the terminal is lower: title, rows, time axis, scale and the
+     * prompt fit */
+    long rows = render_lines(a->out) > 0 ? render_lines(a->out) - 6 : 32;
     rows = rows > 32 ? 32 : rows < 4 ? 4 : rows;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--csv") && i + 1 < argc) {
@@ -186,9 +259,10 @@ int cmd_spec(struct app *a, int argc, char **argv)
         } else if (!strcmp(argv[i], "csv")) {
             csv = v;
         } else if (!strcmp(argv[i], "style")) {
-            if (!strcmp(v, "ascii")) style = RENDER_ASCII;
-            else if (!strcmp(v, "color") || !strcmp(v, "colour")) style = RENDER_COLOR;
-            else return app_fail(a, STATUS_INVALID, "spec: style=%s (ascii or color)", v);
+            if (!strcmp(v, "ascii")) mode = CANVAS_ASCII;
+            else if (!strcmp(v, "color") || !strcmp(v, "colour")) mode = CANVAS_COLOR;
+            else if (!strcmp(v, "utf8")) mode = CANVAS_UTF8;
+            else return app_fail(a, STATUS_INVALID, "spec: style=%s (ascii, utf8 or color)", v);
         } else if (!strcmp(argv[i], "width")) {
             if (arg_int(a, "width", v, 10, 2000, &width)) return STATUS_INVALID;
         } else if (!strcmp(argv[i], "rows")) {
@@ -216,53 +290,37 @@ int cmd_spec(struct app *a, int argc, char **argv)
     } else if (!a->clip.x) {
         return app_fail(a, STATUS_INVALID, "spec: which clip? (spec PATH, or clip PATH first)");
     }
-    float *x = NULL, *y = NULL;
-    long n = 0;
-    struct frontend *fe = NULL;
-    struct frontend_work *w = NULL;
-    int s = clip_at_rate(clip, p.sample_rate_hz, &x, &n);
-    if (!s) s = frontend_create(&fe, &p);
-    if (!s) s = frontend_work_create(&w, fe);
-    long t = fe ? frontend_frames(fe, n) : 0;
-    if (!s && !(y = malloc((size_t)p.n_mels * (size_t)(t > 0 ? t : 1) * sizeof *y))) s = status_set(STATUS_NOMEM, "out of memory");
-    if (!s) s = frontend_compute(fe, w, x, n, y);
-    /* What the model sees: its per-bin normalisation when the front end asks for one and
-     * the model carries the statistics. */
-    int normed = 0;
-    if (!s && p.znorm && !preset && a->model && a->model->n_norm == p.n_mels) {
-        for (int r = 0; r < p.n_mels; r++)
-            for (long k = 0; k < t; k++) {
-                float *v = &y[(long)r * t + k];
-                *v = (*v - a->model->norm_mean[r]) / a->model->norm_std[r];
-            }
-        normed = 1;
-    }
-    if (!s && csv) s = write_csv(csv, &p, y, p.n_mels, t);
+    struct spec_data d;
+    int s = spec_compute(a, clip, &p, !preset, &d);
+    if (!s && csv) s = write_csv(csv, &p, d.y, p.n_mels, d.t);
     if (!s) {
-        float hi = -INFINITY, lo = INFINITY;
-        for (long i = 0; i < (long)p.n_mels * t; i++) {
-            if (y[i] > hi) hi = y[i];
-            if (y[i] < lo) lo = y[i];
-        }
         /* range= is in dB: it applies to dB features only */
-        int in_db = p.scale == FRONTEND_SCALE_DB && !normed;
-        float shown_lo = in_db ? fmaxf(lo, hi - (float)range) : lo;
+        int in_db = p.scale == FRONTEND_SCALE_DB && !d.normed;
+        float shown_lo = in_db ? fmaxf(d.lo, d.hi - (float)range) : d.lo;
         const char *where = !strcmp(from, "preset=") ? "given with preset=" :
                             !strcmp(from, "model") ? "the model's" : a->preset_chosen ? "the session's" :
                             "the default";
-        app_out(a, "%s: %s front end (%s), %d mels x %ld frames (%.2f s), %.1f .. %.1f %s\n", label, p.preset,
-                where, p.n_mels, t, (double)n / p.sample_rate_hz, lo, hi,
-                normed ? "z-score (the model's per-bin normalisation)" : scale_words(&p));
-        struct axis ax = {&p};
-        fflush(a->out);
-        render_heatmap(a->out, style, y, p.n_mels, (int)t, (int)rows, (int)width, shown_lo, hi, freq_label, &ax);
-        app_out(a, "%8s 0 s%*s%.1f s\n", "", (int)(width < t ? width : t) - 8, "", (double)n / p.sample_rate_hz);
-        if (csv) app_out(a, "wrote %s (%d mel bins x %ld frames)\n", csv, p.n_mels, t);
+        char title[600];
+        snprintf(title, sizeof title, "%.300s: %s front end (%s), %d mels x %ld frames (%.2f s), %.1f .. %.1f %s", label,
+                 p.preset, where, p.n_mels, d.t, (double)d.n / p.sample_rate_hz, d.lo, d.hi,
+                 d.normed ? "z-score (the model's per-bin normalisation)" : scale_words(&p));
+        const char *unit = d.normed ? "z-score" : in_db ? "dB" : "";
+        /* the figure: labels (8 columns), the map, its time axis and colour scale */
+        struct canvas c;
+        int per = mode == CANVAS_COLOR ? 2 : 1;
+        long map_rows = (p.n_mels + per - 1) / per < rows ? (p.n_mels + per - 1) / per : rows;
+        long cols = d.t < width ? d.t : width;
+        int cw = (int)(cols + 8 < 48 ? 48 : cols + 8), tl = (int)strlen(title);
+        if (!(s = canvas_init(&c, cw > tl ? cw : tl, (int)map_rows + 4, mode))) {
+            view_spec(&c, title, d.y, p.n_mels, (int)d.t, &p, shown_lo, d.hi, unit);
+            fflush(a->out);
+            canvas_print(&c, a->out);
+            canvas_fini(&c);
+        }
+        if (csv) app_out(a, "wrote %s (%d mel bins x %ld frames)\n", csv, p.n_mels, d.t);
+        spec_to_view(a, &d, &p, title, shown_lo, unit);
     }
-    free(x);
-    free(y);
-    frontend_work_destroy(w);
-    frontend_destroy(fe);
+    free(d.y);
     if (path) audio_file_fini(&own);
     if (s) return app_fail(a, s, "spec: %s", status_detail());
     return STATUS_OK;

@@ -19,6 +19,7 @@
 #include "basin/train/eval.h"
 #include "basin/train/predict.h"
 #include "commands.h"
+#include "job.h"
 #include "render.h"
 #include "session.h"
 
@@ -126,47 +127,34 @@ static void print_confusion(struct app *a, const struct eval_result *r, const st
 }
 
 /* eval [split=train|evaluate|test|all] [by=device|class] [--csv FILE] */
-int cmd_eval(struct app *a, int argc, char **argv)
-{
-    enum dataset_split split = DATASET_SPLIT_EVAL;
-    const char *csv = NULL, *by = "device";
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--csv")) {
-            if (i + 1 >= argc) return app_fail(a, STATUS_INVALID, "eval: --csv needs a FILE");
-            csv = argv[++i];
-            continue;
-        }
-        char *v = arg_split(argv[i]);
-        if (!v) {
-            return app_fail(a, STATUS_INVALID, "eval: unexpected '%s' (split=train|evaluate|test|all, "
-                                               "by=device|class, --csv FILE)", argv[i]);
-        } else if (!strcmp(argv[i], "split")) {
-            if (!strcmp(v, "all")) split = DATASET_SPLIT_ANY;
-            else if (dataset_split_parse(v, &split) || split == DATASET_SPLIT_NONE)
-                return app_fail(a, STATUS_INVALID, "eval: split=%s: train, evaluate, test or all", v);
-        } else if (!strcmp(argv[i], "by")) {
-            if (strcmp(v, "device") && strcmp(v, "class"))
-                return app_fail(a, STATUS_INVALID, "eval: by=%s: device or class", v);
-            by = v;
-        } else if (!strcmp(argv[i], "csv")) {
-            csv = v;
-        } else {
-            return app_fail(a, STATUS_INVALID, "eval: unknown option '%s' (split=train|evaluate|test|all, "
-                                               "by=device|class, --csv FILE)", argv[i]);
-        }
-    }
-    if (csv && !*csv) return app_fail(a, STATUS_INVALID, "eval: --csv needs a FILE");
-    if (app_need_model(a, "eval")) return STATUS_INVALID;
-    if (ensure_dataset(a, "eval")) return STATUS_INVALID;
-    struct model *m = a->model;
+struct eval_job {
+    struct app *a;
+    struct model *m;
     struct frontend_params p;
     const char *from;
-    session_frontend(a, &p, &from);
-    struct eval_opts o = {.split = split, .frontend = &p};
-    struct eval_result *r = NULL;
-    int s = eval_dataset(&r, m, a->ds, &o, &a->progress);
-    if (s) return fail_in(a, s, "eval");
+    struct eval_opts o;
+    enum dataset_split split;
+    char by[8];
+    char csv[1024];
+    struct eval_result *r;
+};
+
+static int eval_work(struct job *j, void *arg)
+{
+    struct eval_job *e = arg;
+    return eval_dataset(&e->r, e->m, e->a->ds, &e->o, job_progress(j));
+}
+
+/* The tables of an evaluation, and its CSV files when asked. */
+static int eval_report(struct app *a, struct eval_job *e)
+{
+    struct model *m = e->m;
+    const struct eval_result *r = e->r;
+    const struct frontend_params p = e->p;
+    const char *from = e->from, *by = e->by, *csv = e->csv[0] ? e->csv : NULL;
+    const enum dataset_split split = e->split;
     const struct dataset *ds = a->ds;
+    int s = STATUS_OK;
     const char *split_name = split == DATASET_SPLIT_ANY ? "all" : dataset_split_name(split);
     if (split == DATASET_SPLIT_ANY) app_out(a, "eval: %s on all clips of %s: %d clips", arch_name(m->cfg.arch), a->ds_path, r->n);
     else app_out(a, "eval: %s on the %s split of %s: %d clips", arch_name(m->cfg.arch), split_name, a->ds_path, r->n);
@@ -207,9 +195,98 @@ int cmd_eval(struct app *a, int argc, char **argv)
         if (!s) s = eval_write_csv(r, ds, csv);
         if (!s) app_out(a, "wrote %s (metrics) and %s (confusion)\n", csv, conf);
     }
-    eval_result_destroy(r);
     if (s) return fail_in(a, s, "eval");
     return STATUS_OK;
+}
+
+/* Names of the data set's classes or devices, NULL-terminated (for the views). */
+static char **names_of(const struct dataset *ds, int classes)
+{
+    int n = classes ? dataset_n_classes(ds) : dataset_n_devices(ds);
+    char **v = calloc((size_t)n + 1, sizeof *v);
+    for (int i = 0; v && i < n; i++) v[i] = strdup(classes ? dataset_class_name(ds, i) : dataset_device_name(ds, i));
+    return v;
+}
+
+static void free_names(char **v)
+{
+    for (int i = 0; v && v[i]; i++) free(v[i]);
+    free(v);
+}
+
+/* On the UI thread: print the report and keep the result for the confusion and devices
+ * views. */
+static void eval_done(struct job *j, void *arg, int status)
+{
+    (void)j;
+    struct eval_job *e = arg;
+    struct app *a = e->a;
+    if (status) {
+        fail_in(a, status, "eval");
+    } else if (eval_report(a, e) == STATUS_OK) {
+        struct app_views *v = &a->views;
+        eval_result_destroy(v->eval);
+        free_names(v->eval_labels);
+        free_names(v->eval_devices);
+        v->eval = e->r;
+        v->eval_labels = names_of(a->ds, 1);
+        v->eval_devices = names_of(a->ds, 0);
+        snprintf(v->eval_title, sizeof v->eval_title, "%s on the %s split: %.1f %% (macro %.1f %%), log loss %.3f",
+                 arch_name(e->m->cfg.arch), e->split == DATASET_SPLIT_ANY ? "whole" : dataset_split_name(e->split),
+                 100 * e->r->all.acc, 100 * e->r->acc_macro, e->r->all.logloss);
+        e->r = NULL;
+        app_views_changed(a);
+    }
+    eval_result_destroy(e->r);
+    free(e);
+}
+
+int cmd_eval(struct app *a, int argc, char **argv)
+{
+    enum dataset_split split = DATASET_SPLIT_EVAL;
+    const char *csv = NULL, *by = "device";
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--csv")) {
+            if (i + 1 >= argc) return app_fail(a, STATUS_INVALID, "eval: --csv needs a FILE");
+            csv = argv[++i];
+            continue;
+        }
+        char *v = arg_split(argv[i]);
+        if (!v) {
+            return app_fail(a, STATUS_INVALID, "eval: unexpected '%s' (split=train|evaluate|test|all, "
+                                               "by=device|class, --csv FILE)", argv[i]);
+        } else if (!strcmp(argv[i], "split")) {
+            if (!strcmp(v, "all")) split = DATASET_SPLIT_ANY;
+            else if (dataset_split_parse(v, &split) || split == DATASET_SPLIT_NONE)
+                return app_fail(a, STATUS_INVALID, "eval: split=%s: train, evaluate, test or all", v);
+        } else if (!strcmp(argv[i], "by")) {
+            if (strcmp(v, "device") && strcmp(v, "class"))
+                return app_fail(a, STATUS_INVALID, "eval: by=%s: device or class", v);
+            by = v;
+        } else if (!strcmp(argv[i], "csv")) {
+            csv = v;
+        } else {
+            return app_fail(a, STATUS_INVALID, "eval: unknown option '%s' (split=train|evaluate|test|all, "
+                                               "by=device|class, --csv FILE)", argv[i]);
+        }
+    }
+    if (csv && !*csv) return app_fail(a, STATUS_INVALID, "eval: --csv needs a FILE");
+    if (app_need_model(a, "eval")) return STATUS_INVALID;
+    if (ensure_dataset(a, "eval")) return STATUS_INVALID;
+    struct eval_job *e = calloc(1, sizeof *e);
+    if (!e) return app_fail(a, STATUS_NOMEM, "eval: out of memory");
+    e->a = a;
+    e->m = a->model;
+    session_frontend(a, &e->p, &e->from);
+    e->o = (struct eval_opts){.split = split, .frontend = &e->p};
+    e->split = split;
+    snprintf(e->by, sizeof e->by, "%s", by);
+    if (csv) snprintf(e->csv, sizeof e->csv, "%s", csv);
+    char name[1200];
+    snprintf(name, sizeof name, "eval split=%s by=%s%s%s", split == DATASET_SPLIT_ANY ? "all" : dataset_split_name(split),
+             by, csv ? " --csv " : "", csv ? csv : "");
+    struct job_desc d = {.name = name, .work = eval_work, .done = eval_done, .arg = e};
+    return app_run_job(a, &d, APP_HOLD_MODEL_READ | APP_HOLD_DATA);
 }
 
 /* ----------------------------------------------------------------------------- predict */
@@ -338,6 +415,23 @@ int cmd_predict(struct app *a, int argc, char **argv)
         }
     }
     mem_free(idx);
+    /* the probabilities view */
+    struct app_views *v = &a->views;
+    float *copy = malloc(sizeof *copy * (size_t)M);
+    char **labels = calloc((size_t)M + 1, sizeof *labels);
+    if (copy && labels) {
+        memcpy(copy, r->probs, sizeof *copy * (size_t)M);
+        for (int k = 0; k < M; k++) labels[k] = strdup(predict_label(m, k, nb, sizeof nb));
+        free(v->probs);
+        free_names(v->probs_labels);
+        v->probs = copy, v->probs_labels = labels, v->n_probs = M;
+        snprintf(v->probs_title, sizeof v->probs_title, "%.200s: %s%s", label,
+                 r->n_windows > 1 ? "the mean over windows" : "class probabilities", r->tta ? " (TTA)" : "");
+        app_views_changed(a);
+    } else {
+        free(copy);
+        free(labels);
+    }
     if (csv) {
         s = write_probs_csv(csv, m, r->probs, M);
         if (!s) app_out(a, "wrote %s (label,probability for %d classes)\n", csv, M);

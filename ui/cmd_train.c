@@ -22,6 +22,8 @@
 #include "basin/train/predict.h"
 #include "basin/train/train.h"
 #include "commands.h"
+#include "job.h"
+#include "views.h"
 #include "session.h"
 
 /* ----------------------------------------------------------------------------- options */
@@ -210,18 +212,24 @@ static int parse_train(struct app *a, int argc, char **argv, struct train_opts *
 
 /* ----------------------------------------------------------------------------- the run */
 
-struct run_view {
+/* A training run as a job: what the work needs, made on the UI thread by train or
+ * resume; the work loads the features, makes the trainer and runs it; the done step
+ * reports on the UI thread. */
+struct train_job {
     struct app *a;
-    int live;            /* a live line on the error stream (a terminal) */
-    double drawn;        /* when it was last drawn */
+    struct job *job;
+    struct model *m;            /* the session's model, trained in place */
+    struct train_opts o;
+    int specaug_scale;
+    struct frontend_params fe;
+    int norm, want_eval, set_labels;
+    const struct train_state *resume;   /* NULL: a new run */
+    struct train_state resume_state;
+    char dir[2048];
+    struct features *tr, *ev;
+    struct trainer *t;
+    int created;                /* train_create succeeded */
 };
-
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static void fmt_time(char *buf, size_t n, double s)
 {
@@ -232,76 +240,114 @@ static void fmt_time(char *buf, size_t n, double s)
 
 static int on_step(void *user, const struct train_step_report *r)
 {
-    struct run_view *v = user;
-    if (v->live) {
-        double now = mono_s();
-        if (now - v->drawn >= 0.1 || r->step == r->total_steps) {
-            char eta[32];
-            fmt_time(eta, sizeof eta, r->eta_s);
-            fprintf(v->a->err, "\repoch %d/%d step %d/%d  loss %.4f  acc %.1f%%  lr %.3g  %.0f samples/s  ETA %s\x1b[K",
-                    r->epoch, r->n_epochs, r->batch, r->steps_per_epoch, r->epoch_loss, 100 * r->epoch_acc, r->lr,
-                    r->samples_per_s, eta);
-            fflush(v->a->err);
-            v->drawn = now;
-        }
-    }
-    return app_interrupted() ? TRAIN_STOP : TRAIN_GO_ON;
+    struct train_job *tj = user;
+    if (tj->a->curves) curves_add_step(tj->a->curves, r->epoch - 1 + (double)r->batch / r->steps_per_epoch, r->loss, r->acc);
+    job_set_message(tj->job, "epoch %d/%d step %d/%d  loss %.4f  acc %.1f%%  lr %.3g  %.0f samples/s", r->epoch,
+                    r->n_epochs, r->batch, r->steps_per_epoch, r->epoch_loss, 100 * r->epoch_acc, r->lr,
+                    r->samples_per_s);
+    app_views_changed(tj->a);
+    return job_cancelled(tj->job) ? TRAIN_STOP : TRAIN_GO_ON;
 }
 
 static int on_epoch(void *user, const struct train_epoch_report *r)
 {
-    struct run_view *v = user;
-    struct app *a = v->a;
-    if (v->live) {
-        fprintf(a->err, "\r\x1b[K");
-        fflush(a->err);
-    }
-    app_out(a, "epoch %d/%d  loss %.4f  acc %.1f%%", r->epoch, r->n_epochs, r->train_loss, 100 * r->train_acc);
+    struct train_job *tj = user;
+    struct app *a = tj->a;
+    char line[512];
+    int k = snprintf(line, sizeof line, "epoch %d/%d  loss %.4f  acc %.1f%%", r->epoch, r->n_epochs, r->train_loss,
+                     100 * r->train_acc);
     if (r->eval) {
-        app_out(a, "  eval acc %.1f%%  logloss %.4f", 100 * r->eval->all.acc, r->eval->all.logloss);
-        if (r->eval->unseen.n) app_out(a, " (seen %.1f%%, unseen %.1f%%)", 100 * r->eval->seen.acc, 100 * r->eval->unseen.acc);
+        k += snprintf(line + k, sizeof line - (size_t)k, "  eval acc %.1f%%  logloss %.4f", 100 * r->eval->all.acc,
+                      r->eval->all.logloss);
+        if (r->eval->unseen.n)
+            k += snprintf(line + k, sizeof line - (size_t)k, " (seen %.1f%%, unseen %.1f%%)", 100 * r->eval->seen.acc,
+                          100 * r->eval->unseen.acc);
     }
-    app_out(a, "  lr %.3g  %.1f s", r->lr, r->seconds);
-    if (r->swa_final) app_out(a, "  (SWA average of %d, BN recomputed)", r->swa_n);
-    else if (r->swa_n) app_out(a, "  swa %d", r->swa_n);
-    app_out(a, "\n");
+    k += snprintf(line + k, sizeof line - (size_t)k, "  lr %.3g  %.1f s", r->lr, r->seconds);
+    if (r->swa_final) snprintf(line + k, sizeof line - (size_t)k, "  (SWA average of %d, BN recomputed)", r->swa_n);
+    else if (r->swa_n) snprintf(line + k, sizeof line - (size_t)k, "  swa %d", r->swa_n);
+    app_out(a, "%s\n", line);
     fflush(a->out);
-    return app_interrupted() ? TRAIN_STOP : TRAIN_GO_ON;
+    if (a->curves)
+        curves_add_epoch(a->curves, r->epoch, r->train_loss, r->train_acc, r->eval ? r->eval->all.logloss : NAN,
+                         r->eval ? r->eval->all.acc : NAN);
+    app_views_changed(a);
+    return job_cancelled(tj->job) ? TRAIN_STOP : TRAIN_GO_ON;
 }
 
-static int cancel_only(void *user, const char *label, long done, long total)
+static int load_features(struct app *a, struct model *m, const struct frontend_params *fe, int norm,
+                         int want_eval, struct features **train, struct features **eval,
+                         const struct progress *p);
+static void describe_run(struct app *a, const struct model *m, const struct train_opts *o, const struct features *tr,
+                         const struct features *ev, const struct frontend_params *fe, const char *dir,
+                         const struct train_state *st);
+static void scale_specaug(struct train_opts *o, const struct features *f);
+
+/* The work, on the job's thread. */
+static int train_work(struct job *j, void *arg)
 {
-    (void)user, (void)label, (void)done, (void)total;
-    return !app_interrupted();
+    struct train_job *tj = arg;
+    struct app *a = tj->a;
+    tj->job = j;
+    const struct progress *p = job_progress(j);
+    int s = STATUS_OK;
+    if (tj->set_labels) {
+        s = tj->m->frontend ? STATUS_OK : pipeline_set_model_frontend(tj->m, &tj->fe);
+        if (!s) s = pipeline_set_model_labels(tj->m, a->ds);
+    }
+    if (!s) s = load_features(a, tj->m, &tj->fe, tj->norm, tj->want_eval, &tj->tr, &tj->ev, p);
+    if (!s && tj->specaug_scale) scale_specaug(&tj->o, tj->tr);
+    if (!s) s = train_create(&tj->t, tj->m, tj->tr, tj->ev, a->ds, &tj->o, tj->resume, tj->dir);
+    if (s) return s;
+    tj->created = 1;
+    if (!tj->want_eval && tj->o.eval && !tj->resume)
+        app_out(a, "train: no evaluate split in the data set: no per-epoch evaluation\n");
+    describe_run(a, tj->m, train_get_opts(tj->t), tj->tr, tj->ev, &tj->fe, tj->dir, train_get_state(tj->t));
+    if (a->curves)
+        curves_reset(a->curves, tj->dir, train_total_epochs(train_get_opts(tj->t), train_get_state(tj->t)->steps_per_epoch),
+                     train_get_state(tj->t)->steps_per_epoch);
+    struct train_callbacks cb = {on_step, on_epoch, tj};
+    return train_run(tj->t, &cb, p);
 }
 
-/* Run a trainer to its end and report; the model stays usable whatever happens. */
-static int run_trainer(struct app *a, struct trainer *t, const char *dir)
+/* The report, on the UI thread; the model stays usable whatever happened. */
+static void train_done(struct job *j, void *arg, int s)
 {
-    struct run_view v = {.a = a, .live = isatty(fileno(a->err))};
-    struct train_callbacks cb = {on_step, on_epoch, &v};
-    struct progress p = {cancel_only, a};
-    int s = train_run(t, &cb, &p);
-    if (v.live) {
-        fprintf(a->err, "\r\x1b[K");
-        fflush(a->err);
+    (void)j;
+    struct train_job *tj = arg;
+    struct app *a = tj->a;
+    if (!tj->created) {
+        if (s) app_fail(a, s, "%s", status_detail());
+    } else {
+        const struct train_state *st = train_get_state(tj->t);
+        char took[32];
+        fmt_time(took, sizeof took, st->seconds);
+        if (s == STATUS_CANCELLED) {
+            char detail[256];
+            snprintf(detail, sizeof detail, "%s", status_detail());
+            app_fail(a, s, "cancelled: %s; the model keeps the weights of step %ld; checkpoint %s (resume %s goes on)",
+                     detail, st->step, train_checkpoint_path(tj->t), train_checkpoint_path(tj->t));
+        } else if (s) {
+            app_fail(a, s, "%s", status_detail());
+        } else {
+            app_out(a, "trained %d epochs, %ld steps in %s", train_total_epochs(train_get_opts(tj->t), st->steps_per_epoch),
+                    st->step, took);
+            if (st->eval_acc >= 0) app_out(a, "; eval acc %.1f%% logloss %.4f", 100 * st->eval_acc, st->eval_loss);
+            if (st->best_epoch) app_out(a, " (best %.1f%% at epoch %d)", 100 * st->best_eval_acc, st->best_epoch);
+            app_out(a, "\nmodel: %s/model.safetensors, log: %s/trainlog.tsv, %s/epochs.tsv\n", tj->dir, tj->dir, tj->dir);
+        }
     }
-    const struct train_state *st = train_get_state(t);
-    char took[32];
-    fmt_time(took, sizeof took, st->seconds);
-    if (s == STATUS_CANCELLED) {
-        char detail[256];
-        snprintf(detail, sizeof detail, "%s", status_detail());
-        return app_fail(a, s, "cancelled: %s; the model keeps the weights of step %ld; checkpoint %s (resume %s goes on)",
-                        detail, st->step, train_checkpoint_path(t), train_checkpoint_path(t));
-    }
-    if (s) return app_fail(a, s, "%s", status_detail());
-    app_out(a, "trained %d epochs, %ld steps in %s", train_total_epochs(train_get_opts(t), st->steps_per_epoch),
-            st->step, took);
-    if (st->eval_acc >= 0) app_out(a, "; eval acc %.1f%% logloss %.4f", 100 * st->eval_acc, st->eval_loss);
-    if (st->best_epoch) app_out(a, " (best %.1f%% at epoch %d)", 100 * st->best_eval_acc, st->best_epoch);
-    app_out(a, "\nmodel: %s/model.safetensors, log: %s/trainlog.tsv, %s/epochs.tsv\n", dir, dir, dir);
-    return STATUS_OK;
+    train_destroy(tj->t);
+    features_destroy(tj->tr);
+    features_destroy(tj->ev);
+    free(tj);
+}
+
+/* Start the run as a job holding the model and the data set. */
+static int start_training(struct app *a, struct train_job *tj, const char *name)
+{
+    struct job_desc d = {.name = name, .threads = tj->o.threads, .work = train_work, .done = train_done, .arg = tj};
+    return app_run_job(a, &d, APP_HOLD_MODEL_WRITE | APP_HOLD_DATA);
 }
 
 /* A new folder runs/<date>-<time>[-k] under the current one. */
@@ -324,7 +370,8 @@ static int default_out(char *buf, size_t n)
 /* The training and evaluate features of the session's data set through the model's front
  * end; norm: 0 none, 1 fit on train (stored in the model), 2 the model's statistics. */
 static int load_features(struct app *a, struct model *m, const struct frontend_params *fe, int norm,
-                         int want_eval, struct features **train, struct features **eval)
+                         int want_eval, struct features **train, struct features **eval,
+                         const struct progress *p)
 {
     struct frontend *f = NULL;
     struct features_opts fo = {.in_ch = m->cfg.in_ch, .pad = FEATURES_PAD_REPEAT};
@@ -333,11 +380,11 @@ static int load_features(struct app *a, struct model *m, const struct frontend_p
     int s = mean && std ? frontend_create(&f, fe) : STATUS_NOMEM;
     enum features_norm how = norm == 1 ? FEATURES_NORM_FIT : norm == 2 ? FEATURES_NORM_GIVEN : FEATURES_NORM_NONE;
     if (!s) s = features_prepare(train, a->ds, DATASET_SPLIT_TRAIN, f, &fo, how, m->norm_mean, m->norm_std, mean, std,
-                                 &a->progress);
+                                 p);
     if (!s && norm == 1) s = pipeline_set_model_norm(m, mean, std, M);
     if (!s && want_eval)
         s = features_prepare(eval, a->ds, DATASET_SPLIT_EVAL, f, &fo, norm ? FEATURES_NORM_GIVEN : FEATURES_NORM_NONE,
-                             m->norm_mean, m->norm_std, NULL, NULL, &a->progress);
+                             m->norm_mean, m->norm_std, NULL, NULL, p);
     if (!s) s = predict_input_set(m, fe, (*train)->n_samples);
     frontend_destroy(f);
     mem_free(mean);
@@ -402,27 +449,15 @@ int cmd_train(struct app *a, int argc, char **argv)
         return app_fail(a, STATUS_INVALID, "out=%s already holds a training run: `resume %s` goes on with it; "
                         "choose another out= to start anew", cli.out, ckpt);
     o.threads = threads_get();
-    int want_eval = o.eval && dataset_count(a->ds, DATASET_SPLIT_EVAL, -1, -1) > 0;
-    /* the work starts: the model gets its front end, labels and statistics */
-    struct features *tr = NULL, *ev = NULL;
-    struct trainer *t = NULL;
-    int s = m->frontend ? STATUS_OK : pipeline_set_model_frontend(m, &fe);
-    if (!s) s = pipeline_set_model_labels(m, a->ds);
-    if (!s) s = load_features(a, m, &fe, norm, want_eval, &tr, &ev);
-    if (!s && cli.specaug_scale) scale_specaug(&o, tr);
-    if (!s) s = train_create(&t, m, tr, ev, a->ds, &o, NULL, cli.out);
-    if (s) {
-        features_destroy(tr);
-        features_destroy(ev);
-        return app_fail(a, s, "%s", status_detail());
-    }
-    if (!want_eval && o.eval) app_out(a, "train: no evaluate split in the data set: no per-epoch evaluation\n");
-    describe_run(a, m, train_get_opts(t), tr, ev, &fe, cli.out, train_get_state(t));
-    s = run_trainer(a, t, cli.out);
-    train_destroy(t);
-    features_destroy(tr);
-    features_destroy(ev);
-    return s;
+    struct train_job *tj = calloc(1, sizeof *tj);
+    if (!tj) return app_fail(a, STATUS_NOMEM, "out of memory");
+    *tj = (struct train_job){.a = a, .m = m, .o = o, .specaug_scale = cli.specaug_scale, .fe = fe, .norm = norm,
+                             .want_eval = o.eval && dataset_count(a->ds, DATASET_SPLIT_EVAL, -1, -1) > 0,
+                             .set_labels = 1};
+    snprintf(tj->dir, sizeof tj->dir, "%s", cli.out);
+    char name[2100];
+    snprintf(name, sizeof name, "train out=%s", cli.out);
+    return start_training(a, tj, name);
 }
 
 int cmd_resume(struct app *a, int argc, char **argv)
@@ -456,30 +491,26 @@ int cmd_resume(struct app *a, int argc, char **argv)
     if (slash) *slash = 0;
     else snprintf(dir, sizeof dir, ".");
     struct frontend_params fe;
-    struct features *tr = NULL, *ev = NULL;
-    struct trainer *t = NULL;
     if ((s = pipeline_model_frontend(m, &fe)) || (s = dataset_require_split(a->ds, DATASET_SPLIT_TRAIN)) ||
         (s = pipeline_check(m, &fe, a->ds))) {
         model_destroy(m);
         return app_fail(a, s, "%s: %s", path, status_detail());
     }
-    int want_eval = o.eval && dataset_count(a->ds, DATASET_SPLIT_EVAL, -1, -1) > 0;
-    s = load_features(a, m, &fe, m->n_norm == fe.n_mels ? 2 : 0, want_eval, &tr, &ev);
-    if (!s) s = train_create(&t, m, tr, ev, a->ds, &o, &st, dir);
-    if (s) {
-        features_destroy(tr);
-        features_destroy(ev);
+    struct train_job *tj = calloc(1, sizeof *tj);
+    if (!tj) {
         model_destroy(m);
-        return app_fail(a, s, "%s", status_detail());
+        return app_fail(a, STATUS_NOMEM, "out of memory");
     }
     /* the session's model is the resumed one from here on, whatever happens */
     model_destroy(a->model);
     a->model = m;
-    snprintf(a->model_name, sizeof a->model_name, "%s", path);
-    describe_run(a, m, train_get_opts(t), tr, ev, &fe, dir, train_get_state(t));
-    s = run_trainer(a, t, dir);
-    train_destroy(t);
-    features_destroy(tr);
-    features_destroy(ev);
-    return s;
+    snprintf(a->model_name, sizeof a->model_name, "%.255s", path);
+    *tj = (struct train_job){.a = a, .m = m, .o = o, .fe = fe, .norm = m->n_norm == fe.n_mels ? 2 : 0,
+                             .want_eval = o.eval && dataset_count(a->ds, DATASET_SPLIT_EVAL, -1, -1) > 0,
+                             .resume_state = st};
+    tj->resume = &tj->resume_state;
+    snprintf(tj->dir, sizeof tj->dir, "%s", dir);
+    char name[2100];
+    snprintf(name, sizeof name, "resume %s", path);
+    return start_training(a, tj, name);
 }

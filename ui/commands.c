@@ -8,6 +8,9 @@
 #include "app.h"
 #include "basin/core/status.h"
 #include "basin/core/threads.h"
+#include "basin/dsp/frontend.h"
+#include "basin/model/model.h"
+#include "views.h"
 
 static const char *const new_options[] = {"width=", "rho=", "damping=", "groups=", "roll=",
                                           "blocks=", "in_ch=", "classes=", "channels=",
@@ -29,6 +32,119 @@ static const char *const train_options[] = {"epochs=", "steps=", "recipe=", "opt
                                             "swa_every=", "clip=", "seed=", "out=", "eval=", "norm=", NULL};
 static const char *const resume_options[] = {"eval=", NULL};
 
+/* ---- completion slots ------------------------------------------------------------------ */
+
+static int add(const char **out, int n, int max, const char *c, const char *text)
+{
+    if (n < max && !strncmp(c, text, strlen(text))) out[n++] = c;
+    return n;
+}
+
+/* `key=value` words: the values a key takes. */
+static int complete_key_values(const char *text, const char **out, int max, char *buf, int nb)
+{
+    static const struct {
+        const char *key, *values[8];
+    } table[] = {
+        {"split=", {"train", "evaluate", "test", "all", NULL}},
+        {"by=", {"device", "class", NULL}},
+        {"opt=", {"sgd", "adam", "adamw", NULL}},
+        {"sched=", {"constant", "linear", "cosine", "step", NULL}},
+        {"loss=", {"ce", "focal", NULL}},
+        {"recipe=", {"none", "cpjku", "sp4asc", NULL}},
+        {"norm=", {"model", "train", "none", NULL}},
+        {"mixup_mode=", {"sample", "batch", NULL}},
+        {"specaug=", {"on", "off", NULL}},
+        {"style=", {"ascii", "color", NULL}},
+    };
+    int n = 0, used = 0;
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+        size_t k = strlen(table[i].key);
+        if (strncmp(text, table[i].key, k)) continue;
+        for (int v = 0; table[i].values[v] && n < max; v++) {
+            int w = snprintf(buf + used, (size_t)(nb - used), "%s%s", table[i].key, table[i].values[v]);
+            if (w < 0 || used + w + 1 > nb) break;
+            n = add(out, n, max, buf + used, text);
+            used += w + 1;
+        }
+    }
+    if (!strncmp(text, "preset=", 7))
+        for (const char *const *p = frontend_preset_names(); *p && n < max; p++) {
+            int w = snprintf(buf + used, (size_t)(nb - used), "preset=%s", *p);
+            if (w < 0 || used + w + 1 > nb) break;
+            n = add(out, n, max, buf + used, text);
+            used += w + 1;
+        }
+    return n;
+}
+
+static int complete_values(const char *text, int word, char *const *words, const char **out, int max,
+                           char *buf, int nb)
+{
+    (void)word, (void)words;
+    return complete_key_values(text, out, max, buf, nb);
+}
+
+/* new ARCH key=...: architectures, then that architecture's options. */
+static int complete_new(const char *text, int word, char *const *words, const char **out, int max,
+                        char *buf, int nb)
+{
+    int n = 0;
+    enum arch a;
+    if (word == 1) {
+        for (int k = 0; k < ARCH_COUNT; k++) n = add(out, n, max, arch_name((enum arch)k), text);
+        return n;
+    }
+    if (arch_parse(words[1], &a)) return 0;
+    int used = 0;
+    for (const char *const *p = model_config_keys(a); *p && n < max; p++) {
+        int w = snprintf(buf + used, (size_t)(nb - used), "%s=", *p);
+        if (w < 0 || used + w + 1 > nb) break;
+        n = add(out, n, max, buf + used, text);
+        used += w + 1;
+    }
+    return add(out, n, max, "seed=", text);
+}
+
+static int complete_data(const char *text, int word, char *const *words, const char **out, int max,
+                         char *buf, int nb)
+{
+    (void)buf, (void)nb;
+    if (word == 1) {
+        int n = add(out, 0, max, "default", text);
+        n = add(out, n, max, "export", text);
+        return strchr(text, '=') || !n ? 0 : n; /* also file names: 0 lets readline add them */
+    }
+    return word >= 2 && !strcmp(words[1], "export") ? complete_key_values(text, out, max, buf, nb) : 0;
+}
+
+static int complete_view(const char *text, int word, char *const *words, const char **out, int max,
+                         char *buf, int nb)
+{
+    (void)words, (void)buf, (void)nb;
+    int n = 0;
+    for (int v = 0; word == 1 && v < VIEW_COUNT; v++) n = add(out, n, max, view_name((enum view_kind)v), text);
+    return n;
+}
+
+static int complete_preset(const char *text, int word, char *const *words, const char **out, int max,
+                           char *buf, int nb)
+{
+    (void)words, (void)buf, (void)nb;
+    int n = 0;
+    for (const char *const *p = frontend_preset_names(); word == 1 && *p; p++) n = add(out, n, max, *p, text);
+    return n;
+}
+
+static int complete_help(const char *text, int word, char *const *words, const char **out, int max,
+                         char *buf, int nb)
+{
+    (void)words, (void)buf, (void)nb;
+    int n = 0;
+    for (int i = 0; word == 1 && i < n_commands; i++) n = add(out, n, max, commands[i].name, text);
+    return n;
+}
+
 const struct command commands[] = {
     {"new", "ARCH [key=value ...]", "create a model: cpresnet, sepnet or cnn10",
      "Options by architecture (defaults in brackets):\n"
@@ -38,35 +154,36 @@ const struct command commands[] = {
      "  cnn10     width [1.0] mels [64] in_ch [1] classes [10]\n"
      "  seed=N draws the initial weights from seed N (default: the session seed).\n"
      "Example: new cpresnet width=32 rho=5 damping=0.1",
-     cmd_new, new_options},
+     cmd_new, new_options, CMD_CHANGES_MODEL, complete_new},
     {"load", "PATH", "load a model or checkpoint (.safetensors)",
      "Reads a model written by basin or by PyTorch (shared/peers/basin_ref.py); the file\n"
      "is checked completely before anything is replaced.",
-     cmd_load, NULL},
+     cmd_load, NULL, CMD_CHANGES_MODEL, NULL},
     {"save", "PATH [checkpoint=1]", "save the model (.safetensors, atomic)",
-     "checkpoint=1 also stores optimiser moments and pruning masks.", cmd_save, save_options},
+     "checkpoint=1 also stores optimiser moments and pruning masks.", cmd_save, save_options,
+     CMD_READS_WEIGHTS, NULL},
     {"info", "[F T]", "per-layer table: shapes, parameters, MACs, receptive field, sizes",
      "F and T give the input size (mel bins, frames); the default is the model's 10-second\n"
      "input (256 x 431 for cpresnet).",
-     cmd_info, NULL},
+     cmd_info, NULL, 0, NULL},
     {"forward", "IN OUT", "run the model on IN's 'x' (N, C, F, T); write 'logits' to OUT",
      "The same contract as shared/peers/basin_ref.py forward, in eval mode: use it to check\n"
      "basin against PyTorch on identical inputs.",
-     cmd_forward, NULL},
+     cmd_forward, NULL, CMD_READS_WEIGHTS, NULL},
     {"clip", "PATH", "load an audio clip: rate, channels, duration, level",
      "Any format libsndfile reads (WAV, FLAC, Ogg/Vorbis, Opus, MP3, AIFF...). Damaged files\n"
      "are refused with the reason; the clip becomes the default for spec.",
-     cmd_clip, NULL},
+     cmd_clip, NULL, 0, NULL},
     {"preset", "[NAME]", "show the front ends, or choose the session's",
      "Presets: demo (default), cpjku, sp4asc, panns16k, panns32k. A loaded model keeps the\n"
      "front end it was trained on; new models take the chosen preset.",
-     cmd_preset, NULL},
+     cmd_preset, NULL, 0, complete_preset},
     {"spec", "[PATH] [preset=NAME] [--csv FILE] [style=ascii|color]", "log-mel spectrogram in the terminal",
      "Draws the clip's features (low frequencies at the bottom) with colour half-blocks on a\n"
      "256-colour UTF-8 terminal, an ASCII ramp otherwise. --csv FILE (or csv=FILE) writes the\n"
      "matrix: a header of frame times, then one row per mel bin with its centre frequency.\n"
      "width=N rows=N set the size; range=DB the dynamic range shown (80).",
-     cmd_spec, spec_options},
+     cmd_spec, spec_options, 0, complete_values},
     {"synth", "[out=DIR] [clips=N] [seconds=S] [seed=N] [rate=HZ] | scene=NAME out=FILE",
      "write a synthetic DCASE-layout scene data set, or one clip",
      "Procedural soundscapes of the 10 TAU 2020 scene classes, recorded by a reference device\n"
@@ -83,7 +200,7 @@ const struct command commands[] = {
      "  scene=NAME [device=D] out=FILE.wav   one clip of a scene (airport .. tram) as device\n"
      "             D records it (a), in the format of FILE's extension; seconds, seed, rate\n"
      "             as above. Example: synth scene=park device=s5 out=park-s5.wav",
-     cmd_synth, synth_options},
+     cmd_synth, synth_options, 0, NULL},
     {"data", "[PATH|default] [seed=N] [evaluate=F] [fold=K] | export PATH [split=..] [norm=..]",
      "open a data set and summarise it; export features",
      "PATH is a DCASE-layout folder (meta.csv, evaluation_setup/) or a CSV with filename,label\n"
@@ -102,7 +219,7 @@ const struct command commands[] = {
      "data export writes the split's features as x (N, C, F, T), labels y and device (int64)\n"
      "with the front end and label names in the metadata, through the feature cache.\n"
      "split=train|evaluate|test|all (train); norm=model|train|none (model's statistics if any).",
-     cmd_data, data_options},
+     cmd_data, data_options, CMD_CHANGES_DATA, complete_data},
     {"cache", "[clear | cap=SIZE]", "show the feature and data-set cache: where, how big, its cap",
      "The cache folder ($XDG_CACHE_HOME/basin, else ~/.cache/basin) holds computed features\n"
      "and generated data sets (the default one is about 200 MiB).\n"
@@ -111,7 +228,7 @@ const struct command commands[] = {
      "  cache cap=SIZE   cap the features at SIZE (2G, 500M, 0; default 2G), least recently\n"
      "                   used first out; kept in the cache folder. BASIN_CACHE_MAX overrides it.\n"
      "Generated data sets do not count against the cap and are never removed automatically.",
-     cmd_cache, cache_options},
+     cmd_cache, cache_options, 0, NULL},
     {"eval", "[split=train|evaluate|test|all] [by=device|class] [--csv FILE]",
      "accuracy and log loss of the model on a data set split: per device or class, confusion",
      "Runs the model (eval mode) on a split of the session's data set (the default one when\n"
@@ -124,7 +241,7 @@ const struct command commands[] = {
      "  --csv FILE  metrics in long format (split,group,name,seen,n,correct,acc,logloss,\n"
      "              acc_macro,logloss_macro; acc in 0..1) and the confusion matrix in\n"
      "              FILE-confusion.csv (true,<classes...>); csv=FILE works too",
-     cmd_eval, eval_options},
+     cmd_eval, eval_options, CMD_READS_WEIGHTS, complete_values},
     {"predict", "[PATH] [tta=N] [top=K] [--csv FILE]", "class probabilities of a clip, top K with labels",
      "PATH (any format, rate or channel count; default: the clip loaded with `clip`) goes\n"
      "through the model's front end and basin.norm. A clip longer than the model's training\n"
@@ -138,7 +255,7 @@ const struct command commands[] = {
      "  hop=S       seconds between window starts (default: the window: no overlap); the\n"
      "              last window ends at the clip's end\n"
      "  seed=N      TTA's random draws (default: the session seed)",
-     cmd_predict, predict_options},
+     cmd_predict, predict_options, CMD_READS_WEIGHTS, NULL},
     {"train", "[epochs=N|steps=N] [opt=..] [lr=..] [bs=..] [sched=..] [out=DIR] ...",
      "train the model on the data set's train split, evaluating each epoch",
      "Trains the session's model in place on the open data set (features through the model's\n"
@@ -163,16 +280,39 @@ const struct command commands[] = {
      "            cpjku, else none]\n"
      "  out=DIR [runs/DATE-TIME]  trainlog.tsv (per step), epochs.tsv, checkpoint.safetensors\n"
      "            (every epoch), model.safetensors (at the end)",
-     cmd_train, train_options},
+     cmd_train, train_options, CMD_CHANGES_MODEL | CMD_CHANGES_DATA, complete_values},
     {"resume", "PATH [eval=0|1]", "continue a training run from its checkpoint",
      "PATH is a run's checkpoint.safetensors; open the same data set first. The run goes on\n"
      "in PATH's folder with its own options and ends with exactly the weights an\n"
      "uninterrupted run would have; the resumed model becomes the session's.",
-     cmd_resume, resume_options},
+     cmd_resume, resume_options, CMD_CHANGES_MODEL | CMD_CHANGES_DATA, NULL},
     {"set", "key=value ...", "settings: threads=N, seed=N", "threads=0 uses every core.",
-     cmd_set, set_options},
-    {"help", "[COMMAND]", "list commands, or explain one", "", cmd_help, NULL},
-    {"quit", "", "leave basin (also: exit, Ctrl-D)", "", cmd_quit, NULL},
+     cmd_set, set_options, 0, NULL},
+    {"jobs", "", "list the running job and the last ones",
+     "Long work (train, resume, eval) runs as a job: in the split view the prompt stays live\n"
+     "meanwhile; headless, each job is waited for unless its line ends with '&'.",
+     cmd_jobs, NULL, 0, NULL},
+    {"stop", "", "cancel the running job at its next safe point (Ctrl-C does too)",
+     "Training stops after the current step, keeping its weights and writing a checkpoint.",
+     cmd_stop, NULL, 0, NULL},
+    {"wait", "", "wait until the running job ends", "Scripts use it after a line ending in '&'.",
+     cmd_wait, NULL, 0, NULL},
+    {"view", "[NAME]", "show a view: spec, model, curves, confusion, devices, probs",
+     "In the split view the pane shows it (F2 cycles through them); headless, the view is\n"
+     "printed. Without NAME: the list and the current one.\n"
+     "  spec       the current clip's log-mel spectrogram (clip, spec)\n"
+     "  model      the model's table (info)\n"
+     "  curves     training loss and accuracy per epoch, live while training\n"
+     "  confusion  the last evaluation's confusion matrix (eval)\n"
+     "  devices    the last evaluation's accuracy per device, seen and unseen (eval)\n"
+     "  probs      the last prediction's class probabilities (predict)",
+     cmd_view, NULL, 0, complete_view},
+    {"compare", "A B [split=S]", "evaluate two models side by side (A, B: files, or `current`)",
+     "Evaluates both on a split of the open data set (the evaluate split by default) and\n"
+     "shows their accuracy per device side by side, seen and unseen marked.",
+     cmd_compare, NULL, CMD_READS_WEIGHTS, NULL},
+    {"help", "[COMMAND]", "list commands, or explain one", "", cmd_help, NULL, 0, complete_help},
+    {"quit", "", "leave basin (also: exit, Ctrl-D)", "", cmd_quit, NULL, 0, NULL},
 };
 const int n_commands = (int)(sizeof commands / sizeof commands[0]);
 

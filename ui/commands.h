@@ -5,6 +5,21 @@
 
 struct app;
 
+/* What a command does to the session's objects, checked against a running job's holds
+ * (app.h, enum app_hold) before it runs. */
+enum command_flags {
+    CMD_CHANGES_MODEL = 1,      /* replaces or changes the model (new, load, train) */
+    CMD_READS_WEIGHTS = 2,      /* reads the weights (save, eval, predict, forward) */
+    CMD_CHANGES_DATA = 4,       /* replaces the data set (data) */
+};
+
+/* Completion of a command's arguments: the candidates for the word `text` that is word
+ * number `word` (1 = the first argument) of a line whose earlier words are words[0..word);
+ * up to max into out (static strings, or strings in buf of n bytes). Returns the count;
+ * 0 hands over to file-name completion. */
+typedef int (*command_complete_fn)(const char *text, int word, char *const *words,
+                                   const char **out, int max, char *buf, int n);
+
 struct command {
     const char *name;
     const char *usage;          /* arguments after the name */
@@ -12,6 +27,8 @@ struct command {
     const char *help;           /* the rest of `help NAME` */
     int (*run)(struct app *a, int argc, char **argv); /* argv[0] is the name */
     const char *const *options; /* key= options, for completion; NULL-terminated or NULL */
+    unsigned flags;             /* enum command_flags */
+    command_complete_fn complete; /* NULL: options, then file names */
 };
 
 extern const struct command commands[];
@@ -37,6 +54,11 @@ int cmd_predict(struct app *a, int argc, char **argv);
 int cmd_train(struct app *a, int argc, char **argv);
 int cmd_resume(struct app *a, int argc, char **argv);
 int cmd_set(struct app *a, int argc, char **argv);
+int cmd_jobs(struct app *a, int argc, char **argv);
+int cmd_stop(struct app *a, int argc, char **argv);
+int cmd_wait(struct app *a, int argc, char **argv);
+int cmd_view(struct app *a, int argc, char **argv);
+int cmd_compare(struct app *a, int argc, char **argv);
 int cmd_help(struct app *a, int argc, char **argv);
 int cmd_quit(struct app *a, int argc, char **argv);
 

@@ -322,21 +322,30 @@ static void draw_status(struct screen *s, const char *left, const char *right, d
 {
     werase(s->status);
     wbkgd(s->status, A_REVERSE);
-    mvwaddnstr(s->status, 0, 1, left ? left : "", s->cols - 2);
     int rl = right ? columns_of(right, strlen(right)) : 0;
-    int lw = left ? columns_of(left, strlen(left)) : 0;
-    int bar_w = 0;
-    if (frac >= 0) {
-        bar_w = 20;
-        if (lw + rl + bar_w + 6 > s->cols) bar_w = s->cols - lw - rl - 6;
+    int bar_w = frac >= 0 ? 20 : 0;
+    /* the right part (a job) wins: the left text is cut to what is left */
+    int room = s->cols - 2 - rl - (bar_w ? bar_w + 3 : 0) - 2;
+    if (room < 10 && bar_w) bar_w = 0, room = s->cols - 2 - rl - 2;
+    if (left && room > 0) {
+        char cut[1024];
+        snprintf(cut, sizeof cut, "%s", left);
+        while (columns_of(cut, strlen(cut)) > room) {
+            size_t n = strlen(cut);
+            do n--;
+            while (n > 0 && (cut[n] & 0xc0) == 0x80);
+            cut[n] = 0;
+        }
+        mvwaddstr(s->status, 0, 1, cut);
     }
-    if (bar_w >= 4) {
-        int x0 = s->cols - rl - bar_w - 3, fill = (int)(frac * bar_w + 0.5);
+    int x = s->cols - 1 - rl;
+    if (bar_w) {
+        int x0 = x - bar_w - 3, fill = (int)(frac * bar_w + 0.5);
         mvwaddch(s->status, 0, x0, '[');
         for (int k = 0; k < bar_w; k++) waddch(s->status, k < fill ? '#' : '.');
         waddch(s->status, ']');
     }
-    if (right && rl < s->cols - 2) mvwaddstr(s->status, 0, s->cols - rl - 1, right);
+    if (right && rl < s->cols - 2) mvwaddstr(s->status, 0, x, right);
     wnoutrefresh(s->status);
 }
 
