@@ -140,6 +140,8 @@ void app_fini(struct app *a)
     free(a->views.probs);
     free_names(a->views.probs_labels);
     free(a->views.spec);
+    for (size_t k = 0; k < sizeof a->views.slots / sizeof a->views.slots[0]; k++)
+        if (a->views.slots[k].release && a->views.slots[k].data) a->views.slots[k].release(a->views.slots[k].data);
     if (a->curves) curves_fini(a->curves);
     free(a->curves);
     model_destroy(a->model);

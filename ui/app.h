@@ -17,6 +17,7 @@
 
 struct model;
 struct dataset;
+struct canvas;
 struct eval_result;
 struct job;
 
@@ -26,6 +27,15 @@ enum app_hold {
     APP_HOLD_MODEL_READ = 1,    /* the job reads the model: it must not be replaced */
     APP_HOLD_MODEL_WRITE = 2,   /* the job changes the weights: no other use of them */
     APP_HOLD_DATA = 4,          /* the job reads the data set: it must not be replaced */
+};
+
+/* A view that a later command fills (erf, landscape, hessian, prune, listen): its drawing
+ * function and data, set with app_view_set on the UI thread. Data a job updates while it
+ * runs carries its own lock, which draw takes. */
+struct app_view_slot {
+    void (*draw)(struct canvas *c, void *data);
+    void *data;                 /* owned: released with release(data) when replaced */
+    void (*release)(void *data);
 };
 
 /* What the views show (views.h), kept by the app and drawn on demand. */
@@ -44,6 +54,7 @@ struct app_views {
     int n_probs;
     char **probs_labels;
     char probs_title[300];
+    struct app_view_slot slots[16];  /* by enum view_kind, for the views after probs */
 };
 
 struct app {
@@ -134,8 +145,11 @@ void app_views_changed(struct app *a);
 /* The current clip as the spectrogram view, through the session's front end (cmd_audio.c;
  * `clip` calls it). */
 void app_clip_to_view(struct app *a);
+/* Give view `kind` (enum view_kind) a drawing function and its data (replacing and
+ * releasing what it had), and show it in the split view. UI thread only. */
+void app_view_set(struct app *a, int kind, void (*draw)(struct canvas *c, void *data), void *data,
+                  void (*release)(void *data));
 /* Draw view `kind` (enum view_kind) of the session into c (cmd_view.c). */
-struct canvas;
 void app_draw_view(struct app *a, int kind, struct canvas *c);
 
 /* Ask the running command to stop at its next safe point (async-signal-safe: the SIGINT

@@ -70,9 +70,23 @@ void app_draw_view(struct app *a, int kind, struct canvas *c)
         if (v->probs) view_probs(c, v->probs_title, v->probs, v->n_probs, (const char *const *)v->probs_labels);
         else canvas_text(c, 0, 0, CANVAS_NONE, "class probabilities: no prediction yet (predict)");
         break;
-    case VIEW_COUNT:
+    default:
+        if (kind >= 0 && kind < (int)(sizeof v->slots / sizeof v->slots[0]) && v->slots[kind].draw)
+            v->slots[kind].draw(c, v->slots[kind].data);
+        else
+            canvas_textf(c, 0, 0, CANVAS_NONE, "%s: nothing yet (help view)", view_name((enum view_kind)kind));
         break;
     }
+}
+
+void app_view_set(struct app *a, int kind, void (*draw)(struct canvas *c, void *data), void *data,
+                  void (*release)(void *data))
+{
+    struct app_view_slot *s = &a->views.slots[kind];
+    if (s->release && s->data && s->data != data) s->release(s->data);
+    s->draw = draw, s->data = data, s->release = release;
+    a->views.current = kind;
+    app_views_changed(a);
 }
 
 /* Print a view headless: the terminal's width (or 100), rows lines. */
@@ -99,7 +113,8 @@ int cmd_view(struct app *a, int argc, char **argv)
     }
     int kind = view_parse(argv[1]);
     if (kind < 0)
-        return app_fail(a, STATUS_INVALID, "no view '%s' (spec, model, curves, confusion, devices, probs)", argv[1]);
+        return app_fail(a, STATUS_INVALID, "no view '%s' (spec, model, curves, confusion, devices, probs, erf, "
+                                           "landscape, hessian, prune, listen)", argv[1]);
     long rows = 24;
     if (argc == 3) {
         char *val = arg_split(argv[2]);

@@ -297,7 +297,7 @@ const struct command commands[] = {
      cmd_stop, NULL, 0, NULL},
     {"wait", "", "wait until the running job ends", "Scripts use it after a line ending in '&'.",
      cmd_wait, NULL, 0, NULL},
-    {"view", "[NAME]", "show a view: spec, model, curves, confusion, devices, probs",
+    {"view", "[NAME]", "show a view: spec, model, curves, confusion, devices, probs, ...",
      "In the split view the pane shows it (F2 cycles through them); headless, the view is\n"
      "printed. Without NAME: the list and the current one.\n"
      "  spec       the current clip's log-mel spectrogram (clip, spec)\n"
@@ -305,7 +305,8 @@ const struct command commands[] = {
      "  curves     training loss and accuracy per epoch, live while training\n"
      "  confusion  the last evaluation's confusion matrix (eval)\n"
      "  devices    the last evaluation's accuracy per device, seen and unseen (eval)\n"
-     "  probs      the last prediction's class probabilities (predict)",
+     "  probs      the last prediction's class probabilities (predict)\n"
+     "  erf, landscape, hessian, prune, listen: the analyses' and the microphone's views",
      cmd_view, NULL, 0, complete_view},
     {"compare", "A B [split=S]", "evaluate two models side by side (A, B: files, or `current`)",
      "Evaluates both on a split of the open data set (the evaluate split by default) and\n"

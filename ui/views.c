@@ -9,7 +9,8 @@
 #include "basin/dsp/mel.h"
 #include "basin/train/eval.h"
 
-static const char *const names[VIEW_COUNT] = {"spec", "model", "curves", "confusion", "devices", "probs"};
+static const char *const names[VIEW_COUNT] = {"spec",      "model",   "curves", "confusion", "devices", "probs",
+                                              "erf",       "landscape", "hessian", "prune",   "listen"};
 
 const char *view_name(enum view_kind v)
 {

@@ -22,6 +22,11 @@ enum view_kind {
     VIEW_CONFUSION,   /* "confusion": the last evaluation's confusion matrix */
     VIEW_DEVICES,     /* "devices": the last evaluation's accuracy per device */
     VIEW_PROBS,       /* "probs": class probabilities of the last prediction */
+    VIEW_ERF,         /* "erf": the effective receptive field (erf) */
+    VIEW_LANDSCAPE,   /* "landscape": loss contours and the sharpness (landscape, sharpness) */
+    VIEW_HESSIAN,     /* "hessian": curvature: top eigenvalues, trace, per layer (hessian) */
+    VIEW_PRUNE,       /* "prune": the per-layer pruning table (prune) */
+    VIEW_LISTEN,      /* "listen": the live microphone: scrolling spectrogram, scenes (listen) */
     VIEW_COUNT
 };
 const char *view_name(enum view_kind v);
