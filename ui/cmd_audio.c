@@ -5,7 +5,9 @@
 
 #include "app.h"
 #include "basin/audio/audio_file.h"
+#include "basin/core/mem.h"
 #include "basin/core/status.h"
+#include "basin/data/features.h"
 #include "basin/dsp/frontend.h"
 #include "basin/dsp/mel.h"
 #include "basin/dsp/resample.h"
@@ -106,23 +108,16 @@ int cmd_preset(struct app *a, int argc, char **argv)
 /* Mono samples of clip at the front end's rate, in a new buffer (free). */
 static int clip_at_rate(const struct audio_file *clip, int rate, float **out, long *n_out)
 {
-    struct audio_file mono = *clip;
-    float *m = NULL;
-    if (clip->n_channels > 1) {
-        m = malloc((size_t)clip->n_frames * sizeof *m);
-        if (!m) return status_set(STATUS_NOMEM, "out of memory");
-        for (long i = 0; i < clip->n_frames; i++) {
-            float s = 0;
-            for (int c = 0; c < clip->n_channels; c++) s += clip->x[(long)c * clip->n_frames + i];
-            m[i] = s / clip->n_channels;
-        }
-        mono.x = m;
-    }
+    const float *src;
+    float *mono;
+    int n_src;
+    int s = features_channels(clip, 1, &src, &n_src, &mono);
+    if (s) return s;
     long cap = resample_max_frames(clip->n_frames, clip->sample_rate_hz, rate);
     float *y = malloc((size_t)(cap > 0 ? cap : 1) * sizeof *y);
-    int s = y ? resample(mono.x, clip->n_frames, 1, RESAMPLE_PLANAR, clip->sample_rate_hz, rate, y, cap, n_out)
-              : (int)status_set(STATUS_NOMEM, "out of memory");
-    free(m);
+    s = y ? resample(src, clip->n_frames, 1, RESAMPLE_PLANAR, clip->sample_rate_hz, rate, y, cap, n_out)
+          : (int)status_set(STATUS_NOMEM, "out of memory");
+    mem_free(mono);
     if (s) {
         free(y);
         return s;

@@ -99,9 +99,12 @@ static char **complete(const char *text, int start, int end)
     return rl_completion_matches(text, next_candidate);
 }
 
-static void history_path(char *buf, size_t n)
+/* Load the history kept across runs; its path into buf ("" when there is none). */
+static void history_load(char *buf, size_t n)
 {
     if (fs_state_dir("history", buf, n)) buf[0] = 0;
+    stifle_history(1000);
+    if (buf[0]) read_history(buf);
 }
 
 /* ---- signals and the wake-up pipe ------------------------------------------------------ */
@@ -192,9 +195,7 @@ static int run_plain(struct app *a)
     rl_catch_signals = 0;
     rl_attempted_completion_function = complete;
     char hist[FS_PATH_MAX];
-    history_path(hist, sizeof hist);
-    stifle_history(1000);
-    if (hist[0]) read_history(hist);
+    history_load(hist, sizeof hist);
     printf("basin %s: type help for commands, quit or Ctrl-D to leave\n", BASIN_VERSION);
     rl_callback_handler_install("basin> ", on_line_plain);
     while (!a->quit && !got_term) {
@@ -459,9 +460,7 @@ static int run_workbench(struct app *a)
     rl_bind_keyseq("\\eOQ", next_view);   /* F2 (xterm, tmux) */
     rl_bind_keyseq("\\e[12~", next_view); /* F2 (rxvt) */
     char hist[FS_PATH_MAX];
-    history_path(hist, sizeof hist);
-    stifle_history(1000);
-    if (hist[0]) read_history(hist);
+    history_load(hist, sizeof hist);
     wb_start(a);
     wb_draw();
     int due = -1;

@@ -58,6 +58,36 @@ static long converted_frames(long n_in, int rate_in, int rate_out)
     return (long)(num / ((unsigned long long)rate_in * 2u));
 }
 
+int features_channels(const struct audio_file *af, int in_ch, const float **src, int *n_src,
+                      float **owned)
+{
+    const int n_file = af->n_channels;
+    const long n = af->n_frames;
+    *owned = NULL;
+    if (n <= 0 || !af->x) return status_set(STATUS_FORMAT, "no samples");
+    *src = af->x;
+    if (in_ch == 1 && n_file > 1) {
+        /* ref: librosa.to_mono / audio_file_to_mono: summed in channel order, then divided. */
+        float *mono = mem_alloc(sizeof *mono * (size_t)n);
+        if (!mono) return STATUS_NOMEM;
+        for (long t = 0; t < n; t++) {
+            float s = 0.0f;
+            for (int c = 0; c < n_file; c++) s += af->x[(long)c * n + t];
+            mono[t] = s / (float)n_file;
+        }
+        *src = *owned = mono;
+        *n_src = 1;
+    } else if (n_file >= in_ch) {
+        *n_src = in_ch;     /* planar: the first in_ch channels are the first in_ch rows */
+    } else if (n_file == 1) {
+        *n_src = 1;         /* the caller duplicates it */
+    } else {
+        return status_set(STATUS_UNSUPPORTED, "%d channels cannot feed a %d-channel model "
+                          "(mono is duplicated, extra channels dropped)", n_file, in_ch);
+    }
+    return STATUS_OK;
+}
+
 int features_clip(const struct frontend *fe, struct frontend_work *w, const struct audio_file *af,
                   const struct features_opts *opts, float *y)
 {
@@ -68,31 +98,12 @@ int features_clip(const struct frontend *fe, struct frontend_work *w, const stru
     if (len < frontend_min_samples(fe))
         return status_set(STATUS_INVALID, "clip length %ld samples is below the front end's "
                           "minimum of %ld", len, frontend_min_samples(fe));
-    int n_file = af->n_channels;
     long n = af->n_frames;
-    if (n <= 0 || !af->x) return status_set(STATUS_FORMAT, "no samples");
     int n_src;              /* channels carried through resampling: 1 or in_ch */
-    const float *src = af->x;
-    float *mono = NULL, *res = NULL, *clip = NULL;
-    int st = STATUS_OK;
-    if (in_ch == 1 && n_file > 1) {
-        /* ref: librosa.to_mono / audio_file_to_mono: summed in channel order, then divided. */
-        if (!(mono = mem_alloc(sizeof *mono * (size_t)n))) return STATUS_NOMEM;
-        for (long t = 0; t < n; t++) {
-            float s = 0.0f;
-            for (int c = 0; c < n_file; c++) s += af->x[(long)c * n + t];
-            mono[t] = s / (float)n_file;
-        }
-        src = mono;
-        n_src = 1;
-    } else if (n_file >= in_ch) {
-        n_src = in_ch;      /* planar: the first in_ch channels are the first in_ch rows */
-    } else if (n_file == 1) {
-        n_src = 1;          /* duplicated below */
-    } else {
-        return status_set(STATUS_UNSUPPORTED, "%d channels cannot feed a %d-channel model "
-                          "(mono is duplicated, extra channels dropped)", n_file, in_ch);
-    }
+    const float *src;
+    float *mono, *res = NULL, *clip = NULL;
+    int st = features_channels(af, in_ch, &src, &n_src, &mono);
+    if (st) return st;
     if (af->sample_rate_hz != p->sample_rate_hz) {
         long cap = resample_max_frames(n, af->sample_rate_hz, p->sample_rate_hz), n_out = 0;
         if (!(res = mem_alloc(mem_mul((size_t)cap, sizeof *res * (size_t)n_src)))) {

@@ -133,29 +133,12 @@ const char *predict_label(const struct model *m, int k, char *buf, size_t n)
 static int clip_convert(const struct audio_file *af, int in_ch, int rate, struct audio_file *y)
 {
     audio_file_init(y);
-    const int n_file = af->n_channels;
     const long n = af->n_frames;
-    if (n <= 0 || !af->x) return status_set(STATUS_FORMAT, "no samples");
     int n_src;
-    const float *src = af->x;
-    float *mono = NULL;
-    if (in_ch == 1 && n_file > 1) {
-        /* ref: librosa.to_mono, as features_clip: summed in channel order, then divided */
-        if (!(mono = mem_alloc(sizeof *mono * (size_t)n))) return STATUS_NOMEM;
-        for (long t = 0; t < n; t++) {
-            float s = 0.0f;
-            for (int c = 0; c < n_file; c++) s += af->x[(long)c * n + t];
-            mono[t] = s / (float)n_file;
-        }
-        src = mono, n_src = 1;
-    } else if (n_file >= in_ch) {
-        n_src = in_ch;     /* planar: the first in_ch rows */
-    } else if (n_file == 1) {
-        n_src = 1;
-    } else {
-        return status_set(STATUS_UNSUPPORTED, "%d channels cannot feed a %d-channel model "
-                          "(mono is duplicated, extra channels dropped)", n_file, in_ch);
-    }
+    const float *src;
+    float *mono;
+    int st = features_channels(af, in_ch, &src, &n_src, &mono);
+    if (st) return st;
     long cap = af->sample_rate_hz == rate ? n : resample_max_frames(n, af->sample_rate_hz, rate);
     int s = audio_file_alloc(y, n_src, cap > 0 ? cap : 1, rate);
     if (!s && af->sample_rate_hz == rate) {

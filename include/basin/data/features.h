@@ -113,6 +113,14 @@ int features_clip_samples(const struct dataset *ds, const struct frontend *fe, l
 /* T for clips of n_samples. */
 long features_frames(const struct frontend *fe, long n_samples);
 
+/* The channel rule above for a model of in_ch channels: the planar rows of af to carry on,
+ * *src, *n_src of them (1 or in_ch; a mono file for a multi-channel model stays one row,
+ * for the caller to duplicate), each af->n_frames long. When the channels are mixed to mono
+ * the mix is a new buffer returned in *owned (mem_free), else *owned is NULL. 0,
+ * STATUS_FORMAT (no samples), STATUS_UNSUPPORTED (the rule refuses), STATUS_NOMEM. */
+int features_channels(const struct audio_file *af, int in_ch, const float **src, int *n_src,
+                      float **owned);
+
 /* One decoded clip af -> y (C, F, T) with the channel rule, resampling and length policy
  * above; opts->n_samples must be set (> 0). STATUS_UNSUPPORTED for the channel rule,
  * STATUS_FORMAT for an empty clip, STATUS_INVALID for n_samples shorter than the front
