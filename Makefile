@@ -26,7 +26,7 @@ Q :=
 endif
 
 DEB_PACKAGES := build-essential pkg-config libncurses-dev libreadline-dev libsndfile1-dev \
-    portaudio19-dev libfftw3-dev libopenblas-dev libjansson-dev libsoxr-dev sox tmux
+    portaudio19-dev libfftw3-dev libopenblas-dev libjansson-dev libsoxr-dev libcairo2-dev sox tmux
 
 WARN := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla
 ifeq ($(WERROR),1)
@@ -59,9 +59,11 @@ CFLAGS_src/audio/device_portaudio.c := $(call pc,--cflags,portaudio-2.0)
 CFLAGS_src/model/safetensors.c := $(call pc,--cflags,jansson)
 CFLAGS_src/core/json.c := $(call pc,--cflags,jansson)
 UI_CFLAGS := $(call pc,--cflags,ncursesw readline)
+CFLAGS_ui/export.c := $(call pc,--cflags,cairo)
+CFLAGS_tests/test_export.c := $(call pc,--cflags,cairo)
 
 LIBS := $(call pc,--libs,openblas fftw3f soxr sndfile portaudio-2.0 jansson) -lm
-UI_LIBS := $(call pc,--libs,ncursesw) -lreadline
+UI_LIBS := $(call pc,--libs,ncursesw cairo) -lreadline
 
 SRC := $(sort $(wildcard src/*/*.c))
 UI_SRC := $(sort $(wildcard ui/*.c))

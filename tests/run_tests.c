@@ -40,6 +40,7 @@
     X(workbench)                                                                            \
     X(canvas)                                                                               \
     X(views)                                                                                \
+    X(export)                                                                               \
     X(loss)                                                                                 \
     X(optim)
 

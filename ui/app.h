@@ -36,6 +36,8 @@ struct app_view_slot {
     void (*draw)(struct canvas *c, void *data);
     void *data;                 /* owned: released with release(data) when replaced */
     void (*release)(void *data);
+    /* `export VIEW PATH.png`: the figure as an image of w x h pixels (export.h), or NULL */
+    int (*export_png)(const char *path, void *data, int w, int h);
 };
 
 /* What the views show (views.h), kept by the app and drawn on demand. */
@@ -149,6 +151,8 @@ void app_clip_to_view(struct app *a);
  * releasing what it had), and show it in the split view. UI thread only. */
 void app_view_set(struct app *a, int kind, void (*draw)(struct canvas *c, void *data), void *data,
                   void (*release)(void *data));
+/* Give view `kind` its PNG export (set after app_view_set; kept until the next set). */
+void app_view_set_export(struct app *a, int kind, int (*export_png)(const char *path, void *data, int w, int h));
 /* Draw view `kind` (enum view_kind) of the session into c (cmd_view.c). */
 void app_draw_view(struct app *a, int kind, struct canvas *c);
 

@@ -1,16 +1,21 @@
 /* cmd_view.c: view and compare, and drawing the session's views into a canvas (the split
  * view's pane, or printed headless). */
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "app.h"
 #include "basin/core/status.h"
 #include "basin/data/dataset.h"
+#include "basin/dsp/mel.h"
 #include "basin/model/model.h"
 #include "basin/train/eval.h"
 #include "basin/train/pipeline.h"
 #include "canvas.h"
 #include "commands.h"
+#include "export.h"
 #include "render.h"
 #include "views.h"
 
@@ -84,7 +89,7 @@ void app_view_set(struct app *a, int kind, void (*draw)(struct canvas *c, void *
 {
     struct app_view_slot *s = &a->views.slots[kind];
     if (s->release && s->data && s->data != data) s->release(s->data);
-    s->draw = draw, s->data = data, s->release = release;
+    s->draw = draw, s->data = data, s->release = release, s->export_png = NULL;
     a->views.current = kind;
     app_views_changed(a);
 }
@@ -197,4 +202,145 @@ int cmd_compare(struct app *a, int argc, char **argv)
     eval_result_destroy(r[0]);
     eval_result_destroy(r[1]);
     return s ? app_fail(a, s, "out of memory") : STATUS_OK;
+}
+
+void app_view_set_export(struct app *a, int kind, int (*export_png)(const char *path, void *data, int w, int h))
+{
+    a->views.slots[kind].export_png = export_png;
+}
+
+/* ---- export VIEW PATH.png --------------------------------------------------------------- */
+
+/* Mel-axis ticks: the frequency of a position along the bins, in Hz. */
+static void mel_ticks(void *user, double pos, char *buf, int n)
+{
+    const struct frontend_params *p = user;
+    double m0 = mel_from_hz(p->fmin_hz, p->mel_scale), m1 = mel_from_hz(p->fmax_hz, p->mel_scale);
+    snprintf(buf, (size_t)n, "%.0f", mel_to_hz(m0 + (m1 - m0) * pos, p->mel_scale));
+}
+
+static void name_ticks(void *user, double pos, char *buf, int n)
+{
+    char *const *names = user;
+    int count = 0;
+    while (names[count]) count++;
+    int i = (int)(pos * count);
+    snprintf(buf, (size_t)n, "%.14s", i >= 0 && i < count ? names[i] : "");
+}
+
+static int export_view(struct app *a, int kind, const char *path, int w, int h)
+{
+    struct app_views *v = &a->views;
+    switch ((enum view_kind)kind) {
+    case VIEW_SPEC: {
+        if (!v->spec) return status_set(STATUS_INVALID, "no spectrogram yet (clip PATH, or spec PATH)");
+        double seconds = (double)(v->spec_frames - 1) * v->spec_fe.hop / v->spec_fe.sample_rate_hz;
+        struct export_axis x = {.lo = 0, .hi = seconds, .label = "time (s)"};
+        struct export_axis y = {.label = "frequency (Hz)", .ticks = mel_ticks, .user = &v->spec_fe};
+        return export_heatmap_png(path, w, h, v->spec_title, v->spec, v->spec_mels, v->spec_frames, v->spec_lo,
+                                  v->spec_hi, v->spec_unit, &x, &y);
+    }
+    case VIEW_CURVES: {
+        struct curves *cv = a->curves;
+        if (!cv || (!cv->n_steps && !cv->n_ep)) return status_set(STATUS_INVALID, "no training curves yet (train)");
+        pthread_mutex_lock(&cv->lock);
+        double lmax = 0;
+        for (int i = 0; i < cv->n_steps; i++) lmax = fmax(lmax, cv->step_loss[i]);
+        struct export_series loss[3] = {{cv->step_x, cv->step_loss, cv->n_steps, 0xbbbbbb, "train (per step)"},
+                                        {cv->ep_x, cv->ep_train_loss, cv->n_ep, 0x1f77b4, "train (epoch)"},
+                                        {cv->ep_x, cv->ep_eval_loss, cv->n_ep, 0xff7f0e, "evaluate"}};
+        struct export_series acc[3] = {{cv->step_x, cv->step_acc, cv->n_steps, 0xbbbbbb, "train (per step)"},
+                                       {cv->ep_x, cv->ep_train_acc, cv->n_ep, 0x1f77b4, "train (epoch)"},
+                                       {cv->ep_x, cv->ep_eval_acc, cv->n_ep, 0xff7f0e, "evaluate"}};
+        struct export_axis x = {.lo = 0, .hi = cv->n_epochs > 0 ? cv->n_epochs : 1, .label = "epoch"};
+        struct export_axis yl = {.lo = 0, .hi = lmax > 0 ? lmax * 1.05 : 1, .label = "loss (cross-entropy)"};
+        struct export_axis ya = {.lo = 0, .hi = 1, .label = "accuracy"};
+        int s = export_lines2_png(path, w, h, cv->title, loss, 3, &yl, acc, 3, &ya, &x);
+        pthread_mutex_unlock(&cv->lock);
+        return s;
+    }
+    case VIEW_CONFUSION: {
+        if (!v->eval) return status_set(STATUS_INVALID, "no evaluation yet (eval)");
+        const int M = v->eval->n_classes;
+        float *share = malloc(sizeof *share * (size_t)M * M);
+        if (!share) return STATUS_NOMEM;
+        for (int t = 0; t < M; t++) {
+            long row = 0;
+            for (int k = 0; k < M; k++) row += v->eval->confusion[(long)t * M + k];
+            /* row 0 of the image is at the bottom: true class t drawn at row M - 1 - t */
+            for (int k = 0; k < M; k++)
+                share[(long)(M - 1 - t) * M + k] = row ? (float)v->eval->confusion[(long)t * M + k] / row : 0;
+        }
+        char **rev = calloc((size_t)M + 1, sizeof *rev);
+        for (int t = 0; rev && t < M; t++) rev[t] = v->eval_labels[M - 1 - t];
+        struct export_axis x = {.label = "predicted class", .ticks = name_ticks, .user = v->eval_labels,
+                                .n_ticks = M, .centred = 1};
+        struct export_axis y = {.label = "true class", .ticks = name_ticks, .user = rev, .n_ticks = M, .centred = 1};
+        int s = rev ? export_heatmap_png(path, w, h, v->eval_title, share, M, M, 0, 1, "share of the row", &x, &y)
+                    : STATUS_NOMEM;
+        free(rev);
+        free(share);
+        return s;
+    }
+    case VIEW_DEVICES: {
+        if (!v->eval) return status_set(STATUS_INVALID, "no evaluation yet (eval)");
+        const int D = v->eval->n_devices;
+        const char **names = calloc((size_t)D + 2, sizeof *names);
+        double *val = calloc((size_t)D + 2, sizeof *val);
+        unsigned *rgb = calloc((size_t)D + 2, sizeof *rgb);
+        char *pooled[2] = {(char *)"seen devices", (char *)"unseen devices"};
+        int n = 0, s = names && val && rgb ? STATUS_OK : STATUS_NOMEM;
+        for (int d = 0; !s && d < D; d++)
+            if (v->eval->per_device[d].n) {
+                names[n] = v->eval_devices[d], val[n] = v->eval->per_device[d].acc;
+                rgb[n++] = v->eval->device_seen[d] ? 0x1f77b4 : 0xff7f0e;
+            }
+        if (!s && v->eval->seen.n) names[n] = pooled[0], val[n] = v->eval->seen.acc, rgb[n++] = 0x1f77b4;
+        if (!s && v->eval->unseen.n) names[n] = pooled[1], val[n] = v->eval->unseen.acc, rgb[n++] = 0xff7f0e;
+        if (!s) s = export_bars_png(path, w, h, v->eval_title, names, val, rgb, n, "accuracy (%)");
+        free(names), free(val), free(rgb);
+        return s;
+    }
+    case VIEW_PROBS: {
+        if (!v->probs) return status_set(STATUS_INVALID, "no prediction yet (predict)");
+        double *val = calloc((size_t)v->n_probs + 1, sizeof *val);
+        if (!val) return STATUS_NOMEM;
+        for (int k = 0; k < v->n_probs; k++) val[k] = v->probs[k];
+        int s = export_bars_png(path, w, h, v->probs_title, (const char *const *)v->probs_labels, val, NULL, v->n_probs,
+                                "probability (%)");
+        free(val);
+        return s;
+    }
+    default:
+        if (kind >= 0 && kind < (int)(sizeof v->slots / sizeof v->slots[0]) && v->slots[kind].export_png)
+            return v->slots[kind].export_png(path, v->slots[kind].data, w, h);
+        return status_set(STATUS_UNSUPPORTED, "the %s view has no image export%s", view_name((enum view_kind)kind),
+                          v->slots[kind].draw ? "" : " (nothing to show yet)");
+    }
+}
+
+int cmd_export(struct app *a, int argc, char **argv)
+{
+    if (argc < 3) return app_fail(a, STATUS_INVALID, "usage: export VIEW PATH.png [width=W] [height=H]");
+    int kind = view_parse(argv[1]);
+    if (kind < 0 || kind == VIEW_MODEL) return app_fail(a, STATUS_INVALID, "no figure '%s' to export (spec, curves, "
+                                                        "confusion, devices, probs, erf, landscape, ...)", argv[1]);
+    const char *path = argv[2], *dot = strrchr(path, '.');
+    if (!dot || strcmp(dot, ".png")) return app_fail(a, STATUS_INVALID, "%s: export writes PNG: name it .png", path);
+    long w = 1000, h = 600;
+    for (int i = 3; i < argc; i++) {
+        char *v = arg_split(argv[i]);
+        if (v && !strcmp(argv[i], "width")) {
+            if (arg_int(a, "width", v, 200, 10000, &w)) return STATUS_INVALID;
+        } else if (v && !strcmp(argv[i], "height")) {
+            if (arg_int(a, "height", v, 150, 10000, &h)) return STATUS_INVALID;
+        } else {
+            return app_fail(a, STATUS_INVALID, "unknown option '%s' (width=, height=)", argv[i]);
+        }
+    }
+    if (kind == VIEW_CURVES && h == 600 && argc <= 3) h = 900;
+    int s = export_view(a, kind, path, (int)w, (int)h);
+    if (s) return app_fail(a, s, "%s", status_detail());
+    app_out(a, "wrote %s (%ld x %ld, the %s view)\n", path, w, h, view_name((enum view_kind)kind));
+    return STATUS_OK;
 }

@@ -312,6 +312,10 @@ const struct command commands[] = {
      "Evaluates both on a split of the open data set (the evaluate split by default) and\n"
      "shows their accuracy per device side by side, seen and unseen marked.",
      cmd_compare, NULL, CMD_READS_WEIGHTS, NULL},
+    {"export", "VIEW PATH.png [width=W] [height=H]", "a view's figure as a PNG image (axes, units, colour bar)",
+     "For papers and slides: spec, curves, confusion, devices, probs, and the analyses' views\n"
+     "that offer it. 1000 x 600 pixels by default (curves: 1000 x 900, loss above accuracy).",
+     cmd_export, NULL, 0, complete_view},
     {"help", "[COMMAND]", "list commands, or explain one", "", cmd_help, NULL, 0, complete_help},
     {"quit", "", "leave basin (also: exit, Ctrl-D)", "", cmd_quit, NULL, 0, NULL},
 };

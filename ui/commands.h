@@ -59,6 +59,7 @@ int cmd_stop(struct app *a, int argc, char **argv);
 int cmd_wait(struct app *a, int argc, char **argv);
 int cmd_view(struct app *a, int argc, char **argv);
 int cmd_compare(struct app *a, int argc, char **argv);
+int cmd_export(struct app *a, int argc, char **argv);
 int cmd_help(struct app *a, int argc, char **argv);
 int cmd_quit(struct app *a, int argc, char **argv);
 
