@@ -41,6 +41,7 @@
     X(canvas)                                                                               \
     X(views)                                                                                \
     X(export)                                                                               \
+    X(session)                                                                              \
     X(loss)                                                                                 \
     X(optim)
 

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "basin/core/status.h"
+#include "basin/core/threads.h"
 #include "basin/data/dataset.h"
 #include "basin/model/model.h"
 #include "basin/train/eval.h"
@@ -118,6 +119,7 @@ void app_init(struct app *a)
     audio_file_init(&a->clip);
     a->progress = (struct progress){progress_line, a};
     a->next_job_id = 1;
+    a->start_threads = threads_get();
     a->curves = calloc(1, sizeof *a->curves);
     if (a->curves) curves_init(a->curves);
 }
@@ -144,6 +146,7 @@ void app_fini(struct app *a)
         if (a->views.slots[k].release && a->views.slots[k].data) a->views.slots[k].release(a->views.slots[k].data);
     if (a->curves) curves_fini(a->curves);
     free(a->curves);
+    strbuf_fini(&a->log);
     model_destroy(a->model);
     a->model = NULL;
     audio_file_fini(&a->clip);
@@ -414,6 +417,39 @@ static const char *repeated_key(int argc, char **argv, size_t *len)
     return NULL;
 }
 
+/* Keep a successful command for a session's commands.log: the line as typed without its
+ * comment; a training run's out= is left out, so a replay trains into a folder of its own. */
+static void log_line(struct app *a, const struct command *c, const char *line)
+{
+    char copy[4096];
+    snprintf(copy, sizeof copy, "%s", line);
+    copy[strcspn(copy, "\r\n")] = 0;
+    /* a '#' starting a word (outside quotes) begins the comment */
+    char quote = 0;
+    for (char *p = copy; *p; p++) {
+        if (quote) {
+            if (*p == quote) quote = 0;
+        } else if (*p == '"' || *p == '\'') {
+            quote = *p;
+        } else if (*p == '#' && (p == copy || p[-1] == ' ' || p[-1] == '\t')) {
+            *p = 0;
+            break;
+        }
+    }
+    size_t n = strlen(copy);
+    while (n && (copy[n - 1] == ' ' || copy[n - 1] == '\t')) copy[--n] = 0;
+    if (!strcmp(c->name, "train")) {
+        char *o = strstr(copy, " out=");
+        if (o) {
+            size_t k = strcspn(o + 1, " \t");
+            memmove(o, o + 1 + k, strlen(o + 1 + k) + 1);
+        }
+    }
+    if (!strcmp(c->name, "data") && strncmp(copy + strspn(copy, " \t") + 4, " export", 7))
+        snprintf(a->data_line, sizeof a->data_line, "%s", copy + strspn(copy, " \t"));
+    strbuf_printf(&a->log, "%s\n", copy + strspn(copy, " \t"));
+}
+
 int app_run_line(struct app *a, const char *line)
 {
     char buf[4096];
@@ -447,6 +483,7 @@ int app_run_line(struct app *a, const char *line)
             a->background |= background;
             status = c->run(a, argc, argv);
             a->background = saved;
+            if (!status && !(c->flags & CMD_NOT_LOGGED)) log_line(a, c, line);
         }
     }
     a->cmd = NULL;

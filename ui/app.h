@@ -13,6 +13,7 @@
 
 #include "basin/audio/audio_file.h"
 #include "basin/core/progress.h"
+#include "basin/core/strbuf.h"
 #include "basin/dsp/frontend.h"
 
 struct model;
@@ -100,6 +101,12 @@ struct app {
 
     struct app_views views;
     struct curves *curves;      /* training curves (views.h), filled by a training job */
+
+    /* What a session (`session save`) needs to come back to this state: */
+    struct strbuf log;          /* every successful command but the CMD_NOT_LOGGED ones, a line each */
+    char data_line[1200];       /* the last `data` line that opened a data set ("" none) */
+    char run_dir[2048];         /* the last training run's folder ("" none) */
+    int start_threads;          /* the thread count the session started with */
 };
 
 void app_init(struct app *a);

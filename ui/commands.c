@@ -291,12 +291,12 @@ const struct command commands[] = {
     {"jobs", "", "list the running job and the last ones",
      "Long work (train, resume, eval) runs as a job: in the split view the prompt stays live\n"
      "meanwhile; headless, each job is waited for unless its line ends with '&'.",
-     cmd_jobs, NULL, 0, NULL},
+     cmd_jobs, NULL, CMD_NOT_LOGGED, NULL},
     {"stop", "", "cancel the running job at its next safe point (Ctrl-C does too)",
      "Training stops after the current step, keeping its weights and writing a checkpoint.",
-     cmd_stop, NULL, 0, NULL},
+     cmd_stop, NULL, CMD_NOT_LOGGED, NULL},
     {"wait", "", "wait until the running job ends", "Scripts use it after a line ending in '&'.",
-     cmd_wait, NULL, 0, NULL},
+     cmd_wait, NULL, CMD_NOT_LOGGED, NULL},
     {"view", "[NAME]", "show a view: spec, model, curves, confusion, devices, probs, ...",
      "In the split view the pane shows it (F2 cycles through them); headless, the view is\n"
      "printed. Without NAME: the list and the current one.\n"
@@ -307,7 +307,7 @@ const struct command commands[] = {
      "  devices    the last evaluation's accuracy per device, seen and unseen (eval)\n"
      "  probs      the last prediction's class probabilities (predict)\n"
      "  erf, landscape, hessian, prune, listen: the analyses' and the microphone's views",
-     cmd_view, NULL, 0, complete_view},
+     cmd_view, NULL, CMD_NOT_LOGGED, complete_view},
     {"compare", "A B [split=S]", "evaluate two models side by side (A, B: files, or `current`)",
      "Evaluates both on a split of the open data set (the evaluate split by default) and\n"
      "shows their accuracy per device side by side, seen and unseen marked.",
@@ -316,8 +316,15 @@ const struct command commands[] = {
      "For papers and slides: spec, curves, confusion, devices, probs, and the analyses' views\n"
      "that offer it. 1000 x 600 pixels by default (curves: 1000 x 900, loss above accuracy).",
      cmd_export, NULL, 0, complete_view},
-    {"help", "[COMMAND]", "list commands, or explain one", "", cmd_help, NULL, 0, complete_help},
-    {"quit", "", "leave basin (also: exit, Ctrl-D)", "", cmd_quit, NULL, 0, NULL},
+    {"session", "save NAME | load NAME | list", "save the session, bring it back, or list the saved ones",
+     "session save NAME writes sessions/NAME/ (NAME with a '/' is a folder of your choice):\n"
+     "commands.log (every command that made the session, replayable with basin --script),\n"
+     "state.json, the model, and the results (training logs, the last evaluation). session\n"
+     "load NAME brings the state back without recomputing: model, data set, clip, preset,\n"
+     "settings, training curves, evaluation.",
+     cmd_session, NULL, CMD_NOT_LOGGED | CMD_CHANGES_MODEL | CMD_CHANGES_DATA, NULL},
+    {"help", "[COMMAND]", "list commands, or explain one", "", cmd_help, NULL, CMD_NOT_LOGGED, complete_help},
+    {"quit", "", "leave basin (also: exit, Ctrl-D)", "", cmd_quit, NULL, CMD_NOT_LOGGED, NULL},
 };
 const int n_commands = (int)(sizeof commands / sizeof commands[0]);
 

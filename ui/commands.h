@@ -11,6 +11,7 @@ enum command_flags {
     CMD_CHANGES_MODEL = 1,      /* replaces or changes the model (new, load, train) */
     CMD_READS_WEIGHTS = 2,      /* reads the weights (save, eval, predict, forward) */
     CMD_CHANGES_DATA = 4,       /* replaces the data set (data) */
+    CMD_NOT_LOGGED = 8,         /* leaves no trace in a session's commands.log (help, view) */
 };
 
 /* Completion of a command's arguments: the candidates for the word `text` that is word
@@ -60,6 +61,7 @@ int cmd_wait(struct app *a, int argc, char **argv);
 int cmd_view(struct app *a, int argc, char **argv);
 int cmd_compare(struct app *a, int argc, char **argv);
 int cmd_export(struct app *a, int argc, char **argv);
+int cmd_session(struct app *a, int argc, char **argv);
 int cmd_help(struct app *a, int argc, char **argv);
 int cmd_quit(struct app *a, int argc, char **argv);
 

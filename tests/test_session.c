@@ -1,0 +1,87 @@
+/* test_session.c: session save / load / replay: the state comes back without recomputing,
+ * a replay of commands.log reaches the same numbers, damaged and too-new folders are
+ * refused with a clear message. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "test.h"
+#include "util.h"
+
+/* The line of text starting with prefix (up to its newline), into buf. */
+static const char *line_of(const char *text, const char *prefix, char *buf, size_t n)
+{
+    const char *p = text ? strstr(text, prefix) : NULL;
+    buf[0] = 0;
+    if (p) snprintf(buf, n, "%.*s", (int)strcspn(p, "\n"), p);
+    return buf;
+}
+
+static void test_save_load_replay(void)
+{
+    char data[600], sess[600], script[4096], run[600];
+    path_of(data, sizeof data, "sess-data");
+    path_of(sess, sizeof sess, "sess/first");
+    path_of(run, sizeof run, "sess-run");
+    snprintf(script, sizeof script,
+             "synth out=%s clips=40 seconds=1 seed=5\nset seed=7\ndata %s\npreset demo\n"
+             "new cpresnet width=4 rho=3 blocks=1,1,1\ntrain epochs=2 bs=8 out=%s\neval\nsession save %s\n",
+             data, data, run, sess);
+    struct cli_output o = cli_run(script);
+    REQUIRE(o.n_errors == 0);
+    char before[512], after[512];
+    line_of(o.out, "overall:", before, sizeof before);
+    REQUIRE(before[0]);
+    /* load in a fresh session: the same model (eval gives the same figures), the curves and
+     * the evaluation back without recomputing them */
+    snprintf(script, sizeof script, "session load %s\nview devices\nview curves\neval\n", sess);
+    o = cli_run(script);
+    EXPECT_EQ_INT(o.n_errors, 0);
+    EXPECT(strstr(o.out, "loaded the session") != NULL);
+    EXPECT(strstr(o.out, "seen") && strstr(o.out, "epochs;"));
+    EXPECT_STR(line_of(o.out, "overall:", after, sizeof after), before);
+    /* replay from scratch through the binary: the same numbers */
+    const char *bin = getenv("BASIN_BIN");
+    if (bin) {
+        char cmd[2048], out[65536];
+        snprintf(cmd, sizeof cmd, "cd '%s' && '%s' --script '%s/commands.log' 2>&1", test_dir(), bin, sess);
+        EXPECT_EQ_INT(shell_output(cmd, out, sizeof out), 0);
+        EXPECT_STR(line_of(out, "overall:", after, sizeof after), before);
+    }
+}
+
+static void test_damaged_and_too_new(void)
+{
+    char dir[600], path[700], script[2048];
+    path_of(dir, sizeof dir, "sess/bad");
+    mkdirs(dir);
+    struct cli_output o;
+    /* no state.json */
+    snprintf(script, sizeof script, "session load %s\n", dir);
+    o = cli_run(script);
+    EXPECT(strstr(o.err, "not a basin session folder") != NULL);
+    /* garbage */
+    snprintf(path, sizeof path, "%s/state.json", dir);
+    REQUIRE(write_text(path, "{\"format\": 1, \"model\": "));
+    o = cli_run(script);
+    EXPECT_EQ_INT(o.n_errors, 1);
+    EXPECT(strstr(o.err, "state.json") != NULL);
+    /* too new */
+    REQUIRE(write_text(path, "{\"format\": 99, \"basin\": \"9.0\"}"));
+    o = cli_run(script);
+    EXPECT(strstr(o.err, "newer than this basin") && strstr(o.err, "9.0"));
+    /* a model file that is not there */
+    REQUIRE(write_text(path, "{\"format\": 1, \"model\": \"model.safetensors\"}"));
+    o = cli_run(script);
+    EXPECT(strstr(o.err, "model.safetensors") != NULL);
+    /* nothing of that name */
+    o = cli_run("session load no-such-session-here\n");
+    EXPECT(strstr(o.err, "no such session") != NULL);
+}
+
+const struct test tests_session[] = {
+    TEST_HEAVY(test_save_load_replay),
+    TEST(test_damaged_and_too_new),
+    {0},
+};
