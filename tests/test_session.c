@@ -80,7 +80,30 @@ static void test_damaged_and_too_new(void)
     EXPECT(strstr(o.err, "no such session") != NULL);
 }
 
+/* Every lesson that ships runs headless in its quick form, each step narrated, to its end,
+ * and what it prints as figures is finite. */
+static void test_lessons_run(void)
+{
+    const char *bin = getenv("BASIN_BIN");
+    if (!bin || access("sessions/lessons", R_OK)) {
+        printf("  (no sessions/lessons here or BASIN_BIN unset: skipped)\n");
+        return;
+    }
+    static const char *const lessons[] = {"tour"};
+    for (size_t i = 0; i < sizeof lessons / sizeof lessons[0]; i++) {
+        char cmd[2048], out[65536];
+        snprintf(cmd, sizeof cmd, "printf 'lesson %s\\n' | EPOCHS=1 XDG_CACHE_HOME='%s' '%s' 2>&1", lessons[i],
+                 test_path("lesson-cache"), bin);
+        int rc = shell_output(cmd, out, sizeof out);
+        char done[128];
+        snprintf(done, sizeof done, "[lesson %s: done,", lessons[i]);
+        EXPECT_MSG(rc == 0 && strstr(out, done), "lesson %s: rc %d: %s", lessons[i], rc, out);
+        EXPECT_MSG(!strstr(out, "nan") && !strstr(out, "inf "), "lesson %s printed a non-finite figure", lessons[i]);
+    }
+}
+
 const struct test tests_session[] = {
+    TEST_HEAVY(test_lessons_run),
     TEST_HEAVY(test_save_load_replay),
     TEST(test_damaged_and_too_new),
     {0},

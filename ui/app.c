@@ -5,6 +5,7 @@
  * at the start of a token starts a comment that runs to the end of the line, as in sh. An
  * unquoted '~' starting a token, or a value after "key=", followed by '/' or nothing is
  * the home folder ($HOME), so "clip ~/rec/park.flac" and "synth out=~/sets/a" work.
+ * "${NAME:-default}" (outside single quotes) is an environment variable, or the default.
  */
 #include "app.h"
 
@@ -346,6 +347,39 @@ static int put_home(char *buf, size_t n_buf, size_t *k)
     return 0;
 }
 
+/* "${NAME}" or "${NAME:-default}" (p just past the '$'): the environment variable's value,
+ * or the default when it is unset or empty, appended at buf + *k; p moves past the '}'. 0,
+ * or -1 with *why set. Lessons use it for their reduced CI form (${EPOCHS:-30}). */
+static int put_variable(const char **p, char *buf, size_t n_buf, size_t *k, const char **why)
+{
+    const char *q = *p + 1, *end = strchr(q, '}');
+    if (!end) return *why = "unterminated ${", -1;
+    char name[64];
+    size_t n = strcspn(q, ":}");
+    if (n == 0 || n >= sizeof name) return *why = "bad ${NAME}", -1;
+    memcpy(name, q, n);
+    name[n] = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!(name[i] == '_' || (name[i] >= 'A' && name[i] <= 'Z') || (name[i] >= 'a' && name[i] <= 'z') ||
+              (i && name[i] >= '0' && name[i] <= '9')))
+            return *why = "bad ${NAME}", -1;
+    const char *v = getenv(name), *def = NULL;
+    size_t def_n = 0;
+    if (q[n] == ':') {
+        if (q[n + 1] != '-') return *why = "only ${NAME} and ${NAME:-default} are understood", -1;
+        def = q + n + 2;
+        def_n = (size_t)(end - def);
+    }
+    if (!v || !*v) v = NULL;
+    size_t len = v ? strlen(v) : def_n;
+    if (!v && !def) return *why = "an unset variable in ${NAME} (give a default: ${NAME:-value})", -1;
+    if (*k + len + 1 >= n_buf) return *why = "line too long", -1;
+    memcpy(buf + *k, v ? v : def, len);
+    *k += len;
+    *p = end + 1;
+    return 0;
+}
+
 /* Split line into argv (pointers into buf). Returns argc, or -1 with *why set. */
 static int tokenize(const char *line, char *buf, size_t n_buf, char **argv, const char **why)
 {
@@ -379,6 +413,12 @@ static int tokenize(const char *line, char *buf, size_t n_buf, char **argv, cons
                     *why = "cannot expand '~': HOME is not set";
                     return -1;
                 }
+                at_value = 0;
+                continue;
+            }
+            if (quote != '\'' && ch == '$' && *p == '{') {
+                int e = put_variable(&p, buf, n_buf, &k, why);
+                if (e) return -1;
                 at_value = 0;
                 continue;
             }

@@ -107,6 +107,8 @@ struct app {
     char data_line[1200];       /* the last `data` line that opened a data set ("" none) */
     char run_dir[2048];         /* the last training run's folder ("" none) */
     int start_threads;          /* the thread count the session started with */
+    int interactive;            /* 1 at a prompt (plain or split view), 0 headless */
+    char prefill[4096];         /* a line for the prompt to offer next (a lesson's step) */
 };
 
 void app_init(struct app *a);
@@ -162,6 +164,10 @@ void app_view_set(struct app *a, int kind, void (*draw)(struct canvas *c, void *
 void app_view_set_export(struct app *a, int kind, int (*export_png)(const char *path, void *data, int w, int h));
 /* Draw view `kind` (enum view_kind) of the session into c (cmd_view.c). */
 void app_draw_view(struct app *a, int kind, struct canvas *c);
+
+/* After a line typed at the prompt has run: a running lesson offers its next step
+ * (cmd_lesson.c). */
+void app_lesson_after(struct app *a, const char *line);
 
 /* Ask the running command to stop at its next safe point (async-signal-safe: the SIGINT
  * handler calls it). Cleared when the next command starts. */

@@ -306,7 +306,9 @@ int cmd_spec(struct app *a, int argc, char **argv)
         long map_rows = (p.n_mels + per - 1) / per < rows ? (p.n_mels + per - 1) / per : rows;
         long cols = d.t < width ? d.t : width;
         int cw = (int)(cols + 8 < 48 ? 48 : cols + 8), tl = (int)strlen(title);
-        if (!(s = canvas_init(&c, cw > tl ? cw : tl, (int)map_rows + 4, mode))) {
+        if (a->workbench) /* the view pane shows the figure; the log gets its title */
+            app_out(a, "%s\n", title);
+        else if (!(s = canvas_init(&c, cw > tl ? cw : tl, (int)map_rows + 4, mode))) {
             view_spec(&c, title, d.y, p.n_mels, (int)d.t, &p, shown_lo, d.hi, unit);
             fflush(a->out);
             canvas_print(&c, a->out);
@@ -314,6 +316,7 @@ int cmd_spec(struct app *a, int argc, char **argv)
         }
         if (csv) app_out(a, "wrote %s (%d mel bins x %ld frames)\n", csv, p.n_mels, d.t);
         spec_to_view(a, &d, &p, title, shown_lo, unit);
+        a->views.current = VIEW_SPEC;
     }
     free(d.y);
     if (path) audio_file_fini(&own);

@@ -20,6 +20,7 @@
 #include "basin/train/predict.h"
 #include "commands.h"
 #include "job.h"
+#include "views.h"
 #include "render.h"
 #include "session.h"
 
@@ -235,6 +236,7 @@ static void eval_done(struct job *j, void *arg, int status)
                  arch_name(e->m->cfg.arch), e->split == DATASET_SPLIT_ANY ? "whole" : dataset_split_name(e->split),
                  100 * e->r->all.acc, 100 * e->r->acc_macro, e->r->all.logloss);
         e->r = NULL;
+        v->current = VIEW_DEVICES;
         app_views_changed(a);
     }
     eval_result_destroy(e->r);
@@ -427,6 +429,7 @@ int cmd_predict(struct app *a, int argc, char **argv)
         v->probs = copy, v->probs_labels = labels, v->n_probs = M;
         snprintf(v->probs_title, sizeof v->probs_title, "%.200s: %s%s", label,
                  r->n_windows > 1 ? "the mean over windows" : "class probabilities", r->tta ? " (TTA)" : "");
+        v->current = VIEW_PROBS;
         app_views_changed(a);
     } else {
         free(copy);

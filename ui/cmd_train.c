@@ -353,6 +353,7 @@ static void train_done(struct job *j, void *arg, int s)
 /* Start the run as a job holding the model and the data set. */
 static int start_training(struct app *a, struct train_job *tj, const char *name)
 {
+    a->views.current = VIEW_CURVES; /* the split view follows the run */
     struct job_desc d = {.name = name, .threads = tj->o.threads, .work = train_work, .done = train_done, .arg = tj};
     return app_run_job(a, &d, APP_HOLD_MODEL_WRITE | APP_HOLD_DATA);
 }

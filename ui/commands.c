@@ -29,8 +29,18 @@ static const char *const train_options[] = {"epochs=", "steps=", "recipe=", "opt
                                             "nesterov=", "beta1=", "beta2=", "eps=", "bs=", "drop_last=", "sched=",
                                             "lr_min=", "decay=", "step_every=", "step_gamma=", "warmup=", "loss=",
                                             "gamma=", "mixup=", "mixup_mode=", "specaug=", "roll=", "gain=", "swa=",
-                                            "swa_every=", "clip=", "seed=", "out=", "eval=", "norm=", NULL};
+                                            "swa_every=", "clip=", "seed=", "out=", "eval=", "norm=", "keep=", NULL};
 static const char *const resume_options[] = {"eval=", NULL};
+static const char *const landscape_options[] = {"preset=", "grid=", "range=", "seed=", "pairs=", "dims=", "eps=", "split=",
+                                                "n=", "by=", "dirs=", "save-dirs=", "resume=", "batch=", "compare=",
+                                                "--csv", NULL};
+static const char *const sharpness_options[] = {"eps=", "pairs=", "seed=", "by=", "preset=", "grid=", "range=", "split=",
+                                                "n=", "dirs=", "batch=", "--csv", NULL};
+static const char *const trajectory_options[] = {"grid=", "range=", "split=", "n=", "batch=", "--csv", NULL};
+static const char *const device_options[] = {"in=", "out=", "pace=", "rate=", NULL};
+static const char *const play_options[] = {"from=", "to=", NULL};
+static const char *const record_options[] = {"seconds=", "out=", "rate=", "channels=", "format=", NULL};
+static const char *const listen_options[] = {"window=", "hop=", "smooth=", "first=", "windows=", NULL};
 
 /* ---- completion slots ------------------------------------------------------------------ */
 
@@ -279,7 +289,9 @@ const struct command commands[] = {
      "  seed=N [session seed]  eval=0|1 [1]  norm=model|train|none [model's, else train for\n"
      "            cpjku, else none]\n"
      "  out=DIR [runs/DATE-TIME]  trainlog.tsv (per step), epochs.tsv, checkpoint.safetensors\n"
-     "            (every epoch), model.safetensors (at the end)",
+     "            (every epoch), model.safetensors (at the end)\n"
+     "  keep=last|all [last]  all: also keep checkpoint-<epoch>.safetensors for the start (0) and\n"
+     "            every epoch, for `trajectory DIR`",
      cmd_train, train_options, CMD_CHANGES_MODEL | CMD_CHANGES_DATA, complete_values},
     {"resume", "PATH [eval=0|1]", "continue a training run from its checkpoint",
      "PATH is a run's checkpoint.safetensors; open the same data set first. The run goes on\n"
@@ -312,10 +324,128 @@ const struct command commands[] = {
      "Evaluates both on a split of the open data set (the evaluate split by default) and\n"
      "shows their accuracy per device side by side, seen and unseen marked.",
      cmd_compare, NULL, CMD_READS_WEIGHTS, NULL},
+    {"landscape", "[preset=milling24|li18] [grid=N] [range=R] [seed=N] [split=S] [n=N] [by=device] [dirs=PATH] ...",
+     "2-D loss landscape (Li et al.) along filter-normalised random directions, live",
+     "Loss (mean cross-entropy) and accuracy of the model at w + a x + b y on a grid, x and y\n"
+     "Gaussian per tensor, filter-normalised, biases and BN affine not perturbed, BN in eval\n"
+     "mode, over the WHOLE split (n= takes a subset, flagged in every output). Points are\n"
+     "computed centre first, then in rings; the landscape view shows the contours, the\n"
+     "missing points and the sharpness disc as they fill in. stop keeps the points done.\n"
+     "  preset=milling24  11 x 11 on +-0.25, seeds 42, 43, 44 (three pairs; ASC_Sharpness)\n"
+     "  preset=li18       51 x 51 on +-1, seed 123 (loss-landscape)\n"
+     "  (no preset: 11 x 11 on +-0.25, seed 42, one pair)\n"
+     "  grid=N [11]  range=R [0.25]  dims=1|2 [2] (1: a slice along x)  eps=E [0.25, at most R]\n"
+     "  seed=N [42] or seed=A,B,C  pairs=K (seeds N..N+K-1)\n"
+     "  split=train|evaluate|test|all [train]  n=N (a subset of N clips: flagged)\n"
+     "  by=device     a surface per device from the same passes (files FILE-dev-<device>.csv)\n"
+     "  dirs=PATH     load the directions (safetensors x.<param>, y.<param>; basin_ref.py's)\n"
+     "  save-dirs=PATH  save them (several pairs: PATH-s<seed>.safetensors)\n"
+     "  --csv FILE [runs/landscape-DATE-TIME.csv]  ix,iy,alpha,beta,loss,acc (acc in %), then\n"
+     "                '#' lines (settings, identity, sharpness); several pairs: FILE-s<seed>.csv\n"
+     "  resume=FILE   go on from FILE's points (its settings are the defaults; same weights and\n"
+     "                directions are checked); the file is rewritten as points arrive\n"
+     "  compare=PATH  also the landscape of the model in PATH (its own directions, same seed),\n"
+     "                point by point, side by side in the view (FILE-compare.csv)\n"
+     "  batch=N       clips per forward pass [the largest up to 256 that fits]",
+     cmd_landscape, landscape_options, CMD_READS_WEIGHTS, complete_values},
+    {"sharpness", "[eps=0.25] [pairs=3] [seed=42] [by=device] [split=S] [n=N] [--csv FILE]",
+     "epsilon-sharpness over direction pairs (Keskar et al.; ASC_Sharpness): mean, std, max",
+     "S = 100 (max loss over the disc of radius eps - min over the grid) / (1 + min), the disc\n"
+     "decided in grid indices ((i-c)^2 + (j-c)^2 <= R^2, R = round(eps / step)), on the\n"
+     "milling24 grid (11 x 11 on +-0.25) for seeds 42, 43, 44 by default; mean, std (sample)\n"
+     "and max over the pairs, overall and per device (by=device). Grids the session already\n"
+     "computed on the same model, split and directions are reused; the others are computed\n"
+     "(and written to runs/landscape-DATE-TIME*.csv). Options as landscape's, and\n"
+     "  --csv FILE  device,seed,eps,radius,disc_points,min_loss,max_disc_loss,sharpness rows,\n"
+     "              then mean, std and max per device (in the seed column)",
+     cmd_sharpness, sharpness_options, CMD_READS_WEIGHTS, complete_values},
+    {"trajectory", "[DIR] [grid=N] [range=R] [split=S] [n=N] [--csv FILE]",
+     "a training run's path on its two PCA directions, over the landscape there",
+     "DIR (default: the last training run) holds checkpoint-<epoch>.safetensors (train keep=all).\n"
+     "The differences w_e - w_end of the conv and linear weights are reduced by PCA (centred,\n"
+     "as Li et al. section 7 and loss-landscape); every epoch is projected on the two\n"
+     "directions (unit vectors, NOT filter-normalised) and the landscape of the end model is\n"
+     "computed on them, with the path drawn over the contours. Prints each epoch's\n"
+     "coordinates, its distance from the end, the share the plane misses and its own loss.\n"
+     "  grid=N [21]  range=R [1.2 x the path's extent]  split= [train]  n=N (a subset)\n"
+     "  --csv FILE [runs/trajectory-DATE-TIME.csv]  the landscape; FILE-path.csv the path",
+     cmd_trajectory, trajectory_options, 0, complete_values},
+    {"erf", "[layer=NAME] [n=N] [split=S] [input=data|zero|noise|FILE] [seed=N] [--csv FILE]",
+     "effective receptive field (Luo et al.): the input gradient of a map's centre unit, live",
+     "The gradient of the centre unit (H//2, W//2) of a feature map, summed over its channels,\n"
+     "with respect to the input, |.| averaged over inputs, the model in eval mode; drawn around\n"
+     "the theoretical receptive field (the box), with the area holding 68 % and 95 % of the\n"
+     "gradient mass: the fewest cells, and the smallest box centred on the RF's centre cell.\n"
+     "  layer=NAME  a layer of `info` (s1.b2.conv1, head.bn) or a module, meaning its output\n"
+     "              (stem, s1, s2, s3, head; bn0, b1..b4; s2.b1). Default: the last layer\n"
+     "              before the global pooling (info's receptive-field layer)\n"
+     "  input=data  [default] clips of split= [train]: n=N [100] of them spread evenly over the\n"
+     "              split, all when it has fewer; through the model's front end and basin.norm\n"
+     "  input=zero  one all-zero input;  input=noise: n= [100] N(0, 1) inputs, seed= [session]\n"
+     "  input=FILE  the 'x' (N, C, F, T) of a .safetensors file (basin_ref.py erf's contract)\n"
+     "  --csv FILE  f,t,df,dt,erf,erf_rel (and erf_c0.. per input channel): every cell of the\n"
+     "              RF within the input, df and dt from its centre cell (csv=FILE works too)",
+     cmd_erf, erf_options, CMD_READS_WEIGHTS, complete_erf},
+    {"hessian", "[top=K] [iters=N] [trace=on|off] [by=layer] [split=S] [n=N] [seed=N] ...",
+     "curvature: the Hessian's top eigenvalues and trace (PyHessian), overall and per tensor",
+     "The Hessian of the mean cross-entropy over the WHOLE split (eval mode: BN's running\n"
+     "statistics, dropout off; n= takes a subset, flagged), by exact Hessian-vector products\n"
+     "(an R-op pass, about three gradient passes each). Live in the hessian view. [defaults]\n"
+     "  top=K [1]          eigenvalues, largest magnitude first: power iteration with deflation,\n"
+     "                     iters=N [100] products each at most, stopping when the relative\n"
+     "                     change is below 1e-3 (PyHessian's rule)\n"
+     "  trace=on|off [on]  Hutchinson's estimate and its standard error over probes=N [100]\n"
+     "                     Rademacher probes (stopping once se < 1 % of it, after 10), and each\n"
+     "                     parameter tensor's trace from the same probes\n"
+     "  by=layer           also each tensor's top eigenvalue (up to iters products per tensor)\n"
+     "  split=S [train]    n=N (a subset of N clips, spread evenly)  seed=N [session seed]\n"
+     "  hvp=exact|fd       fd: finite differences of gradients with step=X [1e-3] of rms(w):\n"
+     "                     the curvature at that scale, not the Hessian across ReLU kinks\n"
+     "  --csv FILE         block,params,eig1..eigK,trace,trace_se: the whole Hessian, then each\n"
+     "                     tensor (its top eigenvalue in eig1)",
+     cmd_hessian, hessian_options, CMD_READS_WEIGHTS, complete_hessian},
     {"export", "VIEW PATH.png [width=W] [height=H]", "a view's figure as a PNG image (axes, units, colour bar)",
      "For papers and slides: spec, curves, confusion, devices, probs, and the analyses' views\n"
      "that offer it. 1000 x 600 pixels by default (curves: 1000 x 900, loss above accuracy).",
      cmd_export, NULL, 0, complete_view},
+    {"devices", "", "list the audio devices (PortAudio), and the file and null backends",
+     "Each device with its number, host API (ALSA, JACK, OSS), input and output channels,\n"
+     "default rate and latency; the defaults are marked. `device` chooses among them.",
+     cmd_devices, NULL, CMD_NOT_LOGGED, NULL},
+    {"device", "[in=DEV] [out=DEV] [pace=real|fast] [rate=HZ]", "choose the input and output devices",
+     "DEV is `default` (PortAudio's default device, the default), a number from `devices`, a\n"
+     "name (or a part of one that only one device has), null (silence in, nowhere out) or\n"
+     "file:PATH (input: the audio of PATH, as if a microphone heard it; output: what is played,\n"
+     "written to PATH, float WAV for .wav). Without options: the current choice.\n"
+     "  pace=real|fast  file and null devices: in real time (default) or as fast as possible\n"
+     "  rate=HZ         open devices at HZ (0: basin chooses: the rate the work needs when the\n"
+     "                  device takes it, else the device's default, converted with libsoxr)",
+     cmd_device, device_options, CMD_NOT_LOGGED, NULL},
+    {"play", "[PATH] [from=S] [to=S]", "play the current clip or a file on the output device",
+     "Runs as a job: the status line shows the position, `stop` (or Ctrl-C) ends it. The clip is\n"
+     "converted to a rate and channel count the device takes. One job runs at a time.",
+     cmd_play, play_options, CMD_NOT_LOGGED, NULL},
+    {"record", "[seconds=S] [out=PATH] [rate=HZ] [channels=N] [format=NAME]",
+     "record from the input device into a file; it becomes the current clip",
+     "Runs as a job with a level meter in the status line; `stop` ends it early and keeps what\n"
+     "was recorded. The file is written atomically and becomes the current clip (spec and\n"
+     "predict use it). Options [defaults]:\n"
+     "  seconds=S [10]  out=PATH [recording-DATE-TIME.wav]\n"
+     "  rate=HZ [the device's default]  channels=N [1]\n"
+     "  format=NAME [by the extension: 16-bit for wav and flac] (wav16, wav24, wav-f32, flac16...)",
+     cmd_record, record_options, CMD_NOT_LOGGED, NULL},
+    {"listen", "[window=S] [hop=S] [smooth=S] [first=S] [windows=N]",
+     "classify the input device's sound live: scrolling spectrogram and scene probabilities",
+     "Streams the input through the model's front end and the model until `stop`: the last\n"
+     "window of audio is classified every hop, the probabilities are smoothed, and the listen\n"
+     "view shows the spectrogram, the probabilities and the top scene. Options [defaults]:\n"
+     "  window=S [the model's training length]  hop=S [0.25, rounded to whole frames]\n"
+     "  smooth=S [1: the smoothing's time constant; 0: none]\n"
+     "  first=S [1: the first probabilities after S seconds, the audio so far tiled to the\n"
+     "           window as predict does with a short clip]\n"
+     "  windows=N [no limit: classify N windows in turn, none skipped, then stop]\n"
+     "Each window gets the probabilities `predict` gives the same audio as a clip.",
+     cmd_listen, listen_options, CMD_NOT_LOGGED | CMD_READS_WEIGHTS, NULL},
     {"session", "save NAME | load NAME | list", "save the session, bring it back, or list the saved ones",
      "session save NAME writes sessions/NAME/ (NAME with a '/' is a folder of your choice):\n"
      "commands.log (every command that made the session, replayable with basin --script),\n"
@@ -323,6 +453,12 @@ const struct command commands[] = {
      "load NAME brings the state back without recomputing: model, data set, clip, preset,\n"
      "settings, training curves, evaluation.",
      cmd_session, NULL, CMD_NOT_LOGGED | CMD_CHANGES_MODEL | CMD_CHANGES_DATA, NULL},
+    {"lesson", "[NAME | next | stop]", "step through a lesson (sessions/lessons), or list them",
+     "At the prompt each step's explanation is shown and its command put on the prompt line:\n"
+     "Enter runs it (edit it first if you like), and the next step follows. Headless, the whole\n"
+     "lesson runs, each step narrated. Lessons take ${NAME:-default} settings from the\n"
+     "environment for a quick form (each lesson's README lists them).",
+     cmd_lesson, NULL, CMD_NOT_LOGGED, NULL},
     {"help", "[COMMAND]", "list commands, or explain one", "", cmd_help, NULL, CMD_NOT_LOGGED, complete_help},
     {"quit", "", "leave basin (also: exit, Ctrl-D)", "", cmd_quit, NULL, CMD_NOT_LOGGED, NULL},
 };

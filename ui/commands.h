@@ -60,8 +60,23 @@ int cmd_stop(struct app *a, int argc, char **argv);
 int cmd_wait(struct app *a, int argc, char **argv);
 int cmd_view(struct app *a, int argc, char **argv);
 int cmd_compare(struct app *a, int argc, char **argv);
+int cmd_landscape(struct app *a, int argc, char **argv);
+int cmd_sharpness(struct app *a, int argc, char **argv);
+int cmd_trajectory(struct app *a, int argc, char **argv);
+int cmd_erf(struct app *a, int argc, char **argv);
+int cmd_hessian(struct app *a, int argc, char **argv);
+/* cmd_analysis.c: the options and completion of erf and hessian */
+extern const char *const erf_options[], *const hessian_options[];
+int complete_erf(const char *text, int word, char *const *words, const char **out, int max, char *buf, int n);
+int complete_hessian(const char *text, int word, char *const *words, const char **out, int max, char *buf, int n);
 int cmd_export(struct app *a, int argc, char **argv);
 int cmd_session(struct app *a, int argc, char **argv);
+int cmd_lesson(struct app *a, int argc, char **argv);
+int cmd_devices(struct app *a, int argc, char **argv);
+int cmd_device(struct app *a, int argc, char **argv);
+int cmd_play(struct app *a, int argc, char **argv);
+int cmd_record(struct app *a, int argc, char **argv);
+int cmd_listen(struct app *a, int argc, char **argv);
 int cmd_help(struct app *a, int argc, char **argv);
 int cmd_quit(struct app *a, int argc, char **argv);
 

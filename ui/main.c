@@ -184,14 +184,27 @@ static void on_line_plain(char *line)
     in_command = 1;
     n_sigint = 0;
     app_run_line(a, line);
+    app_lesson_after(a, line);
     in_command = 0;
     n_sigint = 0;
     free(line);
 }
 
+/* A line the app wants on the prompt next (a lesson's step), put there after readline has
+ * started the new line. */
+static void apply_prefill(struct app *a)
+{
+    if (!a->prefill[0]) return;
+    rl_replace_line(a->prefill, 0);
+    rl_point = rl_end;
+    a->prefill[0] = 0;
+    rl_redisplay();
+}
+
 static int run_plain(struct app *a)
 {
     the_app = a;
+    a->interactive = 1;
     rl_catch_signals = 0;
     rl_attempted_completion_function = complete;
     char hist[FS_PATH_MAX];
@@ -217,6 +230,7 @@ static int run_plain(struct app *a)
             }
         }
         if (fds[0].revents & (POLLIN | POLLHUP)) rl_callback_read_char();
+        apply_prefill(a);
     }
     rl_callback_handler_remove();
     if (hist[0] && !fs_mkdir_parent(hist)) write_history(hist);
@@ -335,6 +349,7 @@ static void wb_on_line(char *line)
     in_command = 1;
     n_sigint = 0;
     app_run_line(a, line);
+    app_lesson_after(a, line);
     in_command = 0;
     n_sigint = 0;
     free(line);
@@ -453,7 +468,7 @@ static int run_workbench(struct app *a)
     a->out = out, a->err = err;
     split_view = 1;
     log_set_sink(log_sink, NULL, LOG_WARN);
-    a->workbench = 1, a->background = 1;
+    a->workbench = 1, a->background = 1, a->interactive = 1;
     a->wake = wake, a->wait_job = wb_wait_job;
     rl_attempted_completion_function = complete;
     rl_completion_display_matches_hook = show_matches;
@@ -485,6 +500,10 @@ static int run_workbench(struct app *a)
         }
         /* keys (and a resize, which arrives as one) */
         if (screen_input(wb.scr)) wb.dirty = 1;
+        if (a->prefill[0]) {
+            apply_prefill(a);
+            wb.dirty = 1;
+        }
         if (a->job && app_reap_job(a)) wb.dirty = 1;
         due = wb_maybe_draw(0);
     }
