@@ -155,6 +155,17 @@ static void test_split_view_through_tmux(void)
     snprintf(cmd, sizeof cmd, "pgrep -f 'basin-w[b]-%ld' | wc -l", (long)getpid()); /* [b]: not pgrep's own sh */
     shell_output(cmd, out, sizeof out);
     EXPECT_MSG(atoi(out) == 0, "%s basin processes left", out);
+    /* 8. a crash signal restores the terminal too */
+    snprintf(cmd, sizeof cmd, "cd '%s' && rm -f rc stty-after", dir);
+    REQUIRE(system(cmd) == 0);
+    tmux(NULL, 0, "respawn-pane -k -t wb 'sh %s'", script);
+    EXPECT_MSG(wait_for("basin>", 30), "no second start: %s", capture());
+    snprintf(cmd, sizeof cmd, "pkill -SEGV -f 'basin-w[b]-%ld'", (long)getpid());
+    EXPECT_EQ_INT(system(cmd), 0);
+    EXPECT_MSG(wait_for("ALL-DONE", 15), "after SIGSEGV: %s", capture());
+    snprintf(cmd, sizeof cmd, "cd '%s' && cmp stty-before stty-after && cat rc", dir);
+    EXPECT_EQ_INT(shell_output(cmd, out, sizeof out), 0);
+    EXPECT_MSG(atoi(out) == 128 + 11, "exit status after SIGSEGV: %s", out);
     tmux(NULL, 0, "kill-server");
 }
 
