@@ -34,7 +34,7 @@ static void test_heatmap_png(void)
     struct export_axis x = {.lo = 0, .hi = 2, .label = "x"}, y = {.lo = 0, .hi = 2, .label = "y"};
     const char *path = test_path("heat.png");
     REQUIRE_OK(export_heatmap_png(path, 500, 300, "title", m, 2, 2, 0, 1, "unit", &x, &y));
-    int w, h;
+    int w = 0, h = 0;
     /* the plot area is x 80..310, y 40..240: bottom-left cell (value 0) and top-left (1) */
     EXPECT_EQ_INT(pixel(path, 100, 220, &w, &h), export_ramp_rgb(0));
     EXPECT_EQ_INT(pixel(path, 100, 60, &w, &h), export_ramp_rgb(1));

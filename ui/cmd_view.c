@@ -312,8 +312,9 @@ static int export_view(struct app *a, int kind, const char *path, int w, int h)
         return s;
     }
     default:
-        if (kind >= 0 && kind < (int)(sizeof v->slots / sizeof v->slots[0]) && v->slots[kind].export_png)
-            return v->slots[kind].export_png(path, v->slots[kind].data, w, h);
+        if (kind < 0 || kind >= (int)(sizeof v->slots / sizeof v->slots[0]))
+            return status_set(STATUS_UNSUPPORTED, "the %s view has no image export", view_name((enum view_kind)kind));
+        if (v->slots[kind].export_png) return v->slots[kind].export_png(path, v->slots[kind].data, w, h);
         return status_set(STATUS_UNSUPPORTED, "the %s view has no image export%s", view_name((enum view_kind)kind),
                           v->slots[kind].draw ? "" : " (nothing to show yet)");
     }
