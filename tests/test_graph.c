@@ -4,9 +4,11 @@
  * gradients from intermediate nodes, BN folding, plan errors. */
 #include <math.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "basin/core/fs.h"
 #include "basin/core/graph.h"
 #include "basin/core/ops.h"
 #include "basin/core/rng.h"
@@ -214,6 +216,7 @@ static void test_gradients_eval_mode(void)
 static void test_gradients_with_pruning_masks(void)
 {
     check_gradients(&setups[0], 1, 1);
+    check_gradients(&setups[1], 1, 1); /* masked weights through sepnet's fused blocks */
     check_gradients(&setups[2], 1, 1);
 }
 
@@ -410,7 +413,11 @@ static void test_keep_plan_outputs_in_eval(void)
     int bad = 0;
     for (int i = 0; i < g->n_nodes; i++) {
         const float *a = plan_node_output(pk, i), *b = plan_node_output(pb, i);
-        REQUIRE(a && b);
+        REQUIRE(a);
+        if (!b) { /* a node the backward plan computes inside a fused group */
+            EXPECT(plan_node_fused(pb, i) >= 0 && plan_node_fused(pk, i) < 0);
+            continue;
+        }
         int c, f, t;
         plan_node_shape(pk, i, &c, &f, &t);
         long len = (long)s->n * c * f * t;
@@ -682,6 +689,292 @@ static void test_smaller_batch_than_planned(void)
     }
 }
 
+/* Sepnet's fused blocks (depthwise pair + add + BN + relu + pool, the first block's 1x1
+ * folded in) against the same graph planned without fusion: logits, running statistics,
+ * every gradient, in train and eval mode; backward from a block's BN and from a fused
+ * block's last node; the nodes a group hides are reported and not offered; less memory. */
+static void test_fused_sepnet_matches_unfused(void)
+{
+    const struct setup *s = &setups[1];
+    struct model *m = make(s, 43);
+    REQUIRE(m);
+    struct graph *g = m->g;
+    int in_ch = m->cfg.in_ch, n = s->n;
+    long nx = (long)n * in_ch * s->f * s->t, nout = (long)n * m->cfg.classes;
+    long np = g->store.n_params, nb = g->store.n_buffers;
+    float *x = malloc((size_t)nx * sizeof *x), *rw = malloc((size_t)nout * sizeof *rw);
+    float *buf0 = malloc((size_t)nb * sizeof(float));
+    memcpy(buf0, g->store.buf, (size_t)nb * sizeof(float));
+    struct rng r;
+    rng_seed(&r, 14);
+    rng_fill_normal(&r, x, nx, 0, 1);
+    rng_fill_normal(&r, rw, nout, 0, 1);
+    int b1bn = graph_find_node(g, "b1.bn"), b2bn = graph_find_node(g, "b2.bn");
+    int b1pool = graph_find_node(g, "b1.pool"), b1pw = graph_find_node(g, "b1.pw");
+    int b2pw = graph_find_node(g, "b2.pw"), dwt = graph_find_node(g, "b1.dw_t");
+    REQUIRE(b1bn > 0 && b2bn > 0 && b1pool > 0 && b1pw > 0 && b2pw > 0 && dwt > 0);
+    struct plan *p[2];
+    for (int k = 0; k < 2; k++) {
+        struct plan_opts o = {.flags = PLAN_BACKWARD, .no_fuse = k};
+        REQUIRE_OK(plan_create_opts(&p[k], g, n, in_ch, s->f, s->t, &o));
+    }
+    EXPECT(plan_bytes(p[0]) < plan_bytes(p[1]));
+    EXPECT_EQ_INT(plan_node_fused(p[0], b1pw), b1pool); /* one input channel: folded */
+    EXPECT_EQ_INT(plan_node_fused(p[0], dwt), b1pool);
+    EXPECT_EQ_INT(plan_node_fused(p[0], b1bn), b1pool);
+    EXPECT_EQ_INT(plan_node_fused(p[0], b1pool), b1pool);
+    EXPECT_EQ_INT(plan_node_fused(p[0], b2pw), -1); /* four input channels: a conv of its own */
+    EXPECT_EQ_INT(plan_node_fused(p[1], dwt), -1);
+    struct conv2d_algo algo;
+    EXPECT(plan_conv_algo(p[0], dwt, &algo) == STATUS_INVALID);
+    REQUIRE_OK(plan_conv_algo(p[1], dwt, &algo));
+    EXPECT_EQ_INT(algo.k[0], CONV2D_KERNEL_DEPTHWISE);
+    for (int train = 0; train < 2; train++) {
+        float *lo[2], *gr[2], *dx[2], *bf[2];
+        for (int k = 0; k < 2; k++) {
+            memcpy(g->store.buf, buf0, (size_t)nb * sizeof(float));
+            REQUIRE_OK(plan_forward(p[k], n, x, train, NULL));
+            EXPECT((plan_node_output(p[k], dwt) == NULL) == (k == 0));
+            EXPECT((plan_node_output(p[k], b1bn) == NULL) == (k == 0));
+            EXPECT(plan_node_output(p[k], b1pool) != NULL);
+            lo[k] = malloc((size_t)nout * sizeof(float));
+            memcpy(lo[k], plan_output(p[k]), (size_t)nout * sizeof(float));
+            bf[k] = malloc((size_t)nb * sizeof(float));
+            memcpy(bf[k], g->store.buf, (size_t)nb * sizeof(float));
+            dx[k] = malloc((size_t)nx * sizeof(float));
+            REQUIRE_OK(plan_backward(p[k], rw, dx[k]));
+            gr[k] = malloc((size_t)np * sizeof(float));
+            memcpy(gr[k], g->store.g, (size_t)np * sizeof(float));
+        }
+        EXPECT_TENSOR_NEAR(lo[0], lo[1], nout, 1e-5, 1e-4);
+        EXPECT_TENSOR_NEAR(bf[0], bf[1], nb, 1e-6, 1e-5);
+        EXPECT_TENSOR_NEAR(dx[0], dx[1], nx, 1e-5, 1e-3);
+        double gmax = 0;
+        for (long i = 0; i < np; i++) gmax = fmax(gmax, fabs(gr[1][i]));
+        EXPECT_TENSOR_NEAR(gr[0], gr[1], np, 1e-4 * gmax, 1e-3);
+        /* from a block's BN (the pooled group's BN has no buffer: read in place) and from
+         * the second block's pool (a fused group's last node) */
+        for (int tap_k = 0; tap_k < 2; tap_k++) {
+            int tap = tap_k ? graph_find_node(g, "b2.pool") : b1bn, c, f, t;
+            plan_node_shape(p[0], tap, &c, &f, &t);
+            long nd = (long)n * c * f * t;
+            float *d = malloc((size_t)nd * sizeof *d);
+            rng_fill_normal(&r, d, nd, 0, 1);
+            for (int k = 0; k < 2; k++) {
+                memcpy(g->store.buf, buf0, (size_t)nb * sizeof(float));
+                REQUIRE_OK(plan_forward(p[k], n, x, train, NULL));
+                REQUIRE_OK(plan_backward_from(p[k], tap, d, dx[k]));
+                memcpy(gr[k], g->store.g, (size_t)np * sizeof(float));
+            }
+            EXPECT_TENSOR_NEAR(dx[0], dx[1], nx, 1e-5, 1e-3);
+            gmax = 0;
+            for (long i = 0; i < np; i++) gmax = fmax(gmax, fabs(gr[1][i]));
+            EXPECT_TENSOR_NEAR(gr[0], gr[1], np, 1e-4 * gmax, 1e-3);
+            free(d);
+        }
+        for (int k = 0; k < 2; k++) free(lo[k]), free(gr[k]), free(dx[k]), free(bf[k]);
+    }
+    /* not from inside a group */
+    REQUIRE_OK(plan_forward(p[0], n, x, 0, NULL));
+    float *d = calloc((size_t)n * 64 * s->f * s->t, sizeof *d);
+    EXPECT(plan_backward_from(p[0], dwt, d, NULL) == STATUS_INVALID);
+    EXPECT(strstr(status_detail(), "fused") != NULL);
+    free(d);
+    for (int k = 0; k < 2; k++) plan_destroy(p[k]);
+    memcpy(g->store.buf, buf0, (size_t)nb * sizeof(float));
+    free(x), free(rw), free(buf0);
+    model_destroy(m);
+}
+
+/* CP-ResNet's fusions in a training plan (a BN applied as the conv after it packs its
+ * input, a BN applied as the residual add reads it, the add and its max pool in one pass)
+ * against the same graph planned without fusion, with the direct kernels forced so that
+ * the input prologue is taken: logits, running statistics and every gradient, train and
+ * eval mode, and a backward from a BN whose output is not stored. */
+static void test_fused_cpresnet_matches_unfused(void)
+{
+    const struct setup *s = &setups[0];
+    struct model *m = make(s, 53);
+    REQUIRE(m);
+    struct graph *g = m->g;
+    int in_ch = m->cfg.in_ch, n = s->n;
+    long nx = (long)n * in_ch * s->f * s->t, nout = (long)n * m->cfg.classes;
+    long np = g->store.n_params, nb = g->store.n_buffers;
+    float *x = malloc((size_t)nx * sizeof *x), *rw = malloc((size_t)nout * sizeof *rw);
+    float *buf0 = malloc((size_t)nb * sizeof(float));
+    memcpy(buf0, g->store.buf, (size_t)nb * sizeof(float));
+    struct rng r;
+    rng_seed(&r, 16);
+    rng_fill_normal(&r, x, nx, 0, 1);
+    rng_fill_normal(&r, rw, nout, 0, 1);
+    int bn1 = graph_find_node(g, "s1.b1.bn1"), bn2 = graph_find_node(g, "s1.b1.bn2");
+    int pool = graph_find_node(g, "s1.b1.pool");
+    REQUIRE(bn1 > 0 && bn2 > 0 && pool > 0);
+    struct plan *p[2];
+    for (int k = 0; k < 2; k++) {
+        struct plan_opts o = {.flags = PLAN_BACKWARD, .no_fuse = k,
+                              .conv_kernel = CONV2D_KERNEL_DIRECT_AVX2};
+        REQUIRE_OK(plan_create_opts(&p[k], g, n, in_ch, s->f, s->t, &o));
+    }
+    EXPECT(plan_bytes(p[0]) < plan_bytes(p[1]));
+    EXPECT_EQ_INT(plan_node_fused(p[0], pool - 1), pool); /* the add */
+    EXPECT_EQ_INT(plan_node_fused(p[0], bn2), pool);
+    for (int train = 0; train < 2; train++) {
+        float *lo[2], *gr[2], *dx[2], *bf[2];
+        for (int k = 0; k < 2; k++) {
+            memcpy(g->store.buf, buf0, (size_t)nb * sizeof(float));
+            REQUIRE_OK(plan_forward(p[k], n, x, train, NULL));
+            EXPECT((plan_node_output(p[k], bn1) == NULL) == (k == 0)); /* applied by conv2 */
+            lo[k] = malloc((size_t)nout * sizeof(float));
+            memcpy(lo[k], plan_output(p[k]), (size_t)nout * sizeof(float));
+            bf[k] = malloc((size_t)nb * sizeof(float));
+            memcpy(bf[k], g->store.buf, (size_t)nb * sizeof(float));
+            dx[k] = malloc((size_t)nx * sizeof(float));
+            REQUIRE_OK(plan_backward(p[k], rw, dx[k]));
+            gr[k] = malloc((size_t)np * sizeof(float));
+            memcpy(gr[k], g->store.g, (size_t)np * sizeof(float));
+        }
+        EXPECT_TENSOR_NEAR(lo[0], lo[1], nout, 1e-5, 1e-4);
+        EXPECT_TENSOR_NEAR(bf[0], bf[1], nb, 1e-6, 1e-5);
+        double dmax = 0, gmax = 0;
+        for (long i = 0; i < nx; i++) dmax = fmax(dmax, fabs(dx[1][i]));
+        for (long i = 0; i < np; i++) gmax = fmax(gmax, fabs(gr[1][i]));
+        EXPECT_TENSOR_NEAR(dx[0], dx[1], nx, 1e-4 * dmax, 1e-3);
+        EXPECT_TENSOR_NEAR(gr[0], gr[1], np, 1e-4 * gmax, 1e-3);
+        /* from a BN whose output the fused plan does not store */
+        int c, f, t;
+        plan_node_shape(p[0], bn1, &c, &f, &t);
+        long nd = (long)n * c * f * t;
+        float *d = malloc((size_t)nd * sizeof *d);
+        rng_fill_normal(&r, d, nd, 0, 1);
+        for (int k = 0; k < 2; k++) {
+            memcpy(g->store.buf, buf0, (size_t)nb * sizeof(float));
+            REQUIRE_OK(plan_forward(p[k], n, x, train, NULL));
+            REQUIRE_OK(plan_backward_from(p[k], bn1, d, dx[k]));
+        }
+        dmax = 0;
+        for (long i = 0; i < nx; i++) dmax = fmax(dmax, fabs(dx[1][i]));
+        EXPECT_TENSOR_NEAR(dx[0], dx[1], nx, 1e-4 * dmax, 1e-3);
+        free(d);
+        for (int k = 0; k < 2; k++) free(lo[k]), free(gr[k]), free(dx[k]), free(bf[k]);
+    }
+    for (int k = 0; k < 2; k++) plan_destroy(p[k]);
+    memcpy(g->store.buf, buf0, (size_t)nb * sizeof(float));
+    free(x), free(rw), free(buf0);
+    model_destroy(m);
+}
+
+/* A plan keeps the thread count and kernels it was made with: threads_set() meanwhile
+ * changes neither; a forced kernel is what plan_conv_algo reports where it runs, and gives
+ * the same logits as the measured choice. */
+static void test_plan_opts_fix_threads_and_kernels(void)
+{
+    const struct setup *s = &setups[0];
+    struct model *m = make(s, 47);
+    REQUIRE(m);
+    struct graph *g = m->g;
+    int in_ch = m->cfg.in_ch, n = s->n, saved = threads_get();
+    long nx = (long)n * in_ch * s->f * s->t, nout = (long)n * m->cfg.classes;
+    float *x = malloc((size_t)nx * sizeof *x), *lo = malloc((size_t)nout * sizeof *lo);
+    struct rng r;
+    rng_seed(&r, 15);
+    rng_fill_normal(&r, x, nx, 0, 1);
+    struct plan *p;
+    struct plan_opts o = {.flags = PLAN_BACKWARD, .n_threads = 2};
+    threads_set(1);
+    REQUIRE_OK(plan_create_opts(&p, g, n, in_ch, s->f, s->t, &o));
+    EXPECT_EQ_INT(plan_threads(p), 2);
+    threads_set(5);
+    REQUIRE_OK(plan_forward(p, n, x, 0, NULL));
+    EXPECT_EQ_INT(plan_threads(p), 2);
+    memcpy(lo, plan_output(p), (size_t)nout * sizeof *lo);
+    plan_destroy(p);
+    threads_set(saved);
+    int stem = graph_find_node(g, "stem.conv"), c1 = graph_find_node(g, "s1.b1.conv1");
+    for (int k = CONV2D_KERNEL_GEMM; k < CONV2D_KERNEL_COUNT; k++) {
+        struct plan_opts f = {.conv_kernel = (enum conv2d_kernel)k};
+        REQUIRE_OK(plan_create_opts(&p, g, n, in_ch, s->f, s->t, &f));
+        EXPECT_EQ_INT(plan_threads(p), saved);
+        struct conv2d_algo a, st;
+        REQUIRE_OK(plan_conv_algo(p, c1, &a));
+        REQUIRE_OK(plan_conv_algo(p, stem, &st));
+        for (int pass = 0; pass < CONV2D_PASSES; pass++) {
+            EXPECT(a.k[pass] != CONV2D_KERNEL_AUTO && st.k[pass] != CONV2D_KERNEL_AUTO);
+            if (k == CONV2D_KERNEL_GEMM) EXPECT_EQ_INT(a.k[pass], CONV2D_KERNEL_GEMM);
+            if (k == CONV2D_KERNEL_DIRECT_AVX2) EXPECT_EQ_INT(a.k[pass], CONV2D_KERNEL_DIRECT_AVX2);
+            EXPECT(st.k[pass] != CONV2D_KERNEL_DIRECT_AVX2); /* the stem has stride 2 */
+        }
+        REQUIRE_OK(plan_forward(p, n, x, 0, NULL));
+        EXPECT_TENSOR_NEAR(plan_output(p), lo, nout, 1e-5, 1e-4);
+        plan_destroy(p);
+    }
+    struct plan_opts bad = {.n_threads = -1};
+    EXPECT(plan_create_opts(&p, g, n, in_ch, s->f, s->t, &bad) == STATUS_INVALID);
+    free(x), free(lo);
+    model_destroy(m);
+}
+
+/* conv2d_tune remembers its choices in the cache folder, one text line per shape: a line
+ * written there is what a plan of that shape then runs (a kernel that cannot run the
+ * shape falls back to the default), and a measured shape is written down. */
+static void test_conv_tune_cache(void)
+{
+    char *saved = getenv("XDG_CACHE_HOME") ? strdup(getenv("XDG_CACHE_HOME")) : NULL;
+    setenv("XDG_CACHE_HOME", test_path("cache"), 1);
+    char dir[4096], path[4096 + 300];
+    snprintf(dir, sizeof dir, "%s/basin/kernels", test_path("cache"));
+    REQUIRE_OK(fs_mkdir_p(dir));
+    /* the file name: the CPU model in one word */
+    char word[256];
+    size_t k = 0;
+    for (const char *c = conv2d_cpu_model(); *c && k + 1 < sizeof word; c++) {
+        int ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9');
+        if (ok) word[k++] = *c;
+        else if (k && word[k - 1] != '-') word[k++] = '-';
+    }
+    while (k && word[k - 1] == '-') k--;
+    word[k] = 0;
+    snprintf(path, sizeof path, "%s/%s.v1.txt", dir, word);
+    /* shapes no other test plans: 36 -> 36 and 44 -> 44, 3x3, 40 x 61 */
+    struct conv2d_shape a = {.n = 2, .ci = 36, .fi = 40, .ti = 61, .co = 36, .kf = 3, .kt = 3,
+                             .sf = 1, .st = 1, .pf = 1, .pt = 1, .df = 1, .dt = 1, .groups = 1};
+    struct conv2d_shape b = a;
+    b.ci = b.co = 44;
+    REQUIRE_OK(conv2d_shape_init(&a));
+    REQUIRE_OK(conv2d_shape_init(&b));
+    FILE *f = fopen(path, "w");
+    REQUIRE(f);
+    fprintf(f, "# a comment\ni36 o36 f40 t61 k3x3 s1x1 p1x1 d1x1 g1 n2 = gemm depthwise direct-avx2\n"
+               "garbage line\n");
+    fclose(f);
+    struct conv2d_algo al;
+    REQUIRE_OK(conv2d_tune(&a, 2, 0, &al));
+    EXPECT_EQ_INT(al.k[0], CONV2D_KERNEL_GEMM);
+    EXPECT_EQ_INT(al.k[1], conv2d_kernel_default(&a, CONV2D_BACKWARD_DATA)); /* cannot run */
+    EXPECT_EQ_INT(al.k[2], CONV2D_KERNEL_DIRECT_AVX2);
+    REQUIRE_OK(conv2d_tune(&b, 2, 0, &al)); /* measured, then written down */
+    struct conv2d_algo again;
+    REQUIRE_OK(conv2d_tune(&b, 2, 0, &again));
+    EXPECT(memcmp(&al, &again, sizeof al) == 0);
+    f = fopen(path, "r");
+    REQUIRE(f);
+    char line[256], want[300];
+    snprintf(want, sizeof want, "i44 o44 f40 t61 k3x3 s1x1 p1x1 d1x1 g1 n2 = %s %s %s\n",
+             conv2d_kernel_name(al.k[0]), conv2d_kernel_name(al.k[1]), conv2d_kernel_name(al.k[2]));
+    int found_a = 0, found_b = 0;
+    while (fgets(line, sizeof line, f)) {
+        found_a |= !strncmp(line, "i36 o36 f40 t61", 15);
+        found_b |= !strcmp(line, want);
+    }
+    fclose(f);
+    EXPECT(found_a && found_b);
+    for (int pass = 0; pass < CONV2D_PASSES; pass++)
+        EXPECT(conv2d_kernel_runs(&b, (enum conv2d_pass)pass, al.k[pass]));
+    if (saved) setenv("XDG_CACHE_HOME", saved, 1);
+    else unsetenv("XDG_CACHE_HOME");
+    free(saved);
+}
+
 static void test_plan_errors(void)
 {
     struct model *m = make(&setups[1], 1);
@@ -729,5 +1022,9 @@ const struct test tests_graph[] = {
     TEST(test_threads_change_during_passes),
     TEST(test_add_of_a_node_with_itself),
     TEST(test_smaller_batch_than_planned),
+    TEST(test_fused_sepnet_matches_unfused),
+    TEST(test_fused_cpresnet_matches_unfused),
+    TEST(test_plan_opts_fix_threads_and_kernels),
+    TEST(test_conv_tune_cache),
     {0},
 };

@@ -260,8 +260,8 @@ static void test_conv2d_shape_init(void)
 }
 
 /* Forward (plain and fused), backward data (write and accumulate) and backward weight of
- * one case against the naive twins. */
-static void conv_check_vs_naive(const struct conv_case *c, uint64_t seed)
+ * one case against the naive twins, with kernel k in all three passes. */
+static void conv_check_kernel(const struct conv_case *c, uint64_t seed, enum conv2d_kernel k)
 {
     struct conv2d_shape s = conv_shape_of(c);
     long nx = conv_nx(&s), nw = conv_nw(&s), ny = conv_ny(&s);
@@ -279,8 +279,8 @@ static void conv_check_vs_naive(const struct conv_case *c, uint64_t seed)
     naive_conv2d_backward_weight(&s, dwr, dyd, xd);
 
     char what[160];
-    snprintf(what, sizeof what, "%s forward", c->name);
-    conv2d_forward(&s, y, x, w, NULL, scratch);
+    snprintf(what, sizeof what, "%s [%s] forward", c->name, conv2d_kernel_name(k));
+    conv2d_forward_with(&s, k, y, x, w, NULL, scratch);
     EXPECT_CLOSE(what, y, yr, ny, FWD_TOL);
 
     /* Fused scale, shift, relu and statistics, with sum / sumsq added to what is there. */
@@ -291,7 +291,7 @@ static void conv_check_vs_naive(const struct conv_case *c, uint64_t seed)
     for (int o = 0; o < s.co; o++) sum[o] = sumsq[o] = 1.0;
     struct conv2d_fuse fuse = {
         .scale = scale, .shift = shift, .relu = 1, .sum = sum, .sumsq = sumsq};
-    conv2d_forward(&s, y, x, w, &fuse, scratch);
+    conv2d_forward_with(&s, k, y, x, w, &fuse, scratch);
     double *esum = dalloc(s.co), *esumsq = dalloc(s.co);
     for (int o = 0; o < s.co; o++) esum[o] = esumsq[o] = 1.0;
     long hw = (long)s.fo * s.to;
@@ -304,44 +304,44 @@ static void conv_check_vs_naive(const struct conv_case *c, uint64_t seed)
         esum[o] += ys[i];
         esumsq[o] += ys[i] * ys[i];
     }
-    snprintf(what, sizeof what, "%s fused forward", c->name);
+    snprintf(what, sizeof what, "%s [%s] fused forward", c->name, conv2d_kernel_name(k));
     EXPECT_CLOSE_TO(what, y, ys, ny, FWD_TOL, terms);
     float *sumf = falloc(s.co), *sumsqf = falloc(s.co);
     for (int o = 0; o < s.co; o++) {
         sumf[o] = (float)sum[o];
         sumsqf[o] = (float)sumsq[o];
     }
-    snprintf(what, sizeof what, "%s fused sum", c->name);
+    snprintf(what, sizeof what, "%s [%s] fused sum", c->name, conv2d_kernel_name(k));
     EXPECT_CLOSE(what, sumf, esum, s.co, 1e-4);
-    snprintf(what, sizeof what, "%s fused sumsq", c->name);
+    snprintf(what, sizeof what, "%s [%s] fused sumsq", c->name, conv2d_kernel_name(k));
     EXPECT_CLOSE(what, sumsqf, esumsq, s.co, 1e-4);
 
     /* Scale and shift alone, no relu, no statistics. */
     struct conv2d_fuse affine = {.scale = scale, .shift = shift};
-    conv2d_forward(&s, y, x, w, &affine, scratch);
+    conv2d_forward_with(&s, k, y, x, w, &affine, scratch);
     for (long i = 0; i < ny; i++) {
         int o = (int)(i / hw % s.co);
         ys[i] = yr[i] * scale[o] + shift[o];
     }
-    snprintf(what, sizeof what, "%s scale/shift forward", c->name);
+    snprintf(what, sizeof what, "%s [%s] scale/shift forward", c->name, conv2d_kernel_name(k));
     EXPECT_CLOSE_TO(what, y, ys, ny, FWD_TOL, terms);
 
-    snprintf(what, sizeof what, "%s backward data", c->name);
+    snprintf(what, sizeof what, "%s [%s] backward data", c->name, conv2d_kernel_name(k));
     for (long i = 0; i < nx; i++) dx[i] = NAN; /* written, not accumulated */
-    conv2d_backward_data(&s, dx, dy, w, 0, scratch);
+    conv2d_backward_data_with(&s, k, dx, dy, w, 0, scratch);
     EXPECT_CLOSE(what, dx, dxr, nx, FWD_TOL);
-    snprintf(what, sizeof what, "%s backward data accumulate", c->name);
+    snprintf(what, sizeof what, "%s [%s] backward data accumulate", c->name, conv2d_kernel_name(k));
     double *acc = dalloc(nx);
     for (long i = 0; i < nx; i++) {
         dx[i] = (float)(i % 7) - 3.0f;
         acc[i] = dx[i] + dxr[i];
     }
-    conv2d_backward_data(&s, dx, dy, w, 1, scratch);
+    conv2d_backward_data_with(&s, k, dx, dy, w, 1, scratch);
     EXPECT_CLOSE(what, dx, acc, nx, FWD_TOL);
 
-    snprintf(what, sizeof what, "%s backward weight", c->name);
+    snprintf(what, sizeof what, "%s [%s] backward weight", c->name, conv2d_kernel_name(k));
     for (long i = 0; i < nw; i++) dw[i] = NAN;
-    conv2d_backward_weight(&s, dw, dy, x, scratch);
+    conv2d_backward_weight_with(&s, k, dw, dy, x, scratch);
     EXPECT_CLOSE(what, dw, dwr, nw, FWD_TOL);
 
     mem_free(x), mem_free(w), mem_free(y), mem_free(dy), mem_free(dx), mem_free(dw);
@@ -349,6 +349,21 @@ static void conv_check_vs_naive(const struct conv_case *c, uint64_t seed)
     mem_free(dwr), mem_free(scale), mem_free(shift), mem_free(sum), mem_free(sumsq);
     mem_free(ys), mem_free(esum), mem_free(esumsq), mem_free(sumf), mem_free(sumsqf);
     mem_free(acc);
+}
+
+static void conv_check_vs_naive(const struct conv_case *c, uint64_t seed)
+{
+    conv_check_kernel(c, seed, CONV2D_KERNEL_AUTO);
+}
+
+/* Every kernel that runs the case (GEMM always; the direct kernels of both vector widths
+ * on stride-1 shapes this CPU runs; depthwise loops), checked against the naive twins. */
+static void conv_check_every_kernel(const struct conv_case *c, uint64_t seed)
+{
+    struct conv2d_shape s = conv_shape_of(c);
+    for (int k = CONV2D_KERNEL_GEMM; k < CONV2D_KERNEL_COUNT; k++)
+        if (conv2d_kernel_runs(&s, CONV2D_FORWARD, (enum conv2d_kernel)k))
+            conv_check_kernel(c, seed, (enum conv2d_kernel)k);
 }
 
 static void test_conv2d_vs_naive(void)
@@ -411,6 +426,175 @@ static void test_conv2d_direct_vs_gemm(void)
             for (int i = 0; i < 3; i++) mem_free(out[m][i]);
         mem_free(x), mem_free(w), mem_free(dy), mem_free(scratch);
     }
+}
+
+/* Every kernel on every listed case, forced through conv2d_*_with (a plan's choice). */
+static void test_conv2d_every_kernel_vs_naive(void)
+{
+    for (size_t i = 0; i < sizeof conv_small / sizeof conv_small[0]; i++)
+        conv_check_every_kernel(&conv_small[i], 100 + i);
+    for (size_t i = 0; i < sizeof conv_big / sizeof conv_big[0]; i++)
+        conv_check_every_kernel(&conv_big[i], 200 + i);
+    for (size_t i = 0; i < sizeof conv_direct / sizeof conv_direct[0]; i++)
+        conv_check_every_kernel(&conv_direct[i], 400 + i);
+}
+
+/* A direct kernel reading its input through a prologue (a BN, relu or not, applied as the
+ * band is packed) gives the bits it gives on the transformed input itself, in the forward
+ * and the weight gradient; padding stays zero. */
+static void test_conv2d_prologue(void)
+{
+    struct rng r;
+    rng_seed(&r, 520);
+    for (size_t k = 0; k < sizeof conv_direct / sizeof conv_direct[0]; k++) {
+        struct conv2d_shape s = conv_shape_of(&conv_direct[k]);
+        long nx = conv_nx(&s), nw = conv_nw(&s), ny = conv_ny(&s), hw = (long)s.fi * s.ti;
+        float *x = falloc(nx), *xt = falloc(nx), *w = falloc(nw), *dy = falloc(ny);
+        float *y1 = falloc(ny), *y2 = falloc(ny), *dw1 = falloc(nw), *dw2 = falloc(nw);
+        float *mean = falloc(s.ci), *scale = falloc(s.ci), *shift = falloc(s.ci);
+        float *scratch = conv_scratch(&s);
+        fill(&r, x, nx);
+        fill(&r, w, nw);
+        fill(&r, dy, ny);
+        fill(&r, mean, s.ci);
+        fill(&r, scale, s.ci);
+        fill(&r, shift, s.ci);
+        struct conv2d_prologue pro = {mean, scale, shift, (int)(k % 2)};
+        for (long i = 0; i < nx; i++) {
+            int c = (int)(i / hw % s.ci);
+            float v = batchnorm_value(x[i], mean[c], scale[c], shift[c]);
+            xt[i] = pro.relu && !(v > 0.0f) ? 0.0f : v;
+        }
+        for (int kk = CONV2D_KERNEL_DIRECT_AVX512; kk <= CONV2D_KERNEL_DIRECT_AVX2; kk++) {
+            enum conv2d_kernel kern = (enum conv2d_kernel)kk;
+            if (!conv2d_prologue_runs(&s, kern)) continue;
+            double sum1[128] = {0}, sum2[128] = {0};
+            struct conv2d_fuse f1 = {.sum = sum1}, f2 = {.sum = sum2, .pro = &pro};
+            conv2d_forward_with(&s, kern, y1, xt, w, &f1, scratch);
+            conv2d_forward_with(&s, kern, y2, x, w, &f2, scratch);
+            EXPECT_MSG(memcmp(y1, y2, sizeof(float) * (size_t)ny) == 0, "%s [%s] forward",
+                       conv_direct[k].name, conv2d_kernel_name(kern));
+            conv2d_backward_weight_with(&s, kern, dw1, dy, xt, scratch);
+            conv2d_backward_weight_pro(&s, kern, dw2, dy, x, &pro, scratch);
+            EXPECT_MSG(memcmp(dw1, dw2, sizeof(float) * (size_t)nw) == 0, "%s [%s] weight",
+                       conv_direct[k].name, conv2d_kernel_name(kern));
+        }
+        mem_free(x), mem_free(xt), mem_free(w), mem_free(dy), mem_free(y1), mem_free(y2);
+        mem_free(dw1), mem_free(dw2), mem_free(mean), mem_free(scale), mem_free(shift);
+        mem_free(scratch);
+    }
+}
+
+/* A direct backward-data pass summing the statistics of the BN whose output gradient it
+ * writes: the sums equal those of the written values (masked by the BN's relu) in double,
+ * writing and accumulating; and the BN backward from those sums equals the one that sums
+ * itself. */
+static void test_conv2d_backward_data_bnstat(void)
+{
+    struct rng r;
+    rng_seed(&r, 530);
+    for (size_t k = 0; k < sizeof conv_direct / sizeof conv_direct[0]; k++) {
+        struct conv2d_shape s = conv_shape_of(&conv_direct[k]);
+        long nx = conv_nx(&s), nw = conv_nw(&s), ny = conv_ny(&s), hw = (long)s.fi * s.ti;
+        float *x = falloc(nx), *w = falloc(nw), *dy = falloc(ny), *dx = falloc(nx);
+        float *mean = falloc(s.ci), *scale = falloc(s.ci), *shift = falloc(s.ci);
+        float *scratch = conv_scratch(&s);
+        fill(&r, x, nx);
+        fill(&r, w, nw);
+        fill(&r, dy, ny);
+        fill(&r, mean, s.ci);
+        rng_fill_uniform(&r, scale, s.ci, 0.5f, 1.5f);
+        fill(&r, shift, s.ci);
+        for (int kk = CONV2D_KERNEL_DIRECT_AVX512; kk <= CONV2D_KERNEL_DIRECT_AVX2; kk++) {
+            enum conv2d_kernel kern = (enum conv2d_kernel)kk;
+            if (!conv2d_bnstat_runs(&s, kern)) continue;
+            for (int mode = 0; mode < 4; mode++) {
+                int relu = mode & 1, acc = mode >> 1;
+                double sg[128] = {0}, sgx[128] = {0}, eg[128] = {0}, egx[128] = {0};
+                for (long i = 0; i < nx; i++) dx[i] = acc ? (float)(i % 3) - 1.0f : NAN;
+                struct conv2d_bnstat bst = {x, mean, scale, shift, relu, sg, sgx};
+                conv2d_backward_data_stat(&s, kern, dx, dy, w, acc, &bst, scratch);
+                for (long i = 0; i < nx; i++) {
+                    int c = (int)(i / hw % s.ci);
+                    double d = x[i] - mean[c];
+                    float y = batchnorm_value(x[i], mean[c], scale[c], shift[c]);
+                    double g = !relu || y > 0.0f ? dx[i] : 0.0;
+                    eg[c] += g;
+                    egx[c] += g * d;
+                }
+                double big = 0;
+                for (int c = 0; c < s.ci; c++) big = fmax(big, fmax(fabs(eg[c]), fabs(egx[c])));
+                for (int c = 0; c < s.ci; c++) {
+                    EXPECT_MSG(fabs(sg[c] - eg[c]) <= 1e-5 * (1 + big), "%s [%s] mode %d sum_g[%d] %g vs %g",
+                               conv_direct[k].name, conv2d_kernel_name(kern), mode, c, sg[c], eg[c]);
+                    EXPECT_MSG(fabs(sgx[c] - egx[c]) <= 1e-5 * (1 + big), "%s [%s] mode %d sum_gx[%d]",
+                               conv_direct[k].name, conv2d_kernel_name(kern), mode, c);
+                }
+            }
+        }
+        mem_free(x), mem_free(w), mem_free(dy), mem_free(dx), mem_free(mean), mem_free(scale);
+        mem_free(shift), mem_free(scratch);
+    }
+    /* the BN backward from given sums */
+    struct bn_shape bs = {3, 4, 50};
+    long n = (long)bs.outer * bs.c * bs.inner;
+    float *x = falloc(n), *dy = falloc(n), *y = falloc(n), *dx1 = falloc(n), *dx2 = falloc(n);
+    float g[4] = {1, 0.5f, 2, -1}, b[4] = {0, 1, -1, 0.25f}, sm[4], si[4], dg1[4], db1[4], dg2[4], db2[4];
+    fill(&r, x, n);
+    fill(&r, dy, n);
+    for (int train = 0; train < 2; train++) {
+        float rm[4] = {0.1f, -0.2f, 0, 0.3f}, rv[4] = {1, 2, 0.5f, 1.5f};
+        batchnorm_forward_train(&bs, y, x, g, b, NULL, NULL, 0.1f, 1e-5f, sm, si, 1);
+        const float *mu = train ? sm : rm;
+        double sg[4] = {0}, sgx[4] = {0};
+        for (long i = 0; i < n; i++) {
+            int c = (int)(i / bs.inner % bs.c);
+            float inv = train ? si[c] : (float)(1.0 / sqrt((double)rv[c] + 1e-5));
+            float v = batchnorm_value(x[i], mu[c], batchnorm_scale(g[c], inv), b[c]);
+            double gg = v > 0.0f ? dy[i] : 0.0;
+            sg[c] += gg;
+            sgx[c] += gg * (x[i] - mu[c]);
+        }
+        if (train)
+            batchnorm_backward_train_x(&bs, dx1, dg1, db1, dy, x, 1, g, b, sm, si, 0);
+        else
+            batchnorm_backward_eval_x(&bs, dx1, dg1, db1, dy, x, 1, g, b, rm, rv, 1e-5f, 0);
+        batchnorm_backward_sums(&bs, train, dx2, dg2, db2, dy, x, 1, g, b, mu, train ? si : rv,
+                                1e-5f, sg, sgx, 0);
+        EXPECT_CLOSE_F("bn backward from sums dx", dx2, dx1, n, 1e-5);
+        EXPECT_CLOSE_F("bn backward from sums dgamma", dg2, dg1, 4, 1e-5);
+        EXPECT_CLOSE_F("bn backward from sums dbeta", db2, db1, 4, 1e-5);
+    }
+    mem_free(x), mem_free(dy), mem_free(y), mem_free(dx1), mem_free(dx2);
+}
+
+/* Which kernels run which shapes, names round-trip, and the default never says AUTO. */
+static void test_conv2d_kernel_choice(void)
+{
+    struct conv2d_shape dw = conv_shape_of(&conv_small[12]); /* depthwise */
+    struct conv2d_shape st = conv_shape_of(&conv_small[1]);  /* stride 2 */
+    struct conv2d_shape d3 = conv_shape_of(&conv_direct[9]); /* 40 -> 40 3x3 */
+    EXPECT(conv2d_kernel_runs(&dw, CONV2D_FORWARD, CONV2D_KERNEL_DEPTHWISE));
+    EXPECT(!conv2d_kernel_runs(&d3, CONV2D_FORWARD, CONV2D_KERNEL_DEPTHWISE));
+    EXPECT(!conv2d_kernel_runs(&st, CONV2D_FORWARD, CONV2D_KERNEL_DIRECT_AVX2));
+    EXPECT(!conv2d_kernel_runs(&dw, CONV2D_BACKWARD_DATA, CONV2D_KERNEL_DIRECT_AVX2));
+    EXPECT(conv2d_kernel_runs(&d3, CONV2D_BACKWARD_WEIGHT, CONV2D_KERNEL_DIRECT_AVX2));
+    for (int k = 0; k < CONV2D_KERNEL_COUNT; k++) {
+        EXPECT(conv2d_kernel_runs(&st, CONV2D_FORWARD, CONV2D_KERNEL_GEMM));
+        enum conv2d_kernel back;
+        REQUIRE_OK(conv2d_kernel_parse(conv2d_kernel_name((enum conv2d_kernel)k), &back));
+        EXPECT_EQ_INT(back, k);
+    }
+    EXPECT(conv2d_kernel_parse("fast", &(enum conv2d_kernel){0}) == STATUS_INVALID);
+    for (int p = 0; p < CONV2D_PASSES; p++) {
+        EXPECT_EQ_INT(conv2d_kernel_default(&dw, (enum conv2d_pass)p), CONV2D_KERNEL_DEPTHWISE);
+        EXPECT_EQ_INT(conv2d_kernel_default(&st, (enum conv2d_pass)p), CONV2D_KERNEL_GEMM);
+        enum conv2d_kernel k = conv2d_kernel_default(&d3, (enum conv2d_pass)p);
+        EXPECT(k != CONV2D_KERNEL_AUTO && conv2d_kernel_runs(&d3, (enum conv2d_pass)p, k));
+    }
+    enum conv2d_impl old = conv2d_set_impl(CONV2D_IMPL_GEMM);
+    EXPECT_EQ_INT(conv2d_kernel_default(&d3, CONV2D_FORWARD), CONV2D_KERNEL_GEMM);
+    conv2d_set_impl(old);
 }
 
 struct conv_fd {
@@ -664,6 +848,19 @@ static void test_batchnorm_gradients(void)
             snprintf(what, sizeof what, "%s %s accumulate", b->name, mode);
             EXPECT_CLOSE(what, dx2, acc, n, 1e-6);
             mem_free(acc);
+
+            /* the relu mask recomputed from x is y > 0 exactly: the same bits */
+            float *dg2 = falloc(s->c), *db2 = falloc(s->c);
+            if (train)
+                batchnorm_backward_train_x(s, dx2, dg2, db2, dy, x, b->relu, gamma, beta, smean,
+                                           sinv, 0);
+            else
+                batchnorm_backward_eval_x(s, dx2, dg2, db2, dy, x, b->relu, gamma, beta, rm, rv,
+                                          1e-5f, 0);
+            EXPECT(memcmp(dx2, dx, sizeof(float) * (size_t)n) == 0);
+            EXPECT(memcmp(dg2, dg, sizeof(float) * (size_t)s->c) == 0);
+            EXPECT(memcmp(db2, db, sizeof(float) * (size_t)s->c) == 0);
+            mem_free(dg2), mem_free(db2);
 
             mem_free(x), mem_free(y), mem_free(dy), mem_free(dx), mem_free(gamma);
             mem_free(beta), mem_free(rm), mem_free(rv), mem_free(smean), mem_free(sinv);
@@ -1118,6 +1315,301 @@ static void test_linear(void)
     mem_free(f.y), mem_free(yr), mem_free(gx), mem_free(gw), mem_free(gb), mem_free(acc);
 }
 
+/* ----------------------------------------------------------------------------- add + pool */
+
+/* The fused residual sum + 2x2 max pool equals add_forward then maxpool2d_forward, and its
+ * backward maxpool2d_backward then add_backward, bit for bit: odd sizes, ties (zeros after
+ * the relu), a NaN, with and without relu, writing and accumulating. */
+static void test_addpool_matches_add_then_pool(void)
+{
+    struct rng r;
+    rng_seed(&r, 1500);
+    for (int relu = 0; relu < 2; relu++) {
+        struct pool2d_shape s = {.n = 2, .c = 3, .fi = 7, .ti = 37, .kf = 2, .kt = 2, .sf = 2, .st = 2};
+        REQUIRE_OK(pool2d_shape_init(&s));
+        long n = (long)s.n * s.c * s.fi * s.ti, no = (long)s.n * s.c * s.fo * s.to;
+        float *a = falloc(n), *b = falloc(n), *v = falloc(n), *y1 = falloc(no), *y2 = falloc(no);
+        float *dy = falloc(no), *g = falloc(n), *da1 = falloc(n), *db1 = falloc(n);
+        float *da2 = falloc(n), *db2 = falloc(n);
+        uint8_t *arg = malloc((size_t)no);
+        fill(&r, a, n);
+        fill(&r, b, n);
+        fill(&r, dy, no);
+        for (long i = 0; i < n; i += 5) b[i] = -a[i]; /* exact zeros: ties */
+        a[17] = NAN;
+        add_forward(n, v, a, b, relu);
+        maxpool2d_forward(&s, y1, v);
+        addpool_forward(&s, y2, arg, a, b, relu, NULL);
+        EXPECT(memcmp(y1, y2, sizeof(float) * (size_t)no) == 0);
+        /* a BN of either input applied as the add reads it: what the BN would have written */
+        for (int input = 0; input < 2; input++) {
+            struct bn_shape bs = {s.n, s.c, (long)s.fi * s.ti};
+            float mean[3], scale[3], shift[3], g3[3] = {0.5f, 1.5f, -1}, b3[3] = {0.1f, -0.2f, 0};
+            float *bnout = falloc(n), *v2 = falloc(n), *y3 = falloc(no), *y4 = falloc(no);
+            const float *x = input ? b : a;
+            batchnorm_forward_train(&bs, bnout, x, g3, b3, NULL, NULL, 0.1f, 1e-5f, NULL, NULL, 0);
+            batchnorm_affine_train(&bs, x, g3, b3, NULL, NULL, 0.1f, 1e-5f, NULL, NULL, NULL, NULL,
+                                   mean, scale, shift);
+            struct add_bn ab = {input, s.c, (long)s.fi * s.ti, mean, scale, shift};
+            add_forward(n, v, input ? a : bnout, input ? bnout : b, relu);
+            add_bn_forward(n, v2, a, b, relu, &ab);
+            EXPECT(memcmp(v, v2, sizeof(float) * (size_t)n) == 0);
+            maxpool2d_forward(&s, y3, v);
+            addpool_forward(&s, y4, arg, a, b, relu, &ab);
+            EXPECT(memcmp(y3, y4, sizeof(float) * (size_t)no) == 0);
+            mem_free(bnout), mem_free(v2), mem_free(y3), mem_free(y4);
+        }
+        add_forward(n, v, a, b, relu);
+        addpool_forward(&s, y2, arg, a, b, relu, NULL);
+        for (int acc = 0; acc < 2; acc++) {
+            for (long i = 0; i < n; i++) da1[i] = da2[i] = (float)(i % 3), db1[i] = db2[i] = (float)(i % 4);
+            maxpool2d_backward(&s, g, dy, v, y1, 0);
+            add_backward(n, da1, db1, g, v, relu, acc, 1);
+            addpool_backward(&s, da2, db2, dy, arg, acc, 1);
+            EXPECT(memcmp(da1, da2, sizeof(float) * (size_t)n) == 0);
+            EXPECT(memcmp(db1, db2, sizeof(float) * (size_t)n) == 0);
+        }
+        mem_free(a), mem_free(b), mem_free(v), mem_free(y1), mem_free(y2), mem_free(dy);
+        mem_free(g), mem_free(da1), mem_free(db1), mem_free(da2), mem_free(db2);
+        free(arg);
+    }
+}
+
+/* ----------------------------------------------------------------------------- dwpair */
+
+struct dwp_case {
+    const char *name;
+    int n, c, f, t;
+    int generic; /* 0: SP4ASC's (1, 3) dilated (1, 2) and (3, 1) dilated (2, 1); 1: 3x3 + 1x5 */
+    int relu, pool, pw;
+};
+
+static const struct dwp_case dwp_cases[] = {
+    {"sp4asc pair, relu, pool, odd sizes", 2, 3, 9, 11, 0, 1, 1, 0},
+    {"sp4asc pair, no relu, no pool", 2, 2, 6, 13, 0, 0, 0, 0},
+    {"sp4asc pair, folded 1x1, one sample", 1, 4, 8, 10, 0, 1, 1, 1},
+    {"sp4asc pair, folded 1x1, three samples", 3, 3, 7, 9, 0, 1, 1, 1},
+    {"3x3 + 1x5, relu, no pool, wide rows", 2, 2, 5, 37, 1, 1, 0, 0},
+};
+
+static struct dwpair_shape dwp_shape_of(const struct dwp_case *c)
+{
+    struct dwpair_shape s = {.n = c->n, .c = c->c, .f = c->f, .t = c->t, .relu = c->relu,
+                             .pool = c->pool, .pw = c->pw};
+    if (c->generic) {
+        int kf[2] = {3, 1}, kt[2] = {3, 5}, pf[2] = {1, 0}, pt[2] = {1, 2};
+        for (int k = 0; k < 2; k++)
+            s.kf[k] = kf[k], s.kt[k] = kt[k], s.pf[k] = pf[k], s.pt[k] = pt[k], s.df[k] = s.dt[k] = 1;
+    } else {
+        int kf[2] = {1, 3}, kt[2] = {3, 1}, pf[2] = {0, 2}, pt[2] = {2, 0};
+        int df[2] = {1, 2}, dt[2] = {2, 1};
+        for (int k = 0; k < 2; k++)
+            s.kf[k] = kf[k], s.kt[k] = kt[k], s.pf[k] = pf[k], s.pt[k] = pt[k], s.df[k] = df[k],
+            s.dt[k] = dt[k];
+    }
+    CHECK(dwpair_shape_check(&s) == 0);
+    return s;
+}
+
+/* The tensors of one case, float and double. */
+struct dwp_data {
+    struct dwpair_shape s;
+    long nx, nout, na, nb;
+    float *x, *pw, *wa, *wb, *g, *b;
+    double *xd, *pwd, *wad, *wbd, *gd, *bd, *r, *out;
+    int train;
+};
+
+static void dwp_init(struct dwp_data *d, const struct dwp_case *c, uint64_t seed)
+{
+    struct rng r;
+    rng_seed(&r, seed);
+    d->s = dwp_shape_of(c);
+    const struct dwpair_shape *s = &d->s;
+    d->nx = (long)s->n * (s->pw ? 1 : s->c) * s->f * s->t;
+    d->nout = (long)s->n * s->c * (s->pool ? (long)(s->f / 2) * (s->t / 2) : (long)s->f * s->t);
+    d->na = (long)s->c * s->kf[0] * s->kt[0], d->nb = (long)s->c * s->kf[1] * s->kt[1];
+    d->x = falloc(d->nx), d->pw = falloc(s->c), d->wa = falloc(d->na), d->wb = falloc(d->nb);
+    d->g = falloc(s->c), d->b = falloc(s->c);
+    fill(&r, d->x, d->nx);
+    rng_fill_uniform(&r, d->pw, s->c, 0.5f, 1.5f);
+    fill(&r, d->wa, d->na);
+    fill(&r, d->wb, d->nb);
+    rng_fill_uniform(&r, d->g, s->c, 0.5f, 1.5f);
+    fill(&r, d->b, s->c);
+    float *rf = falloc(d->nout);
+    fill(&r, rf, d->nout);
+    d->r = to_double(rf, d->nout);
+    mem_free(rf);
+    d->xd = to_double(d->x, d->nx), d->pwd = to_double(d->pw, s->c);
+    d->wad = to_double(d->wa, d->na), d->wbd = to_double(d->wb, d->nb);
+    d->gd = to_double(d->g, s->c), d->bd = to_double(d->b, s->c);
+    d->out = dalloc(d->nout);
+}
+
+static void dwp_fini(struct dwp_data *d)
+{
+    mem_free(d->x), mem_free(d->pw), mem_free(d->wa), mem_free(d->wb), mem_free(d->g);
+    mem_free(d->b), mem_free(d->xd), mem_free(d->pwd), mem_free(d->wad), mem_free(d->wbd);
+    mem_free(d->gd), mem_free(d->bd), mem_free(d->r), mem_free(d->out);
+}
+
+/* Running statistics for eval mode: mean 0.1 c, var 0.5 + 0.25 c. */
+static void dwp_running(int c, double *rm, double *rv)
+{
+    for (int k = 0; k < c; k++) rm[k] = 0.1 * k, rv[k] = 0.5 + 0.25 * k;
+}
+
+static double dwp_loss(void *ctx)
+{
+    struct dwp_data *d = ctx;
+    double rm[64], rv[64];
+    dwp_running(d->s.c, rm, rv);
+    naive_dwpair(&d->s, d->train, d->out, d->xd, d->pwd, d->wad, d->wbd, d->gd, d->bd,
+                 d->train ? NULL : rm, d->train ? NULL : rv, 0.1, 1e-5, NULL, NULL);
+    return dot(d->out, d->r, d->nout);
+}
+
+/* Forward (train and eval: output, saved and running statistics) against the naive pair. */
+static void test_dwpair_vs_naive(void)
+{
+    for (size_t k = 0; k < sizeof dwp_cases / sizeof dwp_cases[0]; k++) {
+        struct dwp_data d;
+        dwp_init(&d, &dwp_cases[k], 1300 + k);
+        const struct dwpair_shape *s = &d.s;
+        float *out = falloc(d.nout), *scratch = falloc((long)dwpair_scratch_floats(s, threads_get()));
+        for (int train = 0; train < 2; train++) {
+            double rmd[64], rvd[64], mean[64], var[64];
+            float rm[64], rv[64], sm[64], si[64];
+            dwp_running(s->c, rmd, rvd);
+            for (int c = 0; c < s->c; c++) rm[c] = (float)rmd[c], rv[c] = (float)rvd[c];
+            naive_dwpair(s, train, d.out, d.xd, d.pwd, d.wad, d.wbd, d.gd, d.bd, rmd, rvd, 0.1,
+                         1e-5, mean, var);
+            dwpair_forward(s, train, out, d.x, d.pw, d.wa, d.wb, d.g, d.b, rm, rv, 0.1f, 1e-5f, sm,
+                           si, scratch);
+            char what[160];
+            snprintf(what, sizeof what, "%s train=%d forward", dwp_cases[k].name, train);
+            EXPECT_CLOSE(what, out, d.out, d.nout, FWD_TOL);
+            for (int c = 0; c < s->c; c++) {
+                EXPECT_NEAR(rm[c], rmd[c], 1e-5 * (1 + fabs(rmd[c])));
+                EXPECT_NEAR(rv[c], rvd[c], 1e-5 * (1 + fabs(rvd[c])));
+                if (!train) continue;
+                EXPECT_NEAR(sm[c], mean[c], 1e-5 * (1 + sqrt(var[c])));
+                EXPECT_NEAR(si[c], 1 / sqrt(var[c] + 1e-5), 1e-4 / sqrt(var[c] + 1e-5));
+            }
+        }
+        mem_free(out), mem_free(scratch);
+        dwp_fini(&d);
+    }
+}
+
+/* Backward against finite differences of the naive pair (train and eval), from the pooled
+ * gradient and from the full-size one (a backward started at the batch norm); in place and
+ * accumulating; and the same bits on one and two threads. */
+static void test_dwpair_gradients(void)
+{
+    for (size_t k = 0; k < sizeof dwp_cases / sizeof dwp_cases[0]; k++)
+        for (int train = 0; train < 2; train++) {
+            struct dwp_data d;
+            dwp_init(&d, &dwp_cases[k], 1400 + k);
+            d.train = train;
+            struct dwpair_shape *s = &d.s;
+            int C = s->c;
+            long nh = (long)s->n * C * s->f * s->t;
+            float *scratch = falloc((long)dwpair_scratch_floats(s, 2));
+            float *out = falloc(nh), sm[64], si[64], mean[64], invstd[64];
+            double rmd[64], rvd[64];
+            dwp_running(C, rmd, rvd);
+            if (train) {
+                dwpair_forward(s, 1, out, d.x, d.pw, d.wa, d.wb, d.g, d.b, NULL, NULL, 0.1f, 1e-5f,
+                               sm, si, scratch);
+                memcpy(mean, sm, sizeof mean), memcpy(invstd, si, sizeof invstd);
+            } else {
+                for (int c = 0; c < C; c++)
+                    mean[c] = (float)rmd[c], invstd[c] = (float)(1 / sqrt((float)rvd[c] + 1e-5f));
+            }
+            float *dout = falloc(d.nout);
+            for (long i = 0; i < d.nout; i++) dout[i] = (float)d.r[i];
+            float *dx = falloc(d.nx), *dpw = falloc(C), *dwa = falloc(d.na), *dwb = falloc(d.nb);
+            float *dg = falloc(C), *db = falloc(C);
+            dwpair_backward(s, train, s->pool, dx, s->pw ? dpw : NULL, dwa, dwb, dg, db, dout, d.x,
+                            d.pw, d.wa, d.wb, d.g, d.b, mean, invstd, 0, scratch);
+            double *gx = dalloc(d.nx), *gpw = dalloc(C), *ga = dalloc(d.na), *gb = dalloc(d.nb);
+            double *gg = dalloc(C), *gbe = dalloc(C);
+            fd_grad(d.xd, d.nx, dwp_loss, &d, gx);
+            fd_grad(d.wad, d.na, dwp_loss, &d, ga);
+            fd_grad(d.wbd, d.nb, dwp_loss, &d, gb);
+            fd_grad(d.gd, C, dwp_loss, &d, gg);
+            fd_grad(d.bd, C, dwp_loss, &d, gbe);
+            if (s->pw) fd_grad(d.pwd, C, dwp_loss, &d, gpw);
+            char what[200];
+            const char *nm = dwp_cases[k].name;
+#define DWP_CHECK(label, a, b, n)                                                            \
+    do {                                                                                  \
+        snprintf(what, sizeof what, "%s train=%d %s", nm, train, label);                  \
+        EXPECT_CLOSE(what, a, b, n, GRAD_TOL);                                            \
+    } while (0)
+            DWP_CHECK("dx", dx, gx, d.nx);
+            DWP_CHECK("dw_a", dwa, ga, d.na);
+            DWP_CHECK("dw_b", dwb, gb, d.nb);
+            DWP_CHECK("dgamma", dg, gg, C);
+            DWP_CHECK("dbeta", db, gbe, C);
+            /* In train mode the batch norm undoes the 1x1's scale: its gradient is near zero
+             * (eps alone), so it is compared on the scale of the other weights' gradients. */
+            snprintf(what, sizeof what, "%s train=%d dpw", nm, train);
+            if (s->pw) EXPECT_CLOSE_TO(what, dpw, gpw, C, GRAD_TOL, fmax(max_abs(gpw, C), max_abs(ga, d.na)));
+
+            /* two threads give the same bits as one */
+            float *dx1 = falloc(d.nx), *dwa1 = falloc(d.na), *dg1 = falloc(C);
+            int saved = threads_get();
+            threads_set(1);
+            dwpair_backward(s, train, s->pool, dx1, NULL, dwa1, NULL, dg1, NULL, dout, d.x, d.pw,
+                            d.wa, d.wb, d.g, d.b, mean, invstd, 0, scratch);
+            threads_set(saved);
+            EXPECT(memcmp(dx1, dx, sizeof(float) * (size_t)d.nx) == 0);
+            EXPECT(memcmp(dwa1, dwa, sizeof(float) * (size_t)d.na) == 0);
+            EXPECT(memcmp(dg1, dg, sizeof(float) * (size_t)C) == 0);
+
+            /* accumulate adds; in place (dx over x) equals the separate result */
+            for (long i = 0; i < d.nx; i++) dx1[i] = (float)(i % 5) - 2.0f;
+            dwpair_backward(s, train, s->pool, dx1, NULL, NULL, NULL, NULL, NULL, dout, d.x, d.pw,
+                            d.wa, d.wb, d.g, d.b, mean, invstd, 1, scratch);
+            for (long i = 0; i < d.nx; i++)
+                if (!(fabsf(dx1[i] - ((float)(i % 5) - 2.0f + dx[i])) <= 1e-5f * (1 + fabsf(dx[i])))) {
+                    test_fail(__FILE__, __LINE__, "%s accumulate: dx[%ld] = %g", nm, i, dx1[i]);
+                    break;
+                }
+            if (!s->pw) {
+                float *xin = falloc(d.nx);
+                memcpy(xin, d.x, sizeof(float) * (size_t)d.nx);
+                dwpair_backward(s, train, s->pool, xin, NULL, NULL, NULL, NULL, NULL, dout, xin,
+                                d.pw, d.wa, d.wb, d.g, d.b, mean, invstd, 0, scratch);
+                EXPECT(memcmp(xin, dx, sizeof(float) * (size_t)d.nx) == 0);
+                mem_free(xin);
+            }
+
+            /* from the full-size gradient of y: the same as the unpooled shape's backward */
+            if (s->pool) {
+                struct dwpair_shape u = *s;
+                u.pool = 0;
+                float *full = falloc(nh), *dxa = falloc(d.nx), *dxb = falloc(d.nx);
+                fill(&(struct rng){{1, 2, 3, 4}, 0, 0}, full, nh);
+                dwpair_backward(s, train, 0, dxa, NULL, NULL, NULL, NULL, NULL, full, d.x, d.pw,
+                                d.wa, d.wb, d.g, d.b, mean, invstd, 0, scratch);
+                dwpair_backward(&u, train, 0, dxb, NULL, NULL, NULL, NULL, NULL, full, d.x, d.pw,
+                                d.wa, d.wb, d.g, d.b, mean, invstd, 0, scratch);
+                EXPECT(memcmp(dxa, dxb, sizeof(float) * (size_t)d.nx) == 0);
+                mem_free(full), mem_free(dxa), mem_free(dxb);
+            }
+#undef DWP_CHECK
+            mem_free(scratch), mem_free(out), mem_free(dout), mem_free(dx), mem_free(dpw);
+            mem_free(dwa), mem_free(dwb), mem_free(dg), mem_free(db), mem_free(gx), mem_free(gpw);
+            mem_free(ga), mem_free(gb), mem_free(gg), mem_free(gbe), mem_free(dx1), mem_free(dwa1);
+            mem_free(dg1);
+            dwp_fini(&d);
+        }
+}
+
 /* ----------------------------------------------------------------------------- threads */
 
 /* Every kernel with 1 and with 2 threads: equal up to float summation order. */
@@ -1230,10 +1722,7 @@ static void test_conv2d_fuzz(void)
                  c.n, c.ci, c.co, c.fi, c.ti, s.fo, s.to, c.kf, c.kt, c.sf, c.st, c.pf, c.pt, c.df, c.dt, c.groups);
         c.name = names[it];
         int fails = test_failures;
-        conv_check_vs_naive(&c, 900 + it);
-        enum conv2d_impl old = conv2d_set_impl(CONV2D_IMPL_GEMM);
-        conv_check_vs_naive(&c, 900 + it);
-        conv2d_set_impl(old);
+        conv_check_every_kernel(&c, 900 + it);
         if (test_failures > fails + 10) return;
     }
 }
@@ -1245,6 +1734,10 @@ const struct test tests_ops[] = {
     TEST(test_conv2d_direct_vs_naive),
     TEST(test_conv2d_gemm_path_vs_naive),
     TEST(test_conv2d_direct_vs_gemm),
+    TEST(test_conv2d_every_kernel_vs_naive),
+    TEST(test_conv2d_kernel_choice),
+    TEST(test_conv2d_prologue),
+    TEST(test_conv2d_backward_data_bnstat),
     TEST(test_conv2d_gradients),
     TEST(test_batchnorm_vs_naive),
     TEST(test_batchnorm_running_stats),
@@ -1258,6 +1751,9 @@ const struct test tests_ops[] = {
     TEST(test_max_nan),
     TEST(test_reductions),
     TEST(test_linear),
+    TEST(test_addpool_matches_add_then_pool),
+    TEST(test_dwpair_vs_naive),
+    TEST(test_dwpair_gradients),
     TEST(test_threads_1_vs_2),
     TEST(test_conv2d_fuzz),
     {0},

@@ -33,6 +33,21 @@ static const float *row_of(const struct bn_shape *s, const float *p, int o, int 
     return p + ((long)o * s->c + c) * s->inner;
 }
 
+/* The scale the forward applies, gamma * invstd, from the float invstd it saves, so that
+ * a backward given save_invstd (or computing it from the running variance the same way)
+ * gets the very same float and can recompute the forward's values bit for bit. */
+static float bn_scale(double gamma, double invstd)
+{
+    return (float)(gamma * (double)(float)invstd);
+}
+
+/* One normalised value, as every kernel here computes it (an explicit FMA: the same on the
+ * vector and scalar paths). */
+static inline float bn_value(float x, float m, float a, float b)
+{
+    return __builtin_fmaf(x - m, a, b);
+}
+
 /* y = (x - m) * a + b over one channel, with relu when asked. */
 static void bn_apply(const struct bn_shape *s, int c, float *y, const float *x, float m,
                      float a, float b, int relu)
@@ -43,23 +58,29 @@ static void bn_apply(const struct bn_shape *s, int c, float *y, const float *x, 
         if (relu) {
 #pragma omp simd
             for (long i = 0; i < s->inner; i++) {
-                float v = (xr[i] - m) * a + b;
+                float v = bn_value(xr[i], m, a, b);
                 yr[i] = v > 0.0f ? v : 0.0f;
             }
         } else {
 #pragma omp simd
-            for (long i = 0; i < s->inner; i++) yr[i] = (xr[i] - m) * a + b;
+            for (long i = 0; i < s->inner; i++) yr[i] = bn_value(xr[i], m, a, b);
         }
     }
 }
 
+/* Where a train-mode forward that does not write y leaves the affine it would apply. */
+struct bn_affine {
+    float *mean, *scale, *shift;
+};
+
 /* Normalise channel c from its statistics (sums of x - shift over cnt elements) and
- * update the running and saved statistics: the second half of a train-mode forward. */
+ * update the running and saved statistics: the second half of a train-mode forward. With
+ * af set, y is not written: the mean, scale and shift go to af. */
 static void bn_finish_channel(const struct bn_shape *s, int c, float *y, const float *x,
                               double shift, double sum, double sumsq, const float *gamma,
                               const float *beta, float *running_mean, float *running_var,
                               float momentum, float eps, float *save_mean, float *save_invstd,
-                              int relu)
+                              int relu, const struct bn_affine *af)
 {
     long cnt = bn_count(s);
     double dmean = sum / cnt;
@@ -68,7 +89,13 @@ static void bn_finish_channel(const struct bn_shape *s, int c, float *y, const f
     double mean = shift + dmean;
     double invstd = 1.0 / sqrt(var + eps);
     double g = gamma ? gamma[c] : 1.0;
-    bn_apply(s, c, y, x, (float)mean, (float)(g * invstd), beta ? beta[c] : 0.0f, relu);
+    if (af) {
+        af->mean[c] = (float)mean;
+        af->scale[c] = bn_scale(g, invstd);
+        af->shift[c] = beta ? beta[c] : 0.0f;
+    } else {
+        bn_apply(s, c, y, x, (float)mean, bn_scale(g, invstd), beta ? beta[c] : 0.0f, relu);
+    }
     if (save_mean) save_mean[c] = (float)mean;
     if (save_invstd) save_invstd[c] = (float)invstd;
     /* A single element per channel has no unbiased variance (PyTorch refuses to train
@@ -80,10 +107,10 @@ static void bn_finish_channel(const struct bn_shape *s, int c, float *y, const f
         running_var[c] = (float)((1.0 - momentum) * running_var[c] + momentum * unbiased);
 }
 
-void batchnorm_forward_train(const struct bn_shape *s, float *y, const float *x,
-                             const float *gamma, const float *beta, float *running_mean,
-                             float *running_var, float momentum, float eps, float *save_mean,
-                             float *save_invstd, int relu)
+static void forward_train(const struct bn_shape *s, float *y, const float *x,
+                          const float *gamma, const float *beta, float *running_mean,
+                          float *running_var, float momentum, float eps, float *save_mean,
+                          float *save_invstd, int relu, const struct bn_affine *af)
 {
     long cnt = bn_count(s);
     CHECK(s->outer > 0 && s->c > 0 && s->inner > 0);
@@ -104,8 +131,32 @@ void batchnorm_forward_train(const struct bn_shape *s, float *y, const float *x,
             sumsq += a2;
         }
         bn_finish_channel(s, c, y, x, shift, sum, sumsq, gamma, beta, running_mean, running_var,
-                          momentum, eps, save_mean, save_invstd, relu);
+                          momentum, eps, save_mean, save_invstd, relu, af);
     }
+}
+
+void batchnorm_forward_train(const struct bn_shape *s, float *y, const float *x,
+                             const float *gamma, const float *beta, float *running_mean,
+                             float *running_var, float momentum, float eps, float *save_mean,
+                             float *save_invstd, int relu)
+{
+    forward_train(s, y, x, gamma, beta, running_mean, running_var, momentum, eps, save_mean,
+                  save_invstd, relu, NULL);
+}
+
+static void forward_train_sums(const struct bn_shape *s, float *y, const float *x,
+                               const float *gamma, const float *beta, float *running_mean,
+                               float *running_var, float momentum, float eps, float *save_mean,
+                               float *save_invstd, int relu, const double *sum,
+                               const double *sumsq, const struct bn_affine *af)
+{
+    long cnt = bn_count(s);
+    CHECK(s->outer > 0 && s->c > 0 && s->inner > 0);
+#pragma omp parallel for schedule(static) num_threads(threads_get()) \
+    if (cnt * s->c >= BN_PARALLEL_MIN)
+    for (int c = 0; c < s->c; c++)
+        bn_finish_channel(s, c, y, x, 0.0, sum[c], sumsq[c], gamma, beta, running_mean,
+                          running_var, momentum, eps, save_mean, save_invstd, relu, af);
 }
 
 void batchnorm_forward_train_sums(const struct bn_shape *s, float *y, const float *x,
@@ -114,13 +165,40 @@ void batchnorm_forward_train_sums(const struct bn_shape *s, float *y, const floa
                                   float *save_mean, float *save_invstd, int relu,
                                   const double *sum, const double *sumsq)
 {
-    long cnt = bn_count(s);
-    CHECK(s->outer > 0 && s->c > 0 && s->inner > 0);
-#pragma omp parallel for schedule(static) num_threads(threads_get()) \
-    if (cnt * s->c >= BN_PARALLEL_MIN)
-    for (int c = 0; c < s->c; c++)
-        bn_finish_channel(s, c, y, x, 0.0, sum[c], sumsq[c], gamma, beta, running_mean,
-                          running_var, momentum, eps, save_mean, save_invstd, relu);
+    forward_train_sums(s, y, x, gamma, beta, running_mean, running_var, momentum, eps, save_mean,
+                       save_invstd, relu, sum, sumsq, NULL);
+}
+
+void batchnorm_affine_train(const struct bn_shape *s, const float *x, const float *gamma,
+                            const float *beta, float *running_mean, float *running_var,
+                            float momentum, float eps, float *save_mean, float *save_invstd,
+                            const double *sum, const double *sumsq, float *mean, float *scale,
+                            float *shift)
+{
+    struct bn_affine af = {mean, scale, shift};
+    if (sum)
+        forward_train_sums(s, NULL, x, gamma, beta, running_mean, running_var, momentum, eps,
+                           save_mean, save_invstd, 0, sum, sumsq, &af);
+    else
+        forward_train(s, NULL, x, gamma, beta, running_mean, running_var, momentum, eps, save_mean,
+                      save_invstd, 0, &af);
+}
+
+void batchnorm_affine_eval(int c, const float *gamma, const float *beta, const float *running_mean,
+                           const float *running_var, float eps, float *mean, float *scale,
+                           float *shift)
+{
+    for (int k = 0; k < c; k++) {
+        double invstd = 1.0 / sqrt((double)running_var[k] + eps), g = gamma ? gamma[k] : 1.0;
+        mean[k] = running_mean[k];
+        scale[k] = bn_scale(g, invstd);
+        shift[k] = beta ? beta[k] : 0.0f;
+    }
+}
+
+float batchnorm_value(float x, float mean, float scale, float shift)
+{
+    return bn_value(x, mean, scale, shift);
 }
 
 void batchnorm_forward_eval(const struct bn_shape *s, float *y, const float *x,
@@ -133,13 +211,35 @@ void batchnorm_forward_eval(const struct bn_shape *s, float *y, const float *x,
     for (int c = 0; c < s->c; c++) {
         double invstd = 1.0 / sqrt((double)running_var[c] + eps);
         double g = gamma ? gamma[c] : 1.0;
-        bn_apply(s, c, y, x, running_mean[c], (float)(g * invstd), beta ? beta[c] : 0.0f, relu);
+        bn_apply(s, c, y, x, running_mean[c], bn_scale(g, invstd), beta ? beta[c] : 0.0f, relu);
     }
 }
 
-/* Sums over one channel of g = dy (masked by y > 0 with relu) and of g * (x - m). */
+/* Where the relu passes the gradient: y > 0 read from the forward output (y not NULL), or
+ * recomputed from x with the forward's constants (mask.a, mask.b; the same float value). */
+struct bn_mask {
+    const float *y;
+    float a, b;
+};
+
+static void mask_block(const struct bn_mask *mk, long off, const float *xr, const float *dyr,
+                       float m, long n, float *g)
+{
+    if (mk->y) {
+        const float *yr = mk->y + off;
+#pragma omp simd
+        for (long i = 0; i < n; i++) g[i] = yr[i] > 0.0f ? dyr[i] : 0.0f;
+    } else {
+        float a = mk->a, b = mk->b;
+#pragma omp simd
+        for (long i = 0; i < n; i++) g[i] = bn_value(xr[i], m, a, b) > 0.0f ? dyr[i] : 0.0f;
+    }
+}
+
+/* Sums over one channel of g = dy (masked by the relu) and of g * (x - m). */
 static void bn_grad_sums(const struct bn_shape *s, int c, const float *dy, const float *x,
-                         const float *y, int relu, float m, double *sum_g, double *sum_gx)
+                         const struct bn_mask *mk, int relu, float m, double *sum_g,
+                         double *sum_gx)
 {
     double sg = 0, sgx = 0;
     for (int o = 0; o < s->outer; o++) {
@@ -149,12 +249,12 @@ static void bn_grad_sums(const struct bn_shape *s, int c, const float *dy, const
         if (relu) {
             /* The masked gradient goes through a small buffer: with the select and the
              * double sums in one loop GCC left a branch per element (16x slower). */
-            const float *yr = y + off;
             for (long i0 = 0; i0 < s->inner; i0 += BN_BLOCK) {
                 long n = s->inner - i0 < BN_BLOCK ? s->inner - i0 : BN_BLOCK;
                 float g[BN_BLOCK];
-#pragma omp simd
-                for (long i = 0; i < n; i++) g[i] = yr[i0 + i] > 0.0f ? dyr[i0 + i] : 0.0f;
+                struct bn_mask mo = *mk;
+                if (mo.y) mo.y += i0;
+                mask_block(&mo, off, xr + i0, dyr + i0, m, n, g);
 #pragma omp simd reduction(+ : a, b)
                 for (long i = 0; i < n; i++) {
                     a += g[i];
@@ -177,18 +277,26 @@ static void bn_grad_sums(const struct bn_shape *s, int c, const float *dy, const
 
 /* dx (+)= g * k1 + (x - m) * k2 + k3 over one channel, g = dy masked as above. */
 static void bn_dx(const struct bn_shape *s, int c, float *dx, const float *dy, const float *x,
-                  const float *y, int relu, float m, float k1, float k2, float k3,
+                  const struct bn_mask *mk, int relu, float m, float k1, float k2, float k3,
                   int accumulate)
 {
     for (int o = 0; o < s->outer; o++) {
         long off = ((long)o * s->c + c) * s->inner;
         const float *dyr = dy + off, *xr = x + off;
         float *dxr = dx + off;
-        if (relu) {
-            const float *yr = y + off;
+        if (relu && mk->y) {
+            const float *yr = mk->y + off;
 #pragma omp simd
             for (long i = 0; i < s->inner; i++) {
                 float g = yr[i] > 0.0f ? dyr[i] : 0.0f;
+                float v = g * k1 + (xr[i] - m) * k2 + k3;
+                dxr[i] = accumulate ? dxr[i] + v : v;
+            }
+        } else if (relu) {
+            float a = mk->a, b = mk->b;
+#pragma omp simd
+            for (long i = 0; i < s->inner; i++) {
+                float g = bn_value(xr[i], m, a, b) > 0.0f ? dyr[i] : 0.0f;
                 float v = g * k1 + (xr[i] - m) * k2 + k3;
                 dxr[i] = accumulate ? dxr[i] + v : v;
             }
@@ -203,30 +311,64 @@ static void bn_dx(const struct bn_shape *s, int c, float *dx, const float *dy, c
 }
 
 /* dx = gamma * invstd * (g - mean(g) - xhat * mean(g * xhat)), xhat = (x - mean) * invstd;
- * dgamma = sum g * xhat; dbeta = sum g. */
+ * dgamma = sum g * xhat; dbeta = sum g. The relu mask from y, or from x when y is NULL. */
+static void backward_train(const struct bn_shape *s, float *dx, float *dgamma, float *dbeta,
+                           const float *dy, const float *x, const float *y, int relu,
+                           const float *gamma, const float *beta, const float *save_mean,
+                           const float *save_invstd, const double *sums_g,
+                           const double *sums_gx, int accumulate)
+{
+    long cnt = bn_count(s);
+#pragma omp parallel for schedule(static) num_threads(threads_get()) \
+    if (cnt * s->c >= BN_PARALLEL_MIN)
+    for (int c = 0; c < s->c; c++) {
+        float m = save_mean[c];
+        double invstd = save_invstd[c], sum_g, sum_gx, g = gamma ? gamma[c] : 1.0;
+        struct bn_mask mk = {y, bn_scale(g, invstd), beta ? beta[c] : 0.0f};
+        if (sums_g) sum_g = sums_g[c], sum_gx = sums_gx[c];
+        else bn_grad_sums(s, c, dy, x, &mk, relu, m, &sum_g, &sum_gx);
+        if (dbeta) dbeta[c] = (float)sum_g;
+        if (dgamma) dgamma[c] = (float)(sum_gx * invstd);
+        if (dx) {
+            double k1 = g * invstd;
+            double k2 = -g * invstd * invstd * invstd * sum_gx / cnt;
+            double k3 = -g * invstd * sum_g / cnt;
+            bn_dx(s, c, dx, dy, x, &mk, relu, m, (float)k1, (float)k2, (float)k3, accumulate);
+        }
+    }
+}
+
+static void backward_eval(const struct bn_shape *s, float *dx, float *dgamma, float *dbeta,
+                          const float *dy, const float *x, const float *y, int relu,
+                          const float *gamma, const float *beta, const float *running_mean,
+                          const float *running_var, float eps, const double *sums_g,
+                          const double *sums_gx, int accumulate)
+{
+#pragma omp parallel for schedule(static) num_threads(threads_get()) \
+    if (bn_count(s) * s->c >= BN_PARALLEL_MIN)
+    for (int c = 0; c < s->c; c++) {
+        float m = running_mean[c];
+        double invstd = 1.0 / sqrt((double)running_var[c] + eps), g = gamma ? gamma[c] : 1.0;
+        struct bn_mask mk = {y, bn_scale(g, invstd), beta ? beta[c] : 0.0f};
+        if (dgamma || dbeta) {
+            double sum_g, sum_gx;
+            if (sums_g) sum_g = sums_g[c], sum_gx = sums_gx[c];
+            else bn_grad_sums(s, c, dy, x, &mk, relu, m, &sum_g, &sum_gx);
+            if (dbeta) dbeta[c] = (float)sum_g;
+            if (dgamma) dgamma[c] = (float)(sum_gx * invstd);
+        }
+        if (dx) bn_dx(s, c, dx, dy, x, &mk, relu, m, (float)(g * invstd), 0.0f, 0.0f, accumulate);
+    }
+}
+
 void batchnorm_backward_train(const struct bn_shape *s, float *dx, float *dgamma, float *dbeta,
                               const float *dy, const float *x, const float *y, int relu,
                               const float *gamma, const float *save_mean,
                               const float *save_invstd, int accumulate)
 {
-    long cnt = bn_count(s);
     CHECK(!relu || (y && y != x));
-#pragma omp parallel for schedule(static) num_threads(threads_get()) \
-    if (cnt * s->c >= BN_PARALLEL_MIN)
-    for (int c = 0; c < s->c; c++) {
-        float m = save_mean[c];
-        double invstd = save_invstd[c], sum_g, sum_gx;
-        bn_grad_sums(s, c, dy, x, y, relu, m, &sum_g, &sum_gx);
-        if (dbeta) dbeta[c] = (float)sum_g;
-        if (dgamma) dgamma[c] = (float)(sum_gx * invstd);
-        if (dx) {
-            double g = gamma ? gamma[c] : 1.0;
-            double k1 = g * invstd;
-            double k2 = -g * invstd * invstd * invstd * sum_gx / cnt;
-            double k3 = -g * invstd * sum_g / cnt;
-            bn_dx(s, c, dx, dy, x, y, relu, m, (float)k1, (float)k2, (float)k3, accumulate);
-        }
-    }
+    backward_train(s, dx, dgamma, dbeta, dy, x, y, relu, gamma, NULL, save_mean, save_invstd,
+                   NULL, NULL, accumulate);
 }
 
 void batchnorm_backward_eval(const struct bn_shape *s, float *dx, float *dgamma, float *dbeta,
@@ -235,20 +377,43 @@ void batchnorm_backward_eval(const struct bn_shape *s, float *dx, float *dgamma,
                              const float *running_var, float eps, int accumulate)
 {
     CHECK(!relu || (y && y != x));
-#pragma omp parallel for schedule(static) num_threads(threads_get()) \
-    if (bn_count(s) * s->c >= BN_PARALLEL_MIN)
-    for (int c = 0; c < s->c; c++) {
-        float m = running_mean[c];
-        double invstd = 1.0 / sqrt((double)running_var[c] + eps);
-        if (dgamma || dbeta) {
-            double sum_g, sum_gx;
-            bn_grad_sums(s, c, dy, x, y, relu, m, &sum_g, &sum_gx);
-            if (dbeta) dbeta[c] = (float)sum_g;
-            if (dgamma) dgamma[c] = (float)(sum_gx * invstd);
-        }
-        if (dx) {
-            double g = gamma ? gamma[c] : 1.0;
-            bn_dx(s, c, dx, dy, x, y, relu, m, (float)(g * invstd), 0.0f, 0.0f, accumulate);
-        }
-    }
+    backward_eval(s, dx, dgamma, dbeta, dy, x, y, relu, gamma, NULL, running_mean, running_var,
+                  eps, NULL, NULL, accumulate);
+}
+
+void batchnorm_backward_train_x(const struct bn_shape *s, float *dx, float *dgamma,
+                                float *dbeta, const float *dy, const float *x, int relu,
+                                const float *gamma, const float *beta, const float *save_mean,
+                                const float *save_invstd, int accumulate)
+{
+    backward_train(s, dx, dgamma, dbeta, dy, x, NULL, relu, gamma, beta, save_mean, save_invstd,
+                   NULL, NULL, accumulate);
+}
+
+void batchnorm_backward_eval_x(const struct bn_shape *s, float *dx, float *dgamma, float *dbeta,
+                               const float *dy, const float *x, int relu, const float *gamma,
+                               const float *beta, const float *running_mean,
+                               const float *running_var, float eps, int accumulate)
+{
+    backward_eval(s, dx, dgamma, dbeta, dy, x, NULL, relu, gamma, beta, running_mean,
+                  running_var, eps, NULL, NULL, accumulate);
+}
+
+void batchnorm_backward_sums(const struct bn_shape *s, int train, float *dx, float *dgamma,
+                             float *dbeta, const float *dy, const float *x, int relu,
+                             const float *gamma, const float *beta, const float *mean,
+                             const float *invstd_or_var, float eps, const double *sum_g,
+                             const double *sum_gx, int accumulate)
+{
+    if (train)
+        backward_train(s, dx, dgamma, dbeta, dy, x, NULL, relu, gamma, beta, mean, invstd_or_var,
+                       sum_g, sum_gx, accumulate);
+    else
+        backward_eval(s, dx, dgamma, dbeta, dy, x, NULL, relu, gamma, beta, mean, invstd_or_var,
+                      eps, sum_g, sum_gx, accumulate);
+}
+
+float batchnorm_scale(float gamma, float invstd)
+{
+    return bn_scale(gamma, invstd);
 }

@@ -1,11 +1,16 @@
 /* conv2d.c: 2-D convolution (forward, backward data, backward weight).
  *
- * Two implementations. On a CPU with AVX-512, stride-1 convolutions that are not depthwise
- * (CP-ResNet's 3x3 and 1x1 layers, in all three passes) run direct kernels (the "direct"
- * section below, micro-kernels in conv2d_avx512.c): bands of output rows are copied
- * zero-padded into a per-thread buffer and convolved as one flat 1-D correlation, output
- * channels x positions in registers. Everything else, and every shape when
- * conv2d_set_impl(CONV2D_IMPL_GEMM) asks for it, is lowered to GEMM as follows.
+ * Four kernels (ops.h, enum conv2d_kernel), each running all three passes of the shapes it
+ * takes; which one runs is the caller's choice (a plan measures them, conv2d_tune.c), or
+ * the built-in default:
+ * - direct, stride-1, not depthwise (the "direct" section below; micro-kernels in
+ *   conv2d_avx512.c and conv2d_avx2.c): bands of output rows are copied zero-padded into a
+ *   per-thread buffer and convolved as one flat 1-D correlation, output channels x
+ *   positions in registers. The copy can apply a batch norm to the input as it goes
+ *   (struct conv2d_prologue), and the backward-data pass can sum the backward statistics
+ *   of the BN whose gradient it writes (struct conv2d_bnstat);
+ * - depthwise (groups == I == O): direct loops;
+ * - GEMM, for every shape, lowered as follows.
  *
  * Key idea: the output positions of each sample are cut into tiles small enough that the
  * im2col columns of one tile ((I/groups)*KF*KT rows) and its output stay in a core's L2
@@ -133,12 +138,11 @@ static void layout_of(const struct conv2d_shape *s, struct layout *l)
     memset(l, 0, sizeof *l);
     l->tile = tile;
     l->stats = round16(4L * s->co);
-    if (!is_depthwise(s)) {
-        l->dwp = round16((long)s->co * (s->ci / s->groups) * s->kf * s->kt);
-        int strided = s->sf != 1 || s->st != 1;
-        if (!is_pointwise(s)) l->col = kmax * tile;
-        if (!strided && !is_pointwise(s)) l->wt = l->dwp;
-    }
+    /* Depthwise shapes too: GEMM runs them when a plan asks for it (tests do). */
+    l->dwp = round16((long)s->co * (s->ci / s->groups) * s->kf * s->kt);
+    int strided = s->sf != 1 || s->st != 1;
+    if (!is_pointwise(s)) l->col = kmax * tile;
+    if (!strided && !is_pointwise(s)) l->wt = l->dwp;
     l->per_thread = l->col + l->dwp + l->stats;
 }
 
@@ -486,10 +490,12 @@ static void lowering_forward(const struct conv2d_shape *s, struct lowering *L)
  * transposed. Pointwise convolutions read and write the planes in place. */
 
 /* Band budget in floats per thread: a band's padded input plus its transposed output
- * gradient. Measured on the CP-ResNet step (2 threads): 32 K floats 5% slower, 64 K to
- * 256 K the same; the smallest of those keeps the scratch small. */
+ * gradient. Measured on the CP-ResNet step (2 threads) on Zen 5: 32 K floats 5% slower,
+ * 64 K to 256 K the same. On an Intel Xeon with 2 MB of L2 (32 -> 32 3x3 at 127 x 215, one
+ * thread), 64 K ran at 121 / 110 / 105 GFLOP/s (forward, backward data, weight), 256 K at
+ * 128 / 127 / 126: taller bands copy fewer halo rows. */
 #ifndef DIRECT_BAND_FLOATS
-#define DIRECT_BAND_FLOATS (64 * 1024)
+#define DIRECT_BAND_FLOATS (256 * 1024)
 #endif
 
 /* Larger kernels (none in the zoo) stay on im2col + GEMM. */
@@ -514,22 +520,29 @@ static int avx512_ok(void)
     return h;
 }
 
-/* The shapes the direct kernels take, whatever the implementation setting. */
-static int direct_shape(const struct conv2d_shape *s)
+static int avx2_ok(void)
 {
-    return s->sf == 1 && s->st == 1 && !is_depthwise(s) && s->kf * s->kt <= DIRECT_MAX_TAPS &&
-           avx512_ok();
+    static int have = -1;
+    int h = __atomic_load_n(&have, __ATOMIC_RELAXED);
+    if (h < 0) {
+        __builtin_cpu_init();
+        h = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        __atomic_store_n(&have, h, __ATOMIC_RELAXED);
+    }
+    return h;
 }
 
-static int direct_on(const struct conv2d_shape *s)
+/* The shapes the direct kernels take (either vector width). */
+static int direct_shape(const struct conv2d_shape *s)
 {
-    return direct_shape(s) && __atomic_load_n(&impl_setting, __ATOMIC_RELAXED) == CONV2D_IMPL_AUTO;
+    return s->sf == 1 && s->st == 1 && !is_depthwise(s) && s->kf * s->kt <= DIRECT_MAX_TAPS;
 }
 
 /* One stride-1 convolution as the direct kernels run it: out (N, groups*cout_g, HO, WO) from
  * in (N, groups*cin_g, H, W). For backward data the weights are those of the forward conv
  * whose adjoint this is (transposed), and the padding (K-1)*d - p may be negative. */
 struct direct {
+    int avx512;      /* which micro-kernels: conv2d_avx512.c (1) or conv2d_avx2.c (0) */
     int n, groups, cin_g, cout_g;
     int h, w, ho, wo;
     int kf, kt, pf, pt, df, dt;
@@ -574,7 +587,7 @@ static void direct_plan(struct direct *d)
         d->wp = d->wo;
         d->halo = 0;
         d->out_cs = d->rows;
-        d->in_cs = DIRECT_QB;
+        d->in_cs = d->rows;
     } else {
         d->wp = d->wo + (d->kt - 1) * d->dt;
         d->halo = (d->kf - 1) * d->df;
@@ -622,6 +635,18 @@ static float *direct_dwp(const struct direct *d, float *scratch, int t)
     return (float *)direct_stats(d, scratch, t) + d->stats;
 }
 
+static void run_band(const struct direct *d, const struct direct_band *b)
+{
+    if (d->avx512) conv2d_avx512_band(b);
+    else conv2d_avx2_band(b);
+}
+
+static void run_wband(const struct direct *d, const struct direct_wband *b)
+{
+    if (d->avx512) conv2d_avx512_wband(b);
+    else conv2d_avx2_wband(b);
+}
+
 static void direct_taps(const struct direct *d, int *tap)
 {
     for (int i = 0; i < d->kf; i++)
@@ -647,10 +672,10 @@ static int direct_wband_ok(const struct direct *d)
     return d->cout_g >= 16 && (long)d->cin_g * d->kf * d->kt >= 64;
 }
 
-static void direct_of_forward(const struct conv2d_shape *s, struct direct *d)
+static void direct_of_forward(const struct conv2d_shape *s, struct direct *d, int avx512)
 {
     *d = (struct direct){
-        .n = s->n, .groups = s->groups, .cin_g = s->ci / s->groups, .cout_g = s->co / s->groups,
+        .avx512 = avx512, .n = s->n, .groups = s->groups, .cin_g = s->ci / s->groups, .cout_g = s->co / s->groups,
         .h = s->fi, .w = s->ti, .ho = s->fo, .wo = s->to, .kf = s->kf, .kt = s->kt,
         .pf = s->pf, .pt = s->pt, .df = s->df, .dt = s->dt,
     };
@@ -658,10 +683,10 @@ static void direct_of_forward(const struct conv2d_shape *s, struct direct *d)
 }
 
 /* Backward data at stride 1: the convolution of dy with the flipped, transposed kernel. */
-static void direct_of_backward_data(const struct conv2d_shape *s, struct direct *d)
+static void direct_of_backward_data(const struct conv2d_shape *s, struct direct *d, int avx512)
 {
     *d = (struct direct){
-        .n = s->n, .groups = s->groups, .cin_g = s->co / s->groups, .cout_g = s->ci / s->groups,
+        .avx512 = avx512, .n = s->n, .groups = s->groups, .cin_g = s->co / s->groups, .cout_g = s->ci / s->groups,
         .h = s->fo, .w = s->to, .ho = s->fi, .wo = s->ti, .kf = s->kf, .kt = s->kt,
         .pf = (s->kf - 1) * s->df - s->pf, .pt = (s->kt - 1) * s->dt - s->pt,
         .df = s->df, .dt = s->dt, .transposed = 1,
@@ -672,8 +697,8 @@ static void direct_of_backward_data(const struct conv2d_shape *s, struct direct 
 static size_t direct_scratch_floats(const struct conv2d_shape *s, int n_threads)
 {
     struct direct f, b;
-    direct_of_forward(s, &f);
-    direct_of_backward_data(s, &b);
+    direct_of_forward(s, &f, 1);
+    direct_of_backward_data(s, &b, 1);
     long nf = f.wpk + n_threads * f.per_thread, nb = b.wpk + n_threads * b.per_thread;
     return (size_t)(nf > nb ? nf : nb);
 }
@@ -681,8 +706,29 @@ static size_t direct_scratch_floats(const struct conv2d_shape *s, int n_threads)
 /* Rows [oh0 - pf, oh0 - pf + nr) of the cin_g planes x, zero-padded to the band layout:
  * buffer column u holds input column u - pt; rows outside the input are zeros, and so is
  * the tail of each channel that the last register blocks read past the band. */
+/* n values of channel c of the input into dst, through the prologue when there is one. */
+static void copy_in(float *dst, const float *src, long n, const struct conv2d_prologue *pro,
+                    int c)
+{
+    if (!pro) {
+        memcpy(dst, src, sizeof(float) * (size_t)n);
+        return;
+    }
+    float m = pro->mean[c], a = pro->scale[c], b = pro->shift[c];
+    if (pro->relu) {
+#pragma omp simd
+        for (long i = 0; i < n; i++) {
+            float v = __builtin_fmaf(src[i] - m, a, b);
+            dst[i] = v > 0.0f ? v : 0.0f;
+        }
+    } else {
+#pragma omp simd
+        for (long i = 0; i < n; i++) dst[i] = __builtin_fmaf(src[i] - m, a, b);
+    }
+}
+
 static void direct_pack_input(const struct direct *d, const float *x, int oh0, int nr,
-                              float *buf)
+                              float *buf, const struct conv2d_prologue *pro, int c0)
 {
     long hw = (long)d->h * d->w;
     int u0 = max_int(0, d->pt), u1 = min_int(d->wp, d->pt + d->w);
@@ -697,7 +743,7 @@ static void direct_pack_input(const struct direct *d, const float *x, int oh0, i
                 continue;
             }
             memset(row, 0, sizeof(float) * (size_t)u0);
-            memcpy(row + u0, src + (long)ih * d->w + (u0 - d->pt), sizeof(float) * (size_t)(u1 - u0));
+            copy_in(row + u0, src + (long)ih * d->w + (u0 - d->pt), u1 - u0, pro, c0 + c);
             memset(row + u1, 0, sizeof(float) * (size_t)(d->wp - u1));
         }
         memset(dst + (long)nr * d->wp, 0, sizeof(float) * (size_t)(d->in_cs - (long)nr * d->wp));
@@ -709,55 +755,71 @@ static void direct_pack_input(const struct direct *d, const float *x, int oh0, i
  * cout_g, KF, KT), read with in and out swapped and the taps flipped. */
 static void direct_pack_weights(const struct direct *d, const float *w, float *wpk)
 {
-    long kk = (long)d->kf * d->kt;
-    long n = (long)d->groups * d->n_ob * DIRECT_OB * d->cin_g * kk;
+    long kk = (long)d->kf * d->kt, blocks = (long)d->groups * d->n_ob;
+    /* Blocks of DIRECT_OB output channels over the threads; plain loops, no divisions per
+     * element (packing runs on every call, and a tuning crop is small). */
 #pragma omp for schedule(static)
-    for (long e = 0; e < n; e++) {
-        long oo = e % DIRECT_OB, k = e / DIRECT_OB % kk, c = e / DIRECT_OB / kk % d->cin_g;
-        long blk = e / DIRECT_OB / kk / d->cin_g, ob = blk % d->n_ob, g = blk / d->n_ob;
-        long o = ob * DIRECT_OB + oo;
-        float v = 0.0f;
-        if (o < d->cout_g)
-            v = d->transposed ? w[((g * d->cin_g + c) * d->cout_g + o) * kk + (kk - 1 - k)]
-                              : w[((g * d->cout_g + o) * d->cin_g + c) * kk + k];
-        wpk[e] = v;
+    for (long blk = 0; blk < blocks; blk++) {
+        long g = blk / d->n_ob, ob = blk % d->n_ob;
+        float *dst = wpk + blk * DIRECT_OB * d->cin_g * kk;
+        for (long c = 0; c < d->cin_g; c++)
+            for (long k = 0; k < kk; k++, dst += DIRECT_OB)
+                for (long oo = 0; oo < DIRECT_OB; oo++) {
+                    long o = ob * DIRECT_OB + oo;
+                    float v = 0.0f;
+                    if (o < d->cout_g)
+                        v = d->transposed ? w[((g * d->cin_g + c) * d->cout_g + o) * kk + (kk - 1 - k)]
+                                          : w[((g * d->cout_g + o) * d->cin_g + c) * kk + k];
+                    dst[oo] = v;
+                }
     }
 }
 
-/* Pointwise chunk [p0, p0 + rows) of the planes x (cin_g, hw) into y: the whole blocks of
- * DIRECT_QB positions straight from x, the ragged tail through the zero-padded buf, so no
- * read passes the end of a plane. b holds the rest of the kernel's arguments. */
+/* Pointwise chunk [p0, p0 + rows) of the planes x (cin_g, hw) into y, through buf: each
+ * plane's run copied in turn (one stream at a time) and zero-padded to whole register
+ * blocks. Reading the cin_g planes in place instead streams them all at once, which ran at
+ * half speed or full speed depending on how the input and output buffers happened to be
+ * placed relative to each other (1x1 32 -> 32 at 127 x 215: 7.1 or 13.5 ms; the caches'
+ * sets, not bandwidth). b holds the rest of the kernel's arguments. */
 static void direct_pointwise_band(const struct direct *d, struct direct_band *b, const float *x,
-                                  float *y, long p0, float *buf)
+                                  float *y, long p0, float *buf,
+                                  const struct conv2d_prologue *pro, int c0)
 {
     long hw = (long)d->ho * d->wo, len = hw - p0 < d->rows ? hw - p0 : d->rows;
-    long main = len / DIRECT_QB * DIRECT_QB, tail = len - main;
-    if (main) {
-        b->in = x + p0, b->in_cs = hw, b->nq = main;
-        b->out = y + p0, b->wo = b->wp = (int)main;
-        conv2d_avx512_band(b);
+    long nq = round_up(len, DIRECT_QB);
+    for (int c = 0; c < d->cin_g; c++) {
+        copy_in(buf + c * d->in_cs, x + c * hw + p0, len, pro, c0 + c);
+        memset(buf + c * d->in_cs + len, 0, sizeof(float) * (size_t)(nq - len));
     }
-    if (tail) {
-        for (int c = 0; c < d->cin_g; c++) {
-            memcpy(buf + c * DIRECT_QB, x + c * hw + p0 + main, sizeof(float) * (size_t)tail);
-            memset(buf + c * DIRECT_QB + tail, 0, sizeof(float) * (size_t)(DIRECT_QB - tail));
-        }
-        b->in = buf, b->in_cs = DIRECT_QB, b->nq = DIRECT_QB;
-        b->out = y + p0 + main, b->wo = b->wp = (int)tail;
-        conv2d_avx512_band(b);
-    }
+    b->in = buf, b->in_cs = d->in_cs, b->nq = nq;
+    b->out = y + p0, b->wo = b->wp = (int)len;
+    run_band(d, b);
+}
+
+/* The BN statistics of a backward-data pass (bst, or none): the band's aux is the BN's
+ * input at the band's output position (same layout as out). */
+static void set_aux(struct direct_band *b, const struct conv2d_bnstat *bst, const float *out,
+                    const float *band_out, int c0, double *st, int cout)
+{
+    if (!bst) return;
+    b->aux = bst->x + (band_out - out);
+    b->aux_mean = bst->mean + c0, b->aux_scale = bst->scale + c0, b->aux_shift = bst->shift + c0;
+    b->aux_relu = bst->relu;
+    b->gsum = st + c0, b->gsumx = st + cout + c0;
 }
 
 /* out = (out +) the convolution, then the fused epilogue (fuse may be NULL). Work items
  * (sample, group, band) are split in contiguous runs over the threads; each thread packs a
  * band into its buffer and the kernel writes the band's outputs in place. */
 static void direct_run(const struct direct *d, float *out, const float *in, const float *w,
-                       int accumulate, const struct conv2d_fuse *fuse, float *scratch)
+                       int accumulate, const struct conv2d_fuse *fuse,
+                       const struct conv2d_bnstat *bst, float *scratch)
 {
+    const struct conv2d_prologue *pro = fuse ? fuse->pro : NULL;
     long hw_in = (long)d->h * d->w, hw_out = (long)d->ho * d->wo;
     long items = (long)d->n * d->groups * d->n_bands;
     int kk = d->kf * d->kt, cout = d->groups * d->cout_g, fused = fuse_active(fuse);
-    int stats = fuse && (fuse->sum || fuse->sumsq); /* implies fused */
+    int stats = (fuse && (fuse->sum || fuse->sumsq)) || bst; /* fuse's stats imply fused */
     int tap[DIRECT_MAX_TAPS];
     CHECK(kk <= DIRECT_MAX_TAPS);
     direct_taps(d, tap);
@@ -785,15 +847,19 @@ static void direct_run(const struct direct *d, float *out, const float *in, cons
                     .accumulate = accumulate, .relu = fused && fuse->relu,
                     .scale = fused && fuse->scale ? fuse->scale + c0 : NULL,
                     .shift = fused && fuse->shift ? fuse->shift + c0 : NULL,
-                    .sum = st && fuse->sum ? st + c0 : NULL,
-                    .sumsq = st && fuse->sumsq ? st + cout + c0 : NULL, .stat = stat,
+                    .sum = st && fuse && fuse->sum ? st + c0 : NULL,
+                    .sumsq = st && fuse && fuse->sumsq ? st + cout + c0 : NULL, .stat = stat,
                 };
+                set_aux(&b, bst, out, out + ng * d->cout_g * hw_out + (long)band * d->rows, c0,
+                        st, cout);
                 direct_pointwise_band(d, &b, in + ng * d->cin_g * hw_in,
-                                      out + ng * d->cout_g * hw_out, (long)band * d->rows, inbuf);
+                                      out + ng * d->cout_g * hw_out, (long)band * d->rows, inbuf,
+                                      pro, g * d->cin_g);
                 continue;
             }
             int oh0 = band * d->rows, nr = min_int(d->rows, d->ho - oh0);
-            direct_pack_input(d, in + ng * d->cin_g * hw_in, oh0, nr + d->halo, inbuf);
+            direct_pack_input(d, in + ng * d->cin_g * hw_in, oh0, nr + d->halo, inbuf, pro,
+                              g * d->cin_g);
             struct direct_band b = {
                 .in = inbuf, .in_cs = d->in_cs, .cin = d->cin_g, .tap = tap, .n_taps = kk,
                 .wpk = wpk + (long)g * d->n_ob * DIRECT_OB * d->cin_g * kk, .n_ob = d->n_ob,
@@ -803,18 +869,20 @@ static void direct_run(const struct direct *d, float *out, const float *in, cons
                 .accumulate = accumulate, .relu = fused && fuse->relu,
                 .scale = fused && fuse->scale ? fuse->scale + c0 : NULL,
                 .shift = fused && fuse->shift ? fuse->shift + c0 : NULL,
-                .sum = st && fuse->sum ? st + c0 : NULL,
-                .sumsq = st && fuse->sumsq ? st + cout + c0 : NULL, .stat = stat,
+                .sum = st && fuse && fuse->sum ? st + c0 : NULL,
+                .sumsq = st && fuse && fuse->sumsq ? st + cout + c0 : NULL, .stat = stat,
             };
-            conv2d_avx512_band(&b);
+            set_aux(&b, bst, out, b.out, c0, st, cout);
+            run_band(d, &b);
         }
     }
     if (stats) {
         for (int t = 0; t < nth_used; t++) {
             const double *st = direct_stats(d, scratch, t);
+            double *s1 = bst ? bst->sum_g : fuse->sum, *s2 = bst ? bst->sum_gx : fuse->sumsq;
             for (int o = 0; o < cout; o++) {
-                if (fuse->sum) fuse->sum[o] += st[o];
-                if (fuse->sumsq) fuse->sumsq[o] += st[cout + o];
+                if (s1) s1[o] += st[o];
+                if (s2) s2[o] += st[cout + o];
             }
         }
     }
@@ -825,7 +893,8 @@ static void direct_run(const struct direct *d, float *out, const float *in, cons
  * partial sums, kept with the output channels innermost (dwt, conv2d_direct.h). The
  * partials are then added in thread order and transposed into dw. */
 static void direct_backward_weight(const struct direct *d, float *dw, const float *dy,
-                                   const float *x, float *scratch)
+                                   const float *x, const struct conv2d_prologue *pro,
+                                   float *scratch)
 {
     long hw_in = (long)d->h * d->w, hw_out = (long)d->ho * d->wo;
     long items = (long)d->n * d->groups * d->n_bands;
@@ -846,31 +915,27 @@ static void direct_backward_weight(const struct direct *d, float *dw, const floa
             long ng = it / d->n_bands;
             int g = (int)(ng % d->groups);
             if (d->pointwise) {
-                /* whole vectors of positions straight from x, the tail through inbuf */
+                /* the chunk of each input plane copied in turn (as direct_pointwise_band),
+                 * zero-padded to whole vectors */
                 long p0 = (long)band * d->rows, len = hw_in - p0 < d->rows ? hw_in - p0 : d->rows;
-                long main = len / 16 * 16, tail = len - main;
+                long nq = round16(len);
                 const float *xs = x + ng * d->cin_g * hw_in + p0;
-                const float *dys = dy + ng * d->cout_g * hw_out + p0;
+                for (int c = 0; c < d->cin_g; c++) {
+                    copy_in(inbuf + c * d->in_cs, xs + c * hw_in, len, pro, g * d->cin_g + c);
+                    memset(inbuf + c * d->in_cs + len, 0, sizeof(float) * (size_t)(nq - len));
+                }
                 struct direct_wband b = {
-                    .in = xs, .in_cs = hw_in, .cin = d->cin_g, .tap = tap, .n_taps = 1,
-                    .dy = dys, .dy_cs = hw_out, .dy_ld = (int)main, .cout = d->cout_g,
-                    .rows = 1, .wo = (int)main, .wp = (int)main, .nq = main,
+                    .in = inbuf, .in_cs = d->in_cs, .cin = d->cin_g, .tap = tap, .n_taps = 1,
+                    .dy = dy + ng * d->cout_g * hw_out + p0, .dy_cs = hw_out, .dy_ld = (int)len,
+                    .cout = d->cout_g, .rows = 1, .wo = (int)len, .wp = (int)len, .nq = nq,
                     .dyt = direct_outbuf(d, scratch, t), .dwt = part + g * wrows * wld,
                 };
-                if (main) conv2d_avx512_wband(&b);
-                if (tail) {
-                    for (int c = 0; c < d->cin_g; c++) {
-                        memcpy(inbuf + c * 16, xs + c * hw_in + main, sizeof(float) * (size_t)tail);
-                        memset(inbuf + c * 16 + tail, 0, sizeof(float) * (size_t)(16 - tail));
-                    }
-                    b.in = inbuf, b.in_cs = 16, b.dy = dys + main, b.dy_ld = (int)tail;
-                    b.wo = b.wp = (int)tail, b.nq = 16;
-                    conv2d_avx512_wband(&b);
-                }
+                run_wband(d, &b);
                 continue;
             }
             int oh0 = band * d->rows, nr = min_int(d->rows, d->ho - oh0);
-            direct_pack_input(d, x + ng * d->cin_g * hw_in, oh0, nr + d->halo, inbuf);
+            direct_pack_input(d, x + ng * d->cin_g * hw_in, oh0, nr + d->halo, inbuf, pro,
+                              g * d->cin_g);
             struct direct_wband b = {
                 .in = inbuf, .in_cs = d->in_cs, .cin = d->cin_g, .tap = tap, .n_taps = kk,
                 .dy = dy + ng * d->cout_g * hw_out + (long)oh0 * d->wo, .dy_cs = hw_out,
@@ -878,7 +943,7 @@ static void direct_backward_weight(const struct direct *d, float *dw, const floa
                 .nq = round16((long)nr * d->wp), .dyt = direct_outbuf(d, scratch, t),
                 .dwt = part + g * wrows * wld,
             };
-            conv2d_avx512_wband(&b);
+            run_wband(d, &b);
         }
 #pragma omp barrier
 #pragma omp for schedule(static)
@@ -1017,23 +1082,95 @@ static void depthwise_backward_weight(const struct conv2d_shape *s, float *dw, c
 
 /* ----------------------------------------------------------------------------- kernels */
 
+static const char *const kernel_names[CONV2D_KERNEL_COUNT] = {
+    "auto", "gemm", "direct-avx512", "direct-avx2", "depthwise",
+};
+
+const char *conv2d_kernel_name(enum conv2d_kernel k)
+{
+    return (unsigned)k < CONV2D_KERNEL_COUNT ? kernel_names[k] : NULL;
+}
+
+int conv2d_kernel_parse(const char *name, enum conv2d_kernel *out)
+{
+    for (int k = 0; k < CONV2D_KERNEL_COUNT; k++)
+        if (!strcmp(name, kernel_names[k])) {
+            *out = (enum conv2d_kernel)k;
+            return STATUS_OK;
+        }
+    return status_set(STATUS_INVALID, "unknown conv kernel '%s' (auto, gemm, direct-avx512, "
+                                      "direct-avx2, depthwise)", name);
+}
+
+int conv2d_kernel_runs(const struct conv2d_shape *s, enum conv2d_pass pass, enum conv2d_kernel k)
+{
+    (void)pass; /* every kernel runs all three passes of the shapes it takes */
+    switch (k) {
+    case CONV2D_KERNEL_AUTO:
+    case CONV2D_KERNEL_GEMM:
+        return 1;
+    case CONV2D_KERNEL_DIRECT_AVX512:
+        return direct_shape(s) && avx512_ok();
+    case CONV2D_KERNEL_DIRECT_AVX2:
+        return direct_shape(s) && avx2_ok();
+    case CONV2D_KERNEL_DEPTHWISE:
+        return is_depthwise(s);
+    default:
+        return 0;
+    }
+}
+
+/* The direct kernels need a reduction long enough to pay for their stores (forward and
+ * backward data) or enough output channels to fill the vector lanes (weight gradient):
+ * direct_band_ok / direct_wband_ok, measured with the AVX-512 kernels on Zen 5. Plans
+ * measure instead (conv2d_tune); this is the choice without measuring. */
+enum conv2d_kernel conv2d_kernel_default(const struct conv2d_shape *s, enum conv2d_pass pass)
+{
+    if (is_depthwise(s)) return CONV2D_KERNEL_DEPTHWISE;
+    if (!direct_shape(s) || __atomic_load_n(&impl_setting, __ATOMIC_RELAXED) != CONV2D_IMPL_AUTO)
+        return CONV2D_KERNEL_GEMM;
+    enum conv2d_kernel direct = avx512_ok() ? CONV2D_KERNEL_DIRECT_AVX512
+                              : avx2_ok()   ? CONV2D_KERNEL_DIRECT_AVX2
+                                            : CONV2D_KERNEL_GEMM;
+    struct direct d;
+    if (pass == CONV2D_BACKWARD_DATA) direct_of_backward_data(s, &d, 1);
+    else direct_of_forward(s, &d, 1);
+    int ok = pass == CONV2D_BACKWARD_WEIGHT ? direct_wband_ok(&d) : direct_band_ok(&d);
+    return ok ? direct : CONV2D_KERNEL_GEMM;
+}
+
+static enum conv2d_kernel resolve(const struct conv2d_shape *s, enum conv2d_pass pass,
+                                  enum conv2d_kernel k)
+{
+    if (k == CONV2D_KERNEL_AUTO || !conv2d_kernel_runs(s, pass, k))
+        return conv2d_kernel_default(s, pass);
+    return k;
+}
+
 void conv2d_forward(const struct conv2d_shape *s, float *y, const float *x, const float *w,
                     const struct conv2d_fuse *fuse, float *scratch)
+{
+    conv2d_forward_with(s, CONV2D_KERNEL_AUTO, y, x, w, fuse, scratch);
+}
+
+void conv2d_forward_with(const struct conv2d_shape *s, enum conv2d_kernel k, float *y,
+                         const float *x, const float *w, const struct conv2d_fuse *fuse,
+                         float *scratch)
 {
     struct layout l;
     layout_of(s, &l);
     CHECK(((uintptr_t)scratch & 7) == 0);
-    if (is_depthwise(s)) {
+    k = resolve(s, CONV2D_FORWARD, k);
+    CHECK(!fuse || !fuse->pro || conv2d_prologue_runs(s, k));
+    if (k == CONV2D_KERNEL_DEPTHWISE) {
         depthwise_forward(s, &l, y, x, w, fuse, scratch);
         return;
     }
-    if (direct_on(s)) {
+    if (k == CONV2D_KERNEL_DIRECT_AVX512 || k == CONV2D_KERNEL_DIRECT_AVX2) {
         struct direct d;
-        direct_of_forward(s, &d);
-        if (direct_band_ok(&d)) {
-            direct_run(&d, y, x, w, 0, fuse, scratch);
-            return;
-        }
+        direct_of_forward(s, &d, k == CONV2D_KERNEL_DIRECT_AVX512);
+        direct_run(&d, y, x, w, 0, fuse, NULL, scratch);
+        return;
     }
     struct lowering L;
     lowering_forward(s, &L);
@@ -1087,24 +1224,43 @@ static void backward_data_col2im(const struct conv2d_shape *s, const struct layo
 void conv2d_backward_data(const struct conv2d_shape *s, float *dx, const float *dy,
                           const float *w, int accumulate, float *scratch)
 {
+    conv2d_backward_data_with(s, CONV2D_KERNEL_AUTO, dx, dy, w, accumulate, scratch);
+}
+
+void conv2d_backward_data_with(const struct conv2d_shape *s, enum conv2d_kernel k, float *dx,
+                               const float *dy, const float *w, int accumulate, float *scratch)
+{
+    conv2d_backward_data_stat(s, k, dx, dy, w, accumulate, NULL, scratch);
+}
+
+int conv2d_bnstat_runs(const struct conv2d_shape *s, enum conv2d_kernel k)
+{
+    return k == CONV2D_KERNEL_DIRECT_AVX512 || k == CONV2D_KERNEL_DIRECT_AVX2 ?
+               conv2d_kernel_runs(s, CONV2D_BACKWARD_DATA, k) : 0;
+}
+
+void conv2d_backward_data_stat(const struct conv2d_shape *s, enum conv2d_kernel k, float *dx,
+                               const float *dy, const float *w, int accumulate,
+                               const struct conv2d_bnstat *bst, float *scratch)
+{
     struct layout l;
     layout_of(s, &l);
     CHECK(((uintptr_t)scratch & 7) == 0);
-    if (is_depthwise(s)) {
+    k = resolve(s, CONV2D_BACKWARD_DATA, k);
+    CHECK(!bst || conv2d_bnstat_runs(s, k));
+    if (k == CONV2D_KERNEL_DEPTHWISE) {
         depthwise_backward_data(s, dx, dy, w, accumulate);
+        return;
+    }
+    if (k == CONV2D_KERNEL_DIRECT_AVX512 || k == CONV2D_KERNEL_DIRECT_AVX2) {
+        struct direct d;
+        direct_of_backward_data(s, &d, k == CONV2D_KERNEL_DIRECT_AVX512);
+        direct_run(&d, dx, dy, w, accumulate, NULL, bst, scratch);
         return;
     }
     if (s->sf != 1 || s->st != 1) {
         backward_data_col2im(s, &l, dx, dy, w, accumulate, scratch);
         return;
-    }
-    if (direct_on(s)) {
-        struct direct d;
-        direct_of_backward_data(s, &d);
-        if (direct_band_ok(&d)) {
-            direct_run(&d, dx, dy, w, accumulate, NULL, scratch);
-            return;
-        }
     }
     int cig = s->ci / s->groups, cog = s->co / s->groups, kf = s->kf, kt = s->kt;
     struct lowering L = {
@@ -1138,20 +1294,39 @@ void conv2d_backward_data(const struct conv2d_shape *s, float *dx, const float *
 void conv2d_backward_weight(const struct conv2d_shape *s, float *dw, const float *dy,
                             const float *x, float *scratch)
 {
+    conv2d_backward_weight_with(s, CONV2D_KERNEL_AUTO, dw, dy, x, scratch);
+}
+
+void conv2d_backward_weight_with(const struct conv2d_shape *s, enum conv2d_kernel k, float *dw,
+                                 const float *dy, const float *x, float *scratch)
+{
+    conv2d_backward_weight_pro(s, k, dw, dy, x, NULL, scratch);
+}
+
+int conv2d_prologue_runs(const struct conv2d_shape *s, enum conv2d_kernel k)
+{
+    return (k == CONV2D_KERNEL_DIRECT_AVX512 || k == CONV2D_KERNEL_DIRECT_AVX2) &&
+           conv2d_kernel_runs(s, CONV2D_FORWARD, k);
+}
+
+void conv2d_backward_weight_pro(const struct conv2d_shape *s, enum conv2d_kernel k, float *dw,
+                                const float *dy, const float *x,
+                                const struct conv2d_prologue *pro, float *scratch)
+{
     struct layout l;
     layout_of(s, &l);
     CHECK(((uintptr_t)scratch & 7) == 0);
-    if (is_depthwise(s)) {
+    k = resolve(s, CONV2D_BACKWARD_WEIGHT, k);
+    CHECK(!pro || conv2d_prologue_runs(s, k));
+    if (k == CONV2D_KERNEL_DEPTHWISE) {
         depthwise_backward_weight(s, dw, dy, x);
         return;
     }
-    if (direct_on(s)) {
+    if (k == CONV2D_KERNEL_DIRECT_AVX512 || k == CONV2D_KERNEL_DIRECT_AVX2) {
         struct direct d;
-        direct_of_forward(s, &d);
-        if (direct_wband_ok(&d)) {
-            direct_backward_weight(&d, dw, dy, x, scratch);
-            return;
-        }
+        direct_of_forward(s, &d, k == CONV2D_KERNEL_DIRECT_AVX512);
+        direct_backward_weight(&d, dw, dy, x, pro, scratch);
+        return;
     }
     struct lowering L;
     lowering_forward(s, &L);

@@ -78,6 +78,34 @@ INLINE TARGET_AVX512 void finish(const struct direct_band *b, int o, __m512 v, _
     }
 }
 
+/* Store of one vector of channel o of a BN's output gradient, summing the BN's backward
+ * statistics (see struct direct_band, aux). */
+INLINE TARGET_AVX512 void finish_aux(const struct direct_band *b, int o, __m512 v, __mmask16 m,
+                                     float *dst, const float *xa, __m512 *s, __m512 *s2)
+{
+    __m512 x;
+    if (m == 0xFFFF) {
+        if (b->accumulate) v = _mm512_add_ps(v, _mm512_loadu_ps(dst));
+        _mm512_storeu_ps(dst, v);
+        x = _mm512_loadu_ps(xa);
+    } else {
+        v = _mm512_maskz_compress_ps(m, v);
+        m = (__mmask16)((1u << __builtin_popcount(m)) - 1);
+        if (!m) return;
+        if (b->accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, dst));
+        _mm512_mask_storeu_ps(dst, m, v);
+        x = _mm512_maskz_loadu_ps(m, xa);
+        v = _mm512_maskz_mov_ps(m, v);
+    }
+    __m512 d = _mm512_sub_ps(x, _mm512_set1_ps(b->aux_mean[o])), g = v;
+    if (b->aux_relu) {
+        __m512 y = _mm512_fmadd_ps(d, _mm512_set1_ps(b->aux_scale[o]), _mm512_set1_ps(b->aux_shift[o]));
+        g = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(y, _mm512_setzero_ps(), _CMP_GT_OQ), v);
+    }
+    *s = _mm512_add_ps(*s, g);
+    *s2 = _mm512_fmadd_ps(g, d, *s2);
+}
+
 /* One register block: 8 channels x positions [q, q + 48). n_taps is a constant at the call
  * sites that matter (9), so the tap loop specialises there. */
 INLINE TARGET_AVX512 void block(const struct direct_band *b, long q, int ob, const int n_taps,
@@ -110,6 +138,17 @@ INLINE TARGET_AVX512 void block(const struct direct_band *b, long q, int ob, con
         int o = ob * DIRECT_OB + oo;
         if (o >= b->cout) break;
         float *dst = b->out + o * b->out_cs;
+        if (b->aux) {
+            const float *xa = b->aux + o * b->out_cs;
+            float *st = b->stat + o * 32;
+            __m512 s = _mm512_loadu_ps(st), s2 = _mm512_loadu_ps(st + 16);
+            finish_aux(b, o, a0[oo], d->m[0], dst + d->at[0], xa + d->at[0], &s, &s2);
+            finish_aux(b, o, a1[oo], d->m[1], dst + d->at[1], xa + d->at[1], &s, &s2);
+            finish_aux(b, o, a2[oo], d->m[2], dst + d->at[2], xa + d->at[2], &s, &s2);
+            _mm512_storeu_ps(st, s);
+            _mm512_storeu_ps(st + 16, s2);
+            continue;
+        }
         if (!stats) {
             finish(b, o, a0[oo], d->m[0], dst + d->at[0], NULL, NULL);
             finish(b, o, a1[oo], d->m[1], dst + d->at[1], NULL, NULL);
@@ -138,7 +177,7 @@ INLINE TARGET_AVX512 double sum_pd(__m512 v)
  * positions / 16 values; the band's total goes to sum / sumsq in double. */
 INLINE TARGET_AVX512 void band(const struct direct_band *b, const int n_taps)
 {
-    int stats = b->sum || b->sumsq;
+    int stats = b->sum || b->sumsq || b->aux;
     if (stats)
         for (int i = 0; i < 32 * b->cout; i++) b->stat[i] = 0.0f;
     for (long q = 0; q < b->nq; q += DIRECT_QB) {
@@ -158,8 +197,9 @@ INLINE TARGET_AVX512 void band(const struct direct_band *b, const int n_taps)
     }
     if (stats)
         for (int o = 0; o < b->cout; o++) {
-            if (b->sum) b->sum[o] += sum_pd(_mm512_loadu_ps(b->stat + 32 * o));
-            if (b->sumsq) b->sumsq[o] += sum_pd(_mm512_loadu_ps(b->stat + 32 * o + 16));
+            double *s1 = b->aux ? b->gsum : b->sum, *s2 = b->aux ? b->gsumx : b->sumsq;
+            if (s1) s1[o] += sum_pd(_mm512_loadu_ps(b->stat + 32 * o));
+            if (s2) s2[o] += sum_pd(_mm512_loadu_ps(b->stat + 32 * o + 16));
         }
 }
 

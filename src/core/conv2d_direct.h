@@ -1,4 +1,4 @@
-/* conv2d_direct.h: what conv2d.c shares with its AVX-512 micro-kernels (conv2d_avx512.c).
+/* conv2d_direct.h: what conv2d.c shares with its micro-kernels (conv2d_avx512.c, conv2d_avx2.c).
  * Not a public header: the public contract is include/basin/core/ops.h.
  *
  * The direct stride-1 convolution of conv2d.c works on bands of output rows. A band's input
@@ -43,6 +43,15 @@ struct direct_band {
     const float *scale, *shift;  /* (cout) or NULL */
     double *sum, *sumsq;         /* (cout) or NULL */
     float *stat;        /* (cout, 32) scratch for the statistics' partial sums */
+    /* A backward-data pass writing a BN's output gradient (aux not NULL; no scale, shift
+     * or relu then): with v the value stored at an output position and x = aux at the same
+     * position (the BN's input, laid out as out), g = v where the BN's relu passes
+     * (fma(x - aux_mean[o], aux_scale[o], aux_shift[o]) > 0; everywhere without relu), and
+     * gsum[o] += g, gsumx[o] += g * (x - aux_mean[o]). */
+    const float *aux;
+    const float *aux_mean, *aux_scale, *aux_shift;
+    int aux_relu;
+    double *gsum, *gsumx;
 };
 
 /* One band, weight gradient, with the output channels along the vector lanes:
@@ -73,5 +82,9 @@ struct direct_wband {
 int conv2d_avx512_available(void);
 void conv2d_avx512_band(const struct direct_band *b);
 void conv2d_avx512_wband(const struct direct_wband *b);
+
+/* The same contracts with AVX2 + FMA (conv2d_avx2.c): every x86-64-v3 CPU runs them. */
+void conv2d_avx2_band(const struct direct_band *b);
+void conv2d_avx2_wband(const struct direct_wband *b);
 
 #endif

@@ -58,6 +58,39 @@ void add_forward(long n, float *y, const float *a, const float *b, int relu)
     }
 }
 
+void add_bn_forward(long n, float *y, const float *a, const float *b, int relu,
+                    const struct add_bn *bn)
+{
+    if (!bn) {
+        add_forward(n, y, a, b, relu);
+        return;
+    }
+    const float *x = bn->input ? b : a, *o = bn->input ? a : b;
+    long planes = n / bn->hw, hw = bn->hw;
+#pragma omp parallel for schedule(static) num_threads(threads_get()) if (n >= OPS_PARALLEL_MIN)
+    for (long p = 0; p < planes; p++) {
+        int c = (int)(p % bn->c);
+        float m = bn->mean[c], sc = bn->scale[c], sh = bn->shift[c];
+        const float *xp = x + p * hw, *op = o + p * hw;
+        float *yp = y + p * hw;
+        /* in the operands' order: the BN's output v, then a + b as add_forward adds */
+        if (relu) {
+#pragma omp simd
+            for (long i = 0; i < hw; i++) {
+                float v = __builtin_fmaf(xp[i] - m, sc, sh);
+                float s = bn->input ? op[i] + v : v + op[i];
+                yp[i] = s > 0.0f ? s : 0.0f;
+            }
+        } else {
+#pragma omp simd
+            for (long i = 0; i < hw; i++) {
+                float v = __builtin_fmaf(xp[i] - m, sc, sh);
+                yp[i] = bn->input ? op[i] + v : v + op[i];
+            }
+        }
+    }
+}
+
 /* Block by block: the masked gradient of a block goes to a small buffer first, so da or db
  * may alias dy and each loop stays branch-free. */
 #define ADD_BLOCK 1024

@@ -9,6 +9,7 @@
  *      maximum of a window gets the gradient; NaN propagates),
  *      aten/src/ATen/native/cpu/MaxPoolKernel.cpp.
  */
+#include <immintrin.h>
 #include <math.h>
 #include <string.h>
 
@@ -128,6 +129,165 @@ void maxpool2d_backward(const struct pool2d_shape *s, float *dx, const float *dy
         for (int oh = 0; oh < s->fo; oh++)
             for (int ow = 0; ow < s->to; ow++)
                 dxp[window_argmax(s, xp, oh, ow)] += dyp[(long)oh * s->to + ow];
+    }
+}
+
+/* ----------------------------------------------------------------------------- add + max pool */
+
+/* y = maxpool 2x2 / 2 of v = relu?(a + b): the sum is never stored. Per window the index of
+ * the first maximum (the forward scan of maxpool2d_forward) goes to arg, with bit 2 set
+ * when the gradient passes the relu there (its value > 0; always without relu). */
+/* The even and odd elements of 16 consecutive floats. */
+static inline void deinterleave(const float *p, __m256 *even, __m256 *odd)
+{
+    __m256 lo = _mm256_loadu_ps(p), hi = _mm256_loadu_ps(p + 8);
+    *even = _mm256_castpd_ps(_mm256_permute4x64_pd(
+        _mm256_castps_pd(_mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0))), _MM_SHUFFLE(3, 1, 2, 0)));
+    *odd = _mm256_castpd_ps(_mm256_permute4x64_pd(
+        _mm256_castps_pd(_mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1))), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+
+/* The scan step "v > m, or v is NaN and m is not" of maxpool2d_forward, on 8 lanes. */
+static inline __m256 scan_takes(__m256 v, __m256 m)
+{
+    __m256 nan_v = _mm256_cmp_ps(v, v, _CMP_UNORD_Q), num_m = _mm256_cmp_ps(m, m, _CMP_ORD_Q);
+    return _mm256_or_ps(_mm256_cmp_ps(v, m, _CMP_GT_OQ), _mm256_and_ps(nan_v, num_m));
+}
+
+/* A row of a BN'd input into buf (the add then reads buf): the BN's output values. */
+static const float *bn_row(const float *x, float m, float sc, float sh, int n, float *buf)
+{
+#pragma omp simd
+    for (int i = 0; i < n; i++) buf[i] = __builtin_fmaf(x[i] - m, sc, sh);
+    return buf;
+}
+
+void addpool_forward(const struct pool2d_shape *s, float *y, uint8_t *arg, const float *a,
+                     const float *b, int relu, const struct add_bn *bn)
+{
+    CHECK(s->kf == 2 && s->kt == 2 && s->sf == 2 && s->st == 2);
+    CHECK(!bn || s->ti <= ADDPOOL_BN_MAX_T);
+    long planes = (long)s->n * s->c, hw_in = (long)s->fi * s->ti, hw_out = (long)s->fo * s->to;
+#pragma omp parallel for schedule(static) num_threads(threads_get()) \
+    if (planes * hw_in >= POOL_PARALLEL_MIN)
+    for (long p = 0; p < planes; p++) {
+        const float *ap = a + p * hw_in, *bp = b + p * hw_in;
+        float *yp = y + p * hw_out;
+        uint8_t *kp = arg + p * hw_out;
+        float mu = 0, sc = 1, sh = 0, rows[2][ADDPOOL_BN_MAX_T];
+        int c = (int)(p % s->c);
+        if (bn) mu = bn->mean[c], sc = bn->scale[c], sh = bn->shift[c];
+        for (int oh = 0; oh < s->fo; oh++) {
+            const float *a0 = ap + (long)2 * oh * s->ti, *a1 = a0 + s->ti;
+            const float *b0 = bp + (long)2 * oh * s->ti, *b1 = b0 + s->ti;
+            if (bn && bn->input == 0) {
+                a0 = bn_row(a0, mu, sc, sh, s->ti, rows[0]);
+                a1 = bn_row(a1, mu, sc, sh, s->ti, rows[1]);
+            } else if (bn) {
+                b0 = bn_row(b0, mu, sc, sh, s->ti, rows[0]);
+                b1 = bn_row(b1, mu, sc, sh, s->ti, rows[1]);
+            }
+            float *yr = yp + (long)oh * s->to;
+            uint8_t *kr = kp + (long)oh * s->to;
+            int ow = 0;
+            /* eight windows at a time; the same operations as the scalar scan below */
+            for (; ow + 8 <= s->to; ow += 8) {
+                __m256 ae, ao, be, bo, ce, co, de, dd;
+                deinterleave(a0 + 2 * ow, &ae, &ao);
+                deinterleave(b0 + 2 * ow, &be, &bo);
+                deinterleave(a1 + 2 * ow, &ce, &co);
+                deinterleave(b1 + 2 * ow, &de, &dd);
+                __m256 v0 = _mm256_add_ps(ae, be), v1 = _mm256_add_ps(ao, bo);
+                __m256 v2 = _mm256_add_ps(ce, de), v3 = _mm256_add_ps(co, dd);
+                __m256 z = _mm256_setzero_ps();
+                if (relu) {
+                    v0 = _mm256_max_ps(v0, z), v1 = _mm256_max_ps(v1, z);
+                    v2 = _mm256_max_ps(v2, z), v3 = _mm256_max_ps(v3, z);
+                }
+                __m256 m = v0, k = z, t = scan_takes(v1, m);
+                m = _mm256_blendv_ps(m, v1, t);
+                k = _mm256_blendv_ps(k, _mm256_set1_ps(1.0f), t);
+                t = scan_takes(v2, m);
+                m = _mm256_blendv_ps(m, v2, t);
+                k = _mm256_blendv_ps(k, _mm256_set1_ps(2.0f), t);
+                t = scan_takes(v3, m);
+                m = _mm256_blendv_ps(m, v3, t);
+                k = _mm256_blendv_ps(k, _mm256_set1_ps(3.0f), t);
+                __m256 pass = relu ? _mm256_cmp_ps(m, z, _CMP_GT_OQ) : _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+                k = _mm256_add_ps(k, _mm256_and_ps(pass, _mm256_set1_ps(4.0f)));
+                _mm256_storeu_ps(yr + ow, m);
+                __m256i ki = _mm256_cvtps_epi32(k);
+                __m128i k16 = _mm_packs_epi32(_mm256_castsi256_si128(ki), _mm256_extracti128_si256(ki, 1));
+                _mm_storel_epi64((__m128i *)(kr + ow), _mm_packus_epi16(k16, k16));
+            }
+            for (; ow < s->to; ow++) {
+                float v0 = a0[2 * ow] + b0[2 * ow], v1 = a0[2 * ow + 1] + b0[2 * ow + 1];
+                float v2 = a1[2 * ow] + b1[2 * ow], v3 = a1[2 * ow + 1] + b1[2 * ow + 1];
+                if (relu) {
+                    v0 = v0 > 0.0f ? v0 : 0.0f;
+                    v1 = v1 > 0.0f ? v1 : 0.0f;
+                    v2 = v2 > 0.0f ? v2 : 0.0f;
+                    v3 = v3 > 0.0f ? v3 : 0.0f;
+                }
+                float m = v0;
+                int k = 0;
+                if (v1 > m || (v1 != v1 && m == m)) m = v1, k = 1;
+                if (v2 > m || (v2 != v2 && m == m)) m = v2, k = 2;
+                if (v3 > m || (v3 != v3 && m == m)) m = v3, k = 3;
+                yr[ow] = m;
+                kr[ow] = (uint8_t)(k | (!relu || m > 0.0f ? 4 : 0));
+            }
+        }
+    }
+}
+
+/* The gradient of each window to its recorded position (when it passes the relu), zero
+ * elsewhere: da (+)= g, db (+)= g, as add_backward after maxpool2d_backward. */
+void addpool_backward(const struct pool2d_shape *s, float *da, float *db, const float *dy,
+                      const uint8_t *arg, int accumulate_a, int accumulate_b)
+{
+    long planes = (long)s->n * s->c, hw_in = (long)s->fi * s->ti, hw_out = (long)s->fo * s->to;
+#pragma omp parallel for schedule(static) num_threads(threads_get()) \
+    if (planes * hw_in >= POOL_PARALLEL_MIN)
+    for (long p = 0; p < planes; p++) {
+        const float *dyp = dy + p * hw_out;
+        const uint8_t *kp = arg + p * hw_out;
+        float *dst[2] = {da ? da + p * hw_in : NULL, db ? db + p * hw_in : NULL};
+        int acc[2] = {accumulate_a, accumulate_b};
+        for (int u = 0; u < 2; u++) {
+            float *d = dst[u];
+            if (!d) continue;
+            for (int oh = 0; oh < s->fo; oh++) {
+                float *d0 = d + (long)2 * oh * s->ti, *d1 = d0 + s->ti;
+                const float *g = dyp + (long)oh * s->to;
+                const uint8_t *kr = kp + (long)oh * s->to;
+                if (acc[u]) {
+#pragma omp simd
+                    for (int ow = 0; ow < s->to; ow++) {
+                        int k = kr[ow];
+                        float gg = k & 4 ? g[ow] : 0.0f;
+                        d0[2 * ow] += (k & 3) == 0 ? gg : 0.0f;
+                        d0[2 * ow + 1] += (k & 3) == 1 ? gg : 0.0f;
+                        d1[2 * ow] += (k & 3) == 2 ? gg : 0.0f;
+                        d1[2 * ow + 1] += (k & 3) == 3 ? gg : 0.0f;
+                    }
+                } else {
+#pragma omp simd
+                    for (int ow = 0; ow < s->to; ow++) {
+                        int k = kr[ow];
+                        float gg = k & 4 ? g[ow] : 0.0f;
+                        d0[2 * ow] = (k & 3) == 0 ? gg : 0.0f;
+                        d0[2 * ow + 1] = (k & 3) == 1 ? gg : 0.0f;
+                        d1[2 * ow] = (k & 3) == 2 ? gg : 0.0f;
+                        d1[2 * ow + 1] = (k & 3) == 3 ? gg : 0.0f;
+                    }
+                    /* a column or row no window covers (odd sizes) */
+                    if (s->ti > 2 * s->to) d0[2 * s->to] = d1[2 * s->to] = 0.0f;
+                }
+            }
+            if (!acc[u] && s->fi > 2 * s->fo)
+                memset(d + (long)2 * s->fo * s->ti, 0, sizeof(float) * (size_t)s->ti);
+        }
     }
 }
 

@@ -1,19 +1,33 @@
 /* bench.c: basin's benchmarks (make bench; never part of make test).
  *
- *   bench conv    conv2d forward / backward GFLOP/s on the CP-ResNet layer shapes (width 32
- *                 and 128, 256 x 431 input), next to OpenBLAS sgemm on the same GEMM shapes
- *                 in the same run; each layer's output checked against the naive twin
- *   bench train   one training step (forward, cross-entropy, backward, Adam) of cpresnet
- *                 width 32 rho 5 and sepnet at batch 16, 1 and 2 threads; eval forward too
- *   bench all     both (default)
+ *   bench conv                  conv2d forward / backward GFLOP/s on the CP-ResNet layer shapes
+ *                               (width 32 and 128, 256 x 431 input) for every kernel, the one
+ *                               the autotuner picks, and OpenBLAS sgemm on the same GEMM shapes;
+ *                               each layer's output checked against the naive twin
+ *   bench dwpair                sepnet's fused block (depthwise pair + BN + relu + pool, the
+ *                               first block's 1x1 folded in) on its real shape, timed and checked
+ *                               against the naive twin (the unfused graph ops in double)
+ *   bench train MODEL N T [avx2]  one training step (forward in train mode, cross-entropy,
+ *                               backward, Adam) of MODEL at batch N on T threads; avx2: no
+ *                               AVX-512 conv kernels (what a CPU without it runs; run.sh also
+ *                               points OpenBLAS at its Haswell kernels for that case)
+ *   bench infer MODEL N T [avx2]  eval-mode forward at batch N on T threads (N = 1: the
+ *                               latency of one clip)
+ *   bench logmel                the log-mel front ends against the bare FFTs
+ *   bench machine               the machine line alone (CPU, cpuid, OpenBLAS kernel)
+ *   bench all                   all of the above in one process (default; the peak RSS figures
+ *                               then accumulate: run.sh runs each case in its own process)
+ * MODEL: cpresnet (width 32, rho 5) or sepnet (SP4ASC Cnn6_60k); input 1 x 256 x 431.
  *
  * Every figure is a median over repetitions after warm-up. Lines starting with "RESULT"
- * are for tests/bench/run.sh, which sets them beside the PyTorch peer's numbers.
+ * are for tests/bench/run.sh, which sets them beside the PyTorch peer's numbers. A case is
+ * one entry of `cases` below: a name and a function of (model, batch, threads).
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include <omp.h>
@@ -63,15 +77,26 @@ static double median(double *v, int n)
         result = median(t_, reps);                                                          \
     } while (0)
 
+static void die(const char *what)
+{
+    fprintf(stderr, "bench: %s: %s\n", what, status_detail());
+    exit(1);
+}
+
 static float *alloc_fill(long n, struct rng *r)
 {
     float *p = mem_alloc((size_t)n * sizeof *p);
-    if (!p) {
-        fprintf(stderr, "bench: out of memory (%ld floats)\n", n);
-        exit(1);
-    }
+    if (!p) die("out of memory");
     rng_fill_normal(r, p, n, 0, 1);
     return p;
+}
+
+/* Peak resident memory of this process so far, MiB. */
+static double peak_rss_mib(void)
+{
+    struct rusage u;
+    getrusage(RUSAGE_SELF, &u);
+    return u.ru_maxrss / 1024.0;
 }
 
 /* ----------------------------------------------------------------------------- conv */
@@ -113,6 +138,14 @@ static double check_against_naive(const struct conv2d_shape *s, const float *x, 
     return err;
 }
 
+static const char *short_kernel(enum conv2d_kernel k)
+{
+    return k == CONV2D_KERNEL_DIRECT_AVX512 ? "d512"
+           : k == CONV2D_KERNEL_DIRECT_AVX2 ? "d256"
+           : k == CONV2D_KERNEL_GEMM        ? "gemm"
+                                            : conv2d_kernel_name(k);
+}
+
 static void bench_conv_model(int width, int batch)
 {
     struct model_config c;
@@ -120,17 +153,15 @@ static void bench_conv_model(int width, int batch)
     c.width = width;
     c.rho = 5;
     struct graph *g;
-    if (model_build(&g, &c)) {
-        fprintf(stderr, "bench: %s\n", status_detail());
-        exit(1);
-    }
+    if (model_build(&g, &c)) die("model");
     struct node_info *info = calloc((size_t)g->n_nodes, sizeof *info);
     graph_describe(g, 1, 256, 431, info);
     struct conv2d_shape seen[64];
-    int n_seen = 0;
-    printf("\ncpresnet width %d, rho 5, input 256 x 431, batch %d, %d threads\n", width, batch, threads_get());
-    printf("%-34s %8s %8s %8s %8s %7s %9s %9s\n", "layer (O<-I KxK @ FxT)", "sgemm", "fwd", "bwd-dat",
-           "bwd-wt", "fwd/sg", "naive err", "GFLOP");
+    int n_seen = 0, nt = threads_get();
+    printf("\ncpresnet width %d, rho 5, input 256 x 431, batch %d, %d threads (GFLOP/s; the tuned "
+           "kernel's figures)\n", width, batch, nt);
+    printf("%-28s %7s %7s %7s %7s %6s %7s %7s %-14s %9s\n", "layer (O<-I KxK @ FxT)", "sgemm", "fwd",
+           "bwd-dat", "bwd-wt", "fwd/sg", "gemm-fw", "d256-fw", "tuned f/d/w", "naive err");
     struct rng r;
     rng_seed(&r, 1);
     for (int i = 1; i < g->n_nodes; i++) {
@@ -148,27 +179,36 @@ static void bench_conv_model(int width, int batch)
         seen[n_seen++] = s;
         long nx = (long)batch * s.ci * s.fi * s.ti, ny = (long)batch * s.co * s.fo * s.to;
         long nw = (long)s.co * (s.ci / s.groups) * s.kf * s.kt;
-        int nt = threads_get();
         long kk = (long)(s.ci / s.groups) * s.kf * s.kt, pos = (long)s.fo * s.to;
         float *x = alloc_fill(nx, &r), *w = alloc_fill(nw, &r), *y = alloc_fill(ny, &r);
         float *dy = alloc_fill(ny, &r), *dx = alloc_fill(nx, &r), *dw = alloc_fill(nw, &r);
         float *b = alloc_fill(kk * pos * nt, &r);
         float *scratch = alloc_fill((long)conv2d_scratch_floats(&s, nt), &r);
         double flops = 2.0 * batch * s.co * (double)kk * pos;
-        double t_sg = sgemm_seconds(&s, w, b, y), t_f, t_d, t_w;
-        TIME_MEDIAN(t_f, 5, 1, conv2d_forward(&s, y, x, w, NULL, scratch));
+        struct conv2d_algo al;
+        if (conv2d_tune(&s, nt, 0, &al)) die("tune");
+        double t_sg = sgemm_seconds(&s, w, b, y), t_f, t_d, t_w, t_g = 0, t_2 = 0;
+        TIME_MEDIAN(t_f, 5, 1, conv2d_forward_with(&s, al.k[0], y, x, w, NULL, scratch));
         double err = check_against_naive(&s, x, w, y);
-        TIME_MEDIAN(t_d, 5, 1, conv2d_backward_data(&s, dx, dy, w, 0, scratch));
-        TIME_MEDIAN(t_w, 5, 1, conv2d_backward_weight(&s, dw, dy, x, scratch));
-        char label[64];
+        TIME_MEDIAN(t_d, 5, 1, conv2d_backward_data_with(&s, al.k[1], dx, dy, w, 0, scratch));
+        TIME_MEDIAN(t_w, 5, 1, conv2d_backward_weight_with(&s, al.k[2], dw, dy, x, scratch));
+        TIME_MEDIAN(t_g, 3, 1, conv2d_forward_with(&s, CONV2D_KERNEL_GEMM, y, x, w, NULL, scratch));
+        if (conv2d_kernel_runs(&s, CONV2D_FORWARD, CONV2D_KERNEL_DIRECT_AVX2))
+            TIME_MEDIAN(t_2, 3, 1, conv2d_forward_with(&s, CONV2D_KERNEL_DIRECT_AVX2, y, x, w, NULL, scratch));
+        char label[64], tuned[64];
         snprintf(label, sizeof label, "%d<-%d %dx%d%s @ %dx%d", s.co, s.ci, s.kf, s.kt,
                  s.sf > 1 ? "/2" : "", s.fo, s.to);
-        printf("%-34s %8.1f %8.1f %8.1f %8.1f %6.0f%% %9.1e %9.2f\n", label, flops / t_sg * 1e-9,
-               flops / t_f * 1e-9, flops / t_d * 1e-9, flops / t_w * 1e-9, 100 * t_sg / t_f, err,
-               flops * 1e-9);
-        printf("RESULT conv w%d t%d %s sgemm %.2f fwd %.2f bwd_data %.2f bwd_weight %.2f naive_err %.2e\n",
-               width, threads_get(), label, flops / t_sg * 1e-9, flops / t_f * 1e-9, flops / t_d * 1e-9,
-               flops / t_w * 1e-9, err);
+        snprintf(tuned, sizeof tuned, "%s/%s/%s", short_kernel(al.k[0]), short_kernel(al.k[1]),
+                 short_kernel(al.k[2]));
+        char avx2[16] = "-";
+        if (t_2 > 0) snprintf(avx2, sizeof avx2, "%.1f", flops / t_2 * 1e-9);
+        printf("%-28s %7.1f %7.1f %7.1f %7.1f %5.0f%% %7.1f %7s %-14s %9.1e\n", label,
+               flops / t_sg * 1e-9, flops / t_f * 1e-9, flops / t_d * 1e-9, flops / t_w * 1e-9,
+               100 * t_sg / t_f, flops / t_g * 1e-9, avx2, tuned, err);
+        printf("RESULT conv w%d t%d %s sgemm %.2f fwd %.2f bwd_data %.2f bwd_weight %.2f gemm_fwd %.2f "
+               "avx2_fwd %.2f tuned %s naive_err %.2e\n",
+               width, nt, label, flops / t_sg * 1e-9, flops / t_f * 1e-9, flops / t_d * 1e-9,
+               flops / t_w * 1e-9, flops / t_g * 1e-9, t_2 > 0 ? flops / t_2 * 1e-9 : 0.0, tuned, err);
         if (err > 1e-4) printf("  WARNING: the fast conv disagrees with the naive twin\n");
         mem_free(x), mem_free(w), mem_free(y), mem_free(dy), mem_free(dx), mem_free(dw);
         mem_free(b), mem_free(scratch);
@@ -177,96 +217,181 @@ static void bench_conv_model(int width, int batch)
     graph_destroy(g);
 }
 
-/* ----------------------------------------------------------------------------- train */
+/* ----------------------------------------------------------------------------- dwpair */
 
-static void bench_train(const char *label, const struct model_config *c, int batch, int f, int t)
+/* Sepnet's first block as the plan fuses it (x (1, 1, 256, 431) -> 1x1 to 64 channels ->
+ * depthwise (1, 3) and (3, 1) -> sum -> BN -> relu -> 2x2 average pool), on one sample:
+ * forward (train, eval) and backward times, and the output against the naive twin. */
+static void bench_dwpair(void)
 {
-    struct model *m;
-    if (model_create(&m, c, 1)) {
-        fprintf(stderr, "bench: %s\n", status_detail());
-        exit(1);
+    struct dwpair_shape s = {.n = 1, .c = 64, .f = 256, .t = 431, .relu = 1, .pool = 1, .pw = 1};
+    int kf[2] = {1, 3}, kt[2] = {3, 1}, pf[2] = {0, 2}, pt[2] = {2, 0}, df[2] = {1, 2}, dt[2] = {2, 1};
+    for (int k = 0; k < 2; k++)
+        s.kf[k] = kf[k], s.kt[k] = kt[k], s.pf[k] = pf[k], s.pt[k] = pt[k], s.df[k] = df[k], s.dt[k] = dt[k];
+    if (dwpair_shape_check(&s)) die("dwpair shape");
+    int nt = threads_get();
+    struct rng r;
+    rng_seed(&r, 9);
+    long nx = (long)s.f * s.t, no = (long)s.c * (s.f / 2) * (s.t / 2);
+    float *x = alloc_fill(nx, &r), *pw = alloc_fill(s.c, &r), *wa = alloc_fill(3L * s.c, &r);
+    float *wb = alloc_fill(3L * s.c, &r), *gam = alloc_fill(s.c, &r), *bet = alloc_fill(s.c, &r);
+    float *out = alloc_fill(no, &r), *dout = alloc_fill(no, &r), *dx = alloc_fill(nx, &r);
+    float *sm = alloc_fill(s.c, &r), *si = alloc_fill(s.c, &r), *rm = alloc_fill(s.c, &r);
+    float *rv = alloc_fill(s.c, &r), *g6 = alloc_fill(8L * s.c, &r);
+    for (int c = 0; c < s.c; c++) rv[c] = 1.0f + 0.5f * fabsf(rv[c]);
+    float *scratch = alloc_fill((long)dwpair_scratch_floats(&s, nt), &r);
+    double t_train, t_eval, t_back;
+    TIME_MEDIAN(t_train, 7, 1, dwpair_forward(&s, 1, out, x, pw, wa, wb, gam, bet, NULL, NULL, 0.1f, 1e-5f, sm, si, scratch));
+    TIME_MEDIAN(t_back, 7, 1, dwpair_backward(&s, 1, 1, dx, g6, g6 + s.c, g6 + 4 * s.c, g6 + 7 * s.c, NULL, dout, x, pw, wa, wb, gam, bet, sm, si, 0, scratch));
+    TIME_MEDIAN(t_eval, 7, 1, dwpair_forward(&s, 0, out, x, pw, wa, wb, gam, bet, rm, rv, 0.1f, 1e-5f, NULL, NULL, scratch));
+    /* the eval output against the naive twin in double */
+    double *xd = malloc(sizeof(double) * (size_t)nx), *od = malloc(sizeof(double) * (size_t)no);
+    double p[7][64];
+    const float *src[7] = {pw, wa, wb, gam, bet, rm, rv};
+    double *pd[7];
+    for (int k = 0; k < 7; k++) {
+        int len = (k == 1 || k == 2) ? 3 * s.c : s.c;
+        pd[k] = k == 1 || k == 2 ? malloc(sizeof(double) * (size_t)len) : p[k];
+        for (int i = 0; i < len; i++) pd[k][i] = src[k][i];
     }
+    for (long i = 0; i < nx; i++) xd[i] = x[i];
+    naive_dwpair(&s, 0, od, xd, pd[0], pd[1], pd[2], pd[3], pd[4], pd[5], pd[6], 0.1, 1e-5, NULL, NULL);
+    double err = 0, scale = 0;
+    for (long i = 0; i < no; i++) scale = fmax(scale, fabs(od[i]));
+    for (long i = 0; i < no; i++) err = fmax(err, fabs(out[i] - od[i]) / scale);
+    printf("\nsepnet block 1 fused (1x1 of 1 channel -> 64, depthwise pair, BN, relu, pool) on "
+           "one 256 x 431 sample, %d threads: forward train %.2f ms, eval %.2f ms, backward %.2f ms; "
+           "max error vs naive %.1e\n", nt, t_train * 1e3, t_eval * 1e3, t_back * 1e3, err);
+    printf("RESULT dwpair t%d fwd_train_ms %.3f fwd_eval_ms %.3f bwd_ms %.3f naive_err %.2e\n", nt,
+           t_train * 1e3, t_eval * 1e3, t_back * 1e3, err);
+    if (err > 1e-4) printf("  WARNING: the fused block disagrees with the naive twin\n");
+    free(xd), free(od), free(pd[1]), free(pd[2]);
+    mem_free(x), mem_free(pw), mem_free(wa), mem_free(wb), mem_free(gam), mem_free(bet);
+    mem_free(out), mem_free(dout), mem_free(dx), mem_free(sm), mem_free(si), mem_free(rm);
+    mem_free(rv), mem_free(g6), mem_free(scratch);
+}
+
+/* ----------------------------------------------------------------------------- models */
+
+static int model_of(const char *name, struct model_config *c)
+{
+    if (!strcmp(name, "cpresnet")) {
+        model_config_default(c, ARCH_CPRESNET);
+        c->width = 32;
+        c->rho = 5;
+        return 0;
+    }
+    if (!strcmp(name, "sepnet")) {
+        model_config_default(c, ARCH_SEPNET);
+        return 0;
+    }
+    return -1;
+}
+
+/* Per-node profile of a few passes (BENCH_PROFILE=1). */
+static void profile(struct plan *p, struct graph *g, double t_step, void (*pass)(void *), void *ctx)
+{
+    plan_profile(p, 1);
+    for (int k = 0; k < 3; k++) pass(ctx);
+    const double *sec = plan_profile_seconds(p);
+    double by_op[OP_COUNT][2] = {{0}};
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int d = 0; d < 2; d++) by_op[g->nodes[i].op][d] += sec[d * g->n_nodes + i] / 3;
+    printf("  per pass by op (forward / backward ms; a fused group counts at its last node):");
+    for (int k = 0; k < OP_COUNT; k++)
+        if (by_op[k][0] + by_op[k][1] > 1e-4)
+            printf(" %s %.1f/%.1f", graph_op_name((enum op_kind)k), by_op[k][0] * 1e3, by_op[k][1] * 1e3);
+    printf("\n");
+    for (int i = 0; i < g->n_nodes; i++) {
+        double tf = sec[i] / 3, tb = sec[g->n_nodes + i] / 3;
+        struct conv2d_algo a;
+        char kern[40] = "";
+        if (g->nodes[i].op == OP_CONV2D && !plan_conv_algo(p, i, &a))
+            snprintf(kern, sizeof kern, "%s/%s/%s", short_kernel(a.k[0]), short_kernel(a.k[1]), short_kernel(a.k[2]));
+        if (tf + tb > 0.004 * t_step)
+            printf("    %-18s %-8s fwd %6.2f ms  bwd %6.2f ms  %s\n", g->nodes[i].name,
+                   graph_op_name(g->nodes[i].op), tf * 1e3, tb * 1e3, kern);
+    }
+    plan_profile(p, 0);
+}
+
+struct step_ctx {
+    struct plan *p;
+    struct graph *g;
+    struct optim *o;
+    int batch, classes;
+    const float *x;
+    float *dl;
+    const int *y;
+    struct rng *dr;
+};
+
+static void train_step(void *v)
+{
+    struct step_ctx *c = v;
+    plan_forward(c->p, c->batch, c->x, 1, c->dr);
+    loss_cross_entropy(c->batch, c->classes, plan_output(c->p), c->y, NULL, c->dl);
+    plan_backward(c->p, c->dl, NULL);
+    optim_step(c->o, c->g->store.n_params, c->g->store.w, c->g->store.g, c->g->store.m,
+               c->g->store.v, NULL);
+}
+
+static void infer_pass(void *v)
+{
+    struct step_ctx *c = v;
+    plan_forward(c->p, c->batch, c->x, 0, NULL);
+}
+
+/* One case: a training step (train 1) or an eval forward (train 0) of model `name`. */
+static void bench_model(const char *name, int batch, int nt, int train, int avx2)
+{
+    struct model_config c;
+    if (model_of(name, &c)) {
+        fprintf(stderr, "bench: unknown model %s (cpresnet, sepnet)\n", name);
+        exit(2);
+    }
+    const int f = 256, t = 431;
+    struct model *m;
+    if (model_create(&m, &c, 1)) die("model");
     struct graph *g = m->g;
     struct rng r;
     rng_seed(&r, 2);
-    long nx = (long)batch * c->in_ch * f * t;
-    float *x = alloc_fill(nx, &r), *dl = alloc_fill((long)batch * c->classes, &r);
+    float *x = alloc_fill((long)batch * c.in_ch * f * t, &r), *dl = alloc_fill((long)batch * c.classes, &r);
     int *y = malloc((size_t)batch * sizeof *y);
-    for (int i = 0; i < batch; i++) y[i] = i % c->classes;
-    struct plan *p, *pe;
+    for (int i = 0; i < batch; i++) y[i] = i % c.classes;
+    struct plan *p;
+    struct plan_opts opts = {.flags = train ? PLAN_BACKWARD : 0, .n_threads = nt, .no_avx512 = avx2};
     double t0 = now();
-    if (plan_create(&p, g, batch, c->in_ch, f, t, PLAN_BACKWARD) ||
-        plan_create(&pe, g, batch, c->in_ch, f, t, 0)) {
-        fprintf(stderr, "bench: %s\n", status_detail());
-        exit(1);
-    }
+    if (plan_create_opts(&p, g, batch, c.in_ch, f, t, &opts)) die("plan");
     double t_plan = now() - t0;
     struct optim o;
     optim_init(&o, OPTIM_ADAM);
     struct rng dr;
     rng_seed(&dr, 3);
-    double t_step, t_fwd, t_infer;
-    TIME_MEDIAN(t_step, 7, 2, {
-        plan_forward(p, batch, x, 1, &dr);
-        loss_cross_entropy(batch, c->classes, plan_output(p), y, NULL, dl);
-        plan_backward(p, dl, NULL);
-        optim_step(&o, g->store.n_params, g->store.w, g->store.g, g->store.m, g->store.v, NULL);
-    });
-    TIME_MEDIAN(t_fwd, 7, 1, plan_forward(p, batch, x, 1, &dr));
-    TIME_MEDIAN(t_infer, 7, 1, plan_forward(pe, batch, x, 0, NULL));
-    printf("%-28s %2d threads: step %7.1f ms (%5.1f samples/s; train forward %6.1f ms), "
-           "eval forward %6.1f ms (%5.1f samples/s); plans %4.0f MiB + %3.0f MiB, made in %.2f s\n",
-           label, threads_get(), t_step * 1e3, batch / t_step, t_fwd * 1e3, t_infer * 1e3,
-           batch / t_infer, plan_bytes(p) / 1048576.0, plan_bytes(pe) / 1048576.0, t_plan);
-    if (getenv("BENCH_PROFILE")) {
-        plan_profile(p, 1);
-        double t_other = 0;
-        for (int k = 0; k < 3; k++) {
-            plan_forward(p, batch, x, 1, &dr);
-            loss_cross_entropy(batch, c->classes, plan_output(p), y, NULL, dl);
-            plan_backward(p, dl, NULL);
-            double t1 = now();
-            optim_step(&o, g->store.n_params, g->store.w, g->store.g, g->store.m, g->store.v, NULL);
-            t_other += now() - t1;
-        }
-        const double *sec = plan_profile_seconds(p);
-        double by_op[OP_COUNT][2] = {{0}};
-        for (int i = 0; i < g->n_nodes; i++)
-            for (int d = 0; d < 2; d++) by_op[g->nodes[i].op][d] += sec[d * g->n_nodes + i] / 3;
-        printf("  per step by op (forward / backward ms):");
-        for (int k = 0; k < OP_COUNT; k++)
-            if (by_op[k][0] + by_op[k][1] > 1e-4)
-                printf(" %s %.1f/%.1f", graph_op_name((enum op_kind)k), by_op[k][0] * 1e3, by_op[k][1] * 1e3);
-        printf("; adam %.1f\n", t_other / 3 * 1e3);
-        for (int i = 0; i < g->n_nodes; i++) {
-            double tf = sec[i] / 3, tb = sec[g->n_nodes + i] / 3;
-            if (tf + tb > 0.004 * t_step)
-                printf("    %-20s %-8s fwd %6.2f ms  bwd %6.2f ms\n", g->nodes[i].name, graph_op_name(g->nodes[i].op), tf * 1e3, tb * 1e3);
-        }
-        plan_profile(p, 0);
-    }
-    printf("RESULT train %s threads %d step_s %.5f samples_per_s %.2f infer_samples_per_s %.2f\n", label,
-           threads_get(), t_step, batch / t_step, batch / t_infer);
+    struct step_ctx ctx = {p, g, &o, batch, c.classes, x, dl, y, &dr};
+    void (*pass)(void *) = train ? train_step : infer_pass;
+    /* about 3 s of timing, 3 to 15 repetitions after two warm-up passes */
+    double t_first = now();
+    pass(&ctx);
+    t_first = now() - t_first;
+    int reps = (int)(3.0 / (t_first > 1e-3 ? t_first : 1e-3));
+    reps = reps < 3 ? 3 : reps > 15 ? 15 : reps;
+    double t_pass;
+    TIME_MEDIAN(t_pass, reps, 1, pass(&ctx));
+    double rss = peak_rss_mib();
+    const char *what = train ? "train" : "infer";
+    printf("%-8s %-9s batch %2d, %d thread%s%s: %8.2f ms per %s, %7.2f samples/s; plan %5.0f MiB "
+           "made in %.2f s; peak RSS %5.0f MiB\n", what, name, batch, nt, nt > 1 ? "s" : " ",
+           avx2 ? " (no AVX-512)" : "", t_pass * 1e3, train ? "step" : "batch", batch / t_pass,
+           plan_bytes(p) / 1048576.0, t_plan, rss);
+    printf("RESULT %s %s batch %d threads %d isa %s ms %.4f samples_per_s %.3f plan_s %.3f "
+           "plan_mib %.1f rss_mib %.1f\n", what, name, batch, nt, avx2 ? "avx2" : "best",
+           t_pass * 1e3, batch / t_pass, t_plan, plan_bytes(p) / 1048576.0, rss);
+    if (getenv("BENCH_PROFILE")) profile(p, g, t_pass, pass, &ctx);
     plan_destroy(p);
-    plan_destroy(pe);
     mem_free(x), mem_free(dl);
     free(y);
     model_destroy(m);
-}
-
-static void bench_train_all(void)
-{
-    printf("\ntraining step: forward (train mode), cross-entropy, backward, Adam; batch 16\n");
-    for (int nt = 1; nt <= 2; nt++) {
-        threads_set(nt);
-        struct model_config c;
-        model_config_default(&c, ARCH_CPRESNET);
-        c.width = 32;
-        c.rho = 5;
-        bench_train("cpresnet-w32-rho5", &c, 16, 256, 431);
-        model_config_default(&c, ARCH_SEPNET);
-        bench_train("sepnet", &c, 16, 256, 431);
-    }
 }
 
 /* ----------------------------------------------------------------------------- logmel */
@@ -278,10 +403,8 @@ static void bench_logmel_preset(const char *name)
     struct frontend_params p;
     struct frontend *fe;
     struct frontend_work *w;
-    if (frontend_preset(&p, name) || frontend_create(&fe, &p) || frontend_work_create(&w, fe)) {
-        fprintf(stderr, "bench: %s\n", status_detail());
-        exit(1);
-    }
+    if (frontend_preset(&p, name) || frontend_create(&fe, &p) || frontend_work_create(&w, fe))
+        die("front end");
     long n = 10L * p.sample_rate_hz, t = frontend_frames(fe, n);
     struct rng r;
     rng_seed(&r, 5);
@@ -320,6 +443,46 @@ static void bench_logmel_preset(const char *name)
     frontend_destroy(fe);
 }
 
+/* ----------------------------------------------------------------------------- main */
+
+static void run_conv(void)
+{
+    for (int nt = 2; nt >= 1; nt--) {
+        threads_set(nt);
+        bench_conv_model(32, 16);
+        if (nt == 2) bench_conv_model(128, 4);
+    }
+}
+
+static void run_dwpair(void)
+{
+    for (int nt = 1; nt <= 2; nt++) {
+        threads_set(nt);
+        bench_dwpair();
+    }
+}
+
+static void run_logmel(void)
+{
+    printf("\nlog-mel front ends\n");
+    bench_logmel_preset("cpjku");
+    bench_logmel_preset("sp4asc");
+}
+
+/* The training and inference cases run.sh times one process each (for the peak RSS);
+ * `bench all` runs them here in turn. Add a row to add a case. */
+static const struct {
+    const char *what, *model;
+    int batch, threads;
+} model_cases[] = {
+    {"train", "cpresnet", 16, 1}, {"train", "cpresnet", 16, 2}, {"train", "cpresnet", 32, 1},
+    {"train", "cpresnet", 32, 2}, {"train", "sepnet", 16, 1},   {"train", "sepnet", 16, 2},
+    {"train", "sepnet", 32, 1},   {"train", "sepnet", 32, 2},   {"infer", "cpresnet", 1, 1},
+    {"infer", "cpresnet", 1, 2},  {"infer", "cpresnet", 16, 1}, {"infer", "cpresnet", 16, 2},
+    {"infer", "sepnet", 1, 1},    {"infer", "sepnet", 1, 2},    {"infer", "sepnet", 16, 1},
+    {"infer", "sepnet", 16, 2},
+};
+
 int main(int argc, char **argv)
 {
     const char *what = argc > 1 ? argv[1] : "all";
@@ -339,20 +502,32 @@ int main(int argc, char **argv)
     time_t tt = time(NULL);
     char date[64];
     strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", gmtime(&tt));
-    printf("basin bench, %s, CPU %s, OpenBLAS kernel %s\n", date, cpu, gemm_backend());
-    printf("RESULT machine cpu \"%s\" blas %s date %s\n", cpu, gemm_backend(), date);
-    if (!strcmp(what, "conv") || !strcmp(what, "all")) {
-        for (int nt = 2; nt >= 1; nt--) {
-            threads_set(nt);
-            bench_conv_model(32, 16);
-            if (nt == 2) bench_conv_model(128, 4);
+    if (!strcmp(what, "train") || !strcmp(what, "infer")) {
+        if (argc != 5 && !(argc == 6 && !strcmp(argv[5], "avx2"))) {
+            fprintf(stderr, "usage: bench %s cpresnet|sepnet BATCH THREADS [avx2]\n", what);
+            return 2;
+        }
+        int nt = atoi(argv[4]);
+        threads_set(nt);
+        bench_model(argv[2], atoi(argv[3]), nt, !strcmp(what, "train"), argc == 6);
+        return 0;
+    }
+    printf("basin bench, %s, CPU %s (cpuid: %s), OpenBLAS kernel %s\n", date, cpu,
+           conv2d_cpu_model(), gemm_backend());
+    printf("RESULT machine cpu \"%s\" cpuid \"%s\" blas %s date %s\n", cpu, conv2d_cpu_model(),
+           gemm_backend(), date);
+    if (!strcmp(what, "machine")) return 0;
+    int all = !strcmp(what, "all");
+    if (all || !strcmp(what, "conv")) run_conv();
+    if (all || !strcmp(what, "dwpair")) run_dwpair();
+    if (all) {
+        printf("\n(peak RSS accumulates over the cases of one process: run.sh runs each apart)\n");
+        for (size_t k = 0; k < sizeof model_cases / sizeof model_cases[0]; k++) {
+            threads_set(model_cases[k].threads);
+            bench_model(model_cases[k].model, model_cases[k].batch, model_cases[k].threads,
+                        !strcmp(model_cases[k].what, "train"), 0);
         }
     }
-    if (!strcmp(what, "train") || !strcmp(what, "all")) bench_train_all();
-    if (!strcmp(what, "logmel") || !strcmp(what, "all")) {
-        printf("\nlog-mel front ends\n");
-        bench_logmel_preset("cpjku");
-        bench_logmel_preset("sp4asc");
-    }
+    if (all || !strcmp(what, "logmel")) run_logmel();
     return 0;
 }

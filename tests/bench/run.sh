@@ -1,8 +1,13 @@
 #!/bin/sh
 # run.sh: `make bench`: basin's benchmarks, then the PyTorch peer (shared/peers/bench_ref.sh)
 # on the same shapes in the same run, then a markdown summary with the ratios.
-#   tests/bench/run.sh BENCH_BINARY [conv|train|logmel|all]
+#   tests/bench/run.sh BENCH_BINARY [conv|dwpair|train|infer|avx2|logmel|all]
 # OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are unset by the Makefile for this command only.
+#
+# Every training and inference case runs in a process of its own, basin's and PyTorch's
+# alike, so each reports its own peak resident memory (getrusage ru_maxrss). The avx2 cases
+# time what a CPU without AVX-512 runs: basin without its AVX-512 kernels and OpenBLAS on
+# its Haswell kernels, PyTorch with oneDNN limited to AVX2 (DNNL_MAX_CPU_ISA).
 set -u
 bench=$1
 what=${2:-all}
@@ -10,60 +15,120 @@ peer=${PEER:-../shared/peers/bench_ref.sh}
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
-"$bench" "$what" | tee "$log"
-
 have_peer=0
 if [ -x "$peer" ] && /usr/bin/python3 -c 'import torch, torchaudio' 2>/dev/null; then have_peer=1; fi
+
+want() { [ "$what" = all ] || [ "$what" = "$1" ]; }
 
 # value KEY LINE: the number after "KEY " (RESULT lines) or "KEY": (peer JSON)
 num() { printf ' %s\n' "$2" | sed -n "s/.*[ {]\"\\{0,1\\}$1\"\\{0,1\\}:\\{0,1\\} \\([0-9.e+-]*\\).*/\\1/p" | head -n1; }
 fmt() { awk -v a="$1" 'BEGIN { if (a + 0 == a && a != "") printf "%.3g", a; else printf "%s", a }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2f", a / b; else printf "n/a" }'; }
 
-echo
-echo "## Summary ($(grep '^RESULT machine' "$log" | sed 's/^RESULT machine //'))"
-if [ "$what" = all ] || [ "$what" = conv ]; then
-    echo
-    echo "| conv layer, GFLOP/s (batch 16 for width 32, 4 for width 128) | threads | sgemm, same GEMM shape | forward | forward / sgemm | backward data | backward weight | max error vs naive |"
-    echo "|---|---|---|---|---|---|---|---|"
-    grep '^RESULT conv' "$log" | while read -r _ _ w t rest; do
-        label=$(printf '%s' "$rest" | sed 's/ sgemm .*//')
-        sg=$(num sgemm "$rest"); fw=$(num fwd "$rest"); bd=$(num bwd_data "$rest"); bw=$(num bwd_weight "$rest"); err=$(num naive_err "$rest")
-        echo "| $w $label | ${t#t} | $(fmt "$sg") | $(fmt "$fw") | $(awk -v a="$fw" -v b="$sg" 'BEGIN{printf "%.0f %%", 100*a/b}') | $(fmt "$bd") | $(fmt "$bw") | $err |"
-    done
-fi
-if [ "$what" = all ] || [ "$what" = train ]; then
-    echo
-    echo "| training step, batch 16 (forward, cross-entropy, backward, Adam) | threads | basin samples/s | PyTorch samples/s | basin / PyTorch |"
-    echo "|---|---|---|---|---|"
-    for t in 1 2; do
-        for m in cpresnet-w32-rho5 sepnet; do
-            line=$(grep "^RESULT train $m threads $t " "$log")
-            b=$(num samples_per_s "$line")
-            p=n/a
-            if [ $have_peer = 1 ]; then
-                case $m in
-                cpresnet*) args="--model cpresnet --width 32 --rho 5" ;;
-                *) args="--model sepnet" ;;
-                esac
-                # shellcheck disable=SC2086
-                p=$(num samples_per_s "$("$peer" train $args --batch 16 --threads $t 2>/dev/null)")
-            fi
-            echo "| $m | $t | $(fmt "$b") | $(fmt "$p") | $(ratio "$b" "$p") |"
+peer_args() { # model -> bench_ref.py model options
+    case $1 in
+    cpresnet) echo "--model cpresnet --width 32 --rho 5" ;;
+    *) echo "--model sepnet" ;;
+    esac
+}
+
+# run_case KIND MODEL BATCH THREADS [avx2]: basin's line and the peer's JSON into the log
+run_case() {
+    kind=$1 model=$2 batch=$3 threads=$4 isa=${5:-}
+    if [ "$isa" = avx2 ]; then
+        OPENBLAS_CORETYPE=Haswell "$bench" "$kind" "$model" "$batch" "$threads" avx2 | tee -a "$log"
+    else
+        "$bench" "$kind" "$model" "$batch" "$threads" | tee -a "$log"
+    fi
+    [ $have_peer = 1 ] || return 0
+    reps="--reps 7 --warmup 2"
+    [ "$model" = sepnet ] && [ "$kind" = train ] && reps="--reps 3 --warmup 1" # ~13 s a step
+    case $kind in
+    train) pkind=train ;;
+    *) if [ "$batch" = 1 ]; then pkind=latency; else pkind=forward; fi ;;
+    esac
+    # shellcheck disable=SC2046,SC2086
+    if [ "$isa" = avx2 ]; then
+        out=$(DNNL_MAX_CPU_ISA=AVX2 ONEDNN_MAX_CPU_ISA=AVX2 "$peer" $pkind $(peer_args "$model") --batch "$batch" --threads "$threads" $reps 2>/dev/null)
+    else
+        out=$("$peer" $pkind $(peer_args "$model") --batch "$batch" --threads "$threads" $reps 2>/dev/null)
+    fi
+    echo "PEER $kind $model batch $batch threads $threads isa ${isa:-best} $out" | tee -a "$log"
+}
+
+"$bench" machine | tee -a "$log"
+for w in conv dwpair logmel; do want $w && "$bench" $w | grep -v '^RESULT machine\|^basin bench' | tee -a "$log"; done
+if want train; then
+    for model in cpresnet sepnet; do
+        for batch in 16 32; do
+            for threads in 1 2; do run_case train $model $batch $threads; done
         done
     done
-    echo
-    echo "| inference (eval forward), batch 16 | threads | basin samples/s | PyTorch samples/s | basin / PyTorch |"
-    echo "|---|---|---|---|---|"
-    for t in 1 2; do
-        line=$(grep "^RESULT train cpresnet-w32-rho5 threads $t " "$log")
-        b=$(num infer_samples_per_s "$line")
-        p=n/a
-        [ $have_peer = 1 ] && p=$(num samples_per_s "$("$peer" forward --model cpresnet --width 32 --rho 5 --batch 16 --threads $t 2>/dev/null)")
-        echo "| cpresnet-w32-rho5 | $t | $(fmt "$b") | $(fmt "$p") | $(ratio "$b" "$p") |"
+fi
+if want avx2; then
+    for threads in 1 2; do run_case train cpresnet 16 $threads avx2; done
+    run_case train sepnet 16 2 avx2
+fi
+if want infer; then
+    for model in cpresnet sepnet; do
+        for batch in 1 16; do
+            for threads in 1 2; do run_case infer $model $batch $threads; done
+        done
     done
 fi
-if [ "$what" = all ] || [ "$what" = logmel ]; then
+
+echo
+echo "## Summary ($(grep '^RESULT machine' "$log" | head -n1 | sed 's/^RESULT machine //'))"
+if want conv; then
+    echo
+    echo "| conv layer, GFLOP/s (batch 16 for width 32, 4 for width 128) | threads | sgemm, same GEMM shape | forward | forward / sgemm | backward data | backward weight | forward, GEMM | forward, AVX2 direct | kernels chosen (fwd/data/weight) | max error vs naive |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|"
+    grep '^RESULT conv' "$log" | while read -r _ _ w t rest; do
+        label=$(printf '%s' "$rest" | sed 's/ sgemm .*//')
+        sg=$(num sgemm "$rest"); fw=$(num fwd "$rest"); bd=$(num bwd_data "$rest"); bw=$(num bwd_weight "$rest")
+        gf=$(num gemm_fwd "$rest"); af=$(num avx2_fwd "$rest"); err=$(num naive_err "$rest")
+        tuned=$(printf '%s' "$rest" | sed -n 's/.* tuned \([^ ]*\).*/\1/p')
+        [ "$af" = 0.00 ] && af=-
+        echo "| $w $label | ${t#t} | $(fmt "$sg") | $(fmt "$fw") | $(awk -v a="$fw" -v b="$sg" 'BEGIN{printf "%.0f %%", 100*a/b}') | $(fmt "$bd") | $(fmt "$bw") | $(fmt "$gf") | $(fmt "$af") | $tuned | $err |"
+    done
+fi
+if want dwpair; then
+    echo
+    echo "| sepnet block 1 fused (one 256 x 431 sample) | threads | forward, train | forward, eval | backward | max error vs naive |"
+    echo "|---|---|---|---|---|---|"
+    grep '^RESULT dwpair' "$log" | while read -r _ _ t rest; do
+        echo "| 1x1 (1 -> 64) + depthwise pair + BN + relu + 2x2 pool | ${t#t} | $(fmt "$(num fwd_train_ms "$rest")") ms | $(fmt "$(num fwd_eval_ms "$rest")") ms | $(fmt "$(num bwd_ms "$rest")") ms | $(num naive_err "$rest") |"
+    done
+fi
+# table KIND ISA TITLE: one row per case that ran
+table() {
+    kind=$1 isa=$2
+    echo
+    if [ "$kind" = train ]; then
+        echo "| $3 | batch | threads | basin samples/s | PyTorch samples/s | basin / PyTorch | basin peak RSS, MiB | PyTorch peak RSS, MiB | basin plan made in |"
+    else
+        echo "| $3 | batch | threads | basin ms | PyTorch ms | PyTorch / basin | basin peak RSS, MiB | PyTorch peak RSS, MiB | basin plan made in |"
+    fi
+    echo "|---|---|---|---|---|---|---|---|---|"
+    grep "^RESULT $kind .* isa $isa " "$log" | while read -r _ _ model _ batch _ threads _ _ rest; do
+        b=$(num samples_per_s "$rest"); bms=$(num ms "$rest"); brss=$(num rss_mib "$rest"); bplan=$(num plan_s "$rest")
+        pline=$(grep "^PEER $kind $model batch $batch threads $threads isa $isa " "$log")
+        p=$(num samples_per_s "$pline"); pms=$(awk -v s="$(num median_s "$pline")" 'BEGIN { if (s > 0) printf "%.3f", s * 1e3 }')
+        prss=$(num peak_rss_mib "$pline")
+        label=$model
+        [ "$model" = cpresnet ] && label="cpresnet width 32, ρ 5"
+        [ "$model" = sepnet ] && label="sepnet (SP4ASC Cnn6_60k)"
+        if [ "$kind" = train ]; then
+            echo "| $label | $batch | $threads | $(fmt "$b") | $(fmt "$p") | $(ratio "$b" "$p") | $(fmt "$brss") | $(fmt "$prss") | $(fmt "$bplan") s |"
+        else
+            echo "| $label | $batch | $threads | $(fmt "$bms") | $(fmt "$pms") | $(ratio "$pms" "$bms") | $(fmt "$brss") | $(fmt "$prss") | $(fmt "$bplan") s |"
+        fi
+    done
+}
+want train && table train best "training step (forward, cross-entropy, backward, Adam)"
+want avx2 && table train avx2 "training step without AVX-512 (basin: AVX2 kernels, OpenBLAS Haswell; PyTorch: oneDNN AVX2)"
+want infer && table infer best "inference (eval forward; batch 1 = one clip's latency)"
+if want logmel; then
     echo
     echo "| log-mel, 10 s clip | basin ms/clip | bare FFT ms | basin / FFT | torchaudio ms/clip | torchaudio / basin |"
     echo "|---|---|---|---|---|---|"

@@ -9,6 +9,7 @@
 #include "ref/naive.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* x (N, I, F, T) at (n, c, h, w), or 0 in the zero padding. */
@@ -228,4 +229,44 @@ void naive_linear(int n, int in, int out, double *y, const double *x, const doub
 void naive_dropout(long n, double *y, const double *x, double p, const uint8_t *mask)
 {
     for (long i = 0; i < n; i++) y[i] = mask[i] ? x[i] / (1 - p) : 0.0;
+}
+
+/* The depthwise pair as the graph spells it: [1x1 of one channel,] conv_a, conv_b, add,
+ * batch norm (relu), [2x2 average pool]. */
+void naive_dwpair(const struct dwpair_shape *s, int train, double *out, const double *x,
+                  const double *pw, const double *wa, const double *wb, const double *gamma,
+                  const double *beta, double *running_mean, double *running_var,
+                  double momentum, double eps, double *mean, double *var)
+{
+    long hw = (long)s->f * s->t, nh = (long)s->n * s->c * hw;
+    double *h = malloc(sizeof(double) * (size_t)nh), *a = malloc(sizeof(double) * (size_t)nh);
+    double *b = malloc(sizeof(double) * (size_t)nh), *y = malloc(sizeof(double) * (size_t)nh);
+    if (s->pw) {
+        struct conv2d_shape p = {s->n, 1, s->f, s->t, s->c, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0};
+        conv2d_shape_init(&p);
+        naive_conv2d(&p, h, x, pw);
+    } else {
+        memcpy(h, x, sizeof(double) * (size_t)nh);
+    }
+    for (int k = 0; k < 2; k++) {
+        struct conv2d_shape d = {s->n, s->c, s->f, s->t, s->c, s->kf[k], s->kt[k], 1, 1,
+                                 s->pf[k], s->pt[k], s->df[k], s->dt[k], s->c, 0, 0};
+        conv2d_shape_init(&d);
+        naive_conv2d(&d, k ? b : a, h, k ? wb : wa);
+    }
+    naive_add(nh, a, a, b, 0);
+    struct bn_shape bs = {s->n, s->c, hw};
+    if (train)
+        naive_batchnorm_train(&bs, y, a, gamma, beta, running_mean, running_var, momentum, eps,
+                              mean, var, s->relu);
+    else
+        naive_batchnorm_eval(&bs, y, a, gamma, beta, running_mean, running_var, eps, s->relu);
+    if (s->pool) {
+        struct pool2d_shape ps = {s->n, s->c, s->f, s->t, 2, 2, 2, 2, 0, 0};
+        pool2d_shape_init(&ps);
+        naive_avgpool2d(&ps, out, y);
+    } else {
+        memcpy(out, y, sizeof(double) * (size_t)nh);
+    }
+    free(h), free(a), free(b), free(y);
 }

@@ -51,4 +51,13 @@ void naive_linear(int n, int in, int out, double *y, const double *x, const doub
 /* y = x * mask / (1 - p) with the mask given. */
 void naive_dropout(long n, double *y, const double *x, double p, const uint8_t *mask);
 
+/* The depthwise pair of ops.h (dwpair_forward) composed from the twins above: [pw 1x1,]
+ * conv_a + conv_b, batch norm (train: batch statistics, mean / var receive them (var biased)
+ * when not NULL, running statistics updated when not NULL; eval: the running ones), relu,
+ * [2x2 average pool]. */
+void naive_dwpair(const struct dwpair_shape *s, int train, double *out, const double *x,
+                  const double *pw, const double *wa, const double *wb, const double *gamma,
+                  const double *beta, double *running_mean, double *running_var,
+                  double momentum, double eps, double *mean, double *var);
+
 #endif

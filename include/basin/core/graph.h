@@ -209,16 +209,68 @@ enum plan_flags {
     PLAN_KEEP = 2,          /* keep every node's output readable after forward (taps) */
 };
 
-/* Plan g for batches of at most n clips of (c, f, t). Returns 0, STATUS_MISMATCH when the
- * input does not fit the model (naming what), or STATUS_NOMEM: before allocating, the
- * arena, the conv scratch and (PLAN_BACKWARD) the graph's training state are estimated and
- * refused with a message giving both figures when they exceed mem_available_bytes(). A
- * PLAN_BACKWARD plan allocates the graph's training state (graph_alloc_training) if it is
- * not there yet. The plan borrows g, which must outlive it. The thread count at creation sizes the scratch; plan_forward and
- * plan_backward re-plan the scratch if threads_get() changed since, and pin the calling
- * thread's count for the pass (threads_pin), so threads_set() may run meanwhile. */
+/* A plan's run settings, fixed when it is made, so that a job's plan runs as it was made
+ * whatever happens meanwhile (a `set threads=` typed while the job runs changes the
+ * process setting, not the plan). Zero-initialise and set what you need:
+ *   flags        enum plan_flags
+ *   n_threads    threads every pass of this plan runs (each pass pins them with
+ *                threads_pin); 0: threads_get() when the plan is made
+ *   conv_kernel  CONV2D_KERNEL_AUTO: each conv's kernel per pass is measured on its shape
+ *                when the plan is made (conv2d_tune: a few ms per distinct shape, then
+ *                remembered in the cache folder per CPU model, so later plans and later
+ *                processes reuse the choice); any other kernel is used wherever it runs
+ *                (the rest take the built-in choice): tests and benchmarks force kernels so
+ *   no_tune      1: AUTO means the built-in choice (conv2d_kernel_default), nothing measured
+ *   no_fuse      1: no fused groups (see below); for tests
+ *   no_avx512    1: no AVX-512 conv kernels (what a CPU without AVX-512 runs; benchmarks time
+ *                that case on an AVX-512 machine with it)
+ * Every kernel computes the same function within float rounding; the same plan settings
+ * on the same machine (hence the same kernels) give the same bits. */
+struct plan_opts {
+    int flags;
+    int n_threads;
+    enum conv2d_kernel conv_kernel;
+    int no_tune;
+    int no_fuse;
+    int no_avx512;
+};
+
+/* Plan g for batches of at most n clips of (c, f, t) with the settings in opts. Returns 0,
+ * STATUS_MISMATCH when the input does not fit the model (naming what), STATUS_INVALID (bad
+ * settings) or STATUS_NOMEM: before allocating, the arena, the kernel scratch and
+ * (PLAN_BACKWARD) the graph's training state are estimated and refused with a message
+ * giving both figures when they exceed mem_available_bytes(). A PLAN_BACKWARD plan
+ * allocates the graph's training state (graph_alloc_training) if it is not there yet. The
+ * plan borrows g, which must outlive it.
+ *
+ * Fusion (PLAN_KEEP plans do not fuse; the graph and its tensors are unchanged):
+ * - two depthwise stride-1 convs of the same input whose sum feeds a channel BN (sepnet's
+ *   blocks) run as one kernel with the BN, its relu, a 2x2 average pool after it and a 1x1
+ *   conv of one input channel before them (ops.h, dwpair_forward);
+ * - a residual add runs with the 2x2 max pool after it and, in PLAN_BACKWARD plans, with
+ *   the BN (no relu) feeding it (ops.h, addpool_forward, add_bn_forward);
+ * - in PLAN_BACKWARD plans a BN whose only consumer is a conv on direct kernels is applied
+ *   as that conv reads its input (ops.h, struct conv2d_prologue).
+ * The nodes a fusion computes without storing (the pair's convs and sum, a folded 1x1, a
+ * fused BN's or a pooled add's output) give NULL from plan_node_output; a backward can
+ * start at a group's last node or at a BN (plan_backward_from), not at the other nodes
+ * inside a group (plan_node_fused says which nodes a group covers). */
+int plan_create_opts(struct plan **out, struct graph *g, int n, int c, int f, int t,
+                     const struct plan_opts *opts);
+/* plan_create_opts with opts {flags}, except for threads: such a plan follows the process
+ * setting, re-planning its scratch at the next pass when threads_get() changed since it
+ * was made (each pass still pins its count, so threads_set() may run meanwhile). Jobs that
+ * must not be affected by `set threads=` use plan_create_opts with their own count. */
 int plan_create(struct plan **out, struct graph *g, int n, int c, int f, int t, int flags);
 void plan_destroy(struct plan *p);
+
+/* The thread count the plan's next pass runs with. */
+int plan_threads(const struct plan *p);
+/* The kernels the plan runs for conv node `node`: 0, or STATUS_INVALID when the node is
+ * not a conv or a fused group computes it. */
+int plan_conv_algo(const struct plan *p, int node, struct conv2d_algo *algo);
+/* The last node of the fused group that computes `node`, or -1 when it runs on its own. */
+int plan_node_fused(const struct plan *p, int node);
 
 /* Forward n <= planned clips x (n, C, F, T). train selects batch statistics (updating the
  * running statistics) and dropout drawn from rng (which may be NULL when not training, or
@@ -231,7 +283,8 @@ const float *plan_output(const struct plan *p);
 /* A node's output after plan_forward: (n, c, f, t) with the shape from plan_node_shape.
  * Only the output node is kept by a plan made without PLAN_BACKWARD or PLAN_KEEP; other
  * nodes' buffers are reused as soon as their consumers have run (NULL is returned). NULL
- * too for every node but the output before the first forward and after a backward. */
+ * too for every node but the output before the first forward and after a backward, and
+ * for the nodes a fused group computes without storing (see plan_create_opts). */
 const float *plan_node_output(const struct plan *p, int node);
 void plan_node_shape(const struct plan *p, int node, int *c, int *f, int *t);
 
@@ -245,7 +298,8 @@ void plan_node_shape(const struct plan *p, int node, int *c, int *f, int *t);
  * or STATUS_NOMEM (re-planning the scratch after a thread-count change). */
 int plan_backward(struct plan *p, const float *dout, float *dx);
 /* The same from any node: dnode has that node's shape (n, c, f, t). Parameters after it get
- * zero gradient. Used for effective receptive fields. */
+ * zero gradient. Used for effective receptive fields. STATUS_INVALID for a node inside a
+ * fused group (plan_node_fused; its BN and its last node are fine). */
 int plan_backward_from(struct plan *p, int node, const float *dnode, float *dx);
 
 /* Bytes of the plan's arena, for reports. */
