@@ -191,6 +191,9 @@ static int parse_train(struct app *a, int argc, char **argv, struct train_opts *
         } else if (!strcmp(key, "out")) {
             if (!*v || strlen(v) >= sizeof cli->out - 64) return app_fail(a, STATUS_INVALID, "out=%s: a folder name", v);
             snprintf(cli->out, sizeof cli->out, "%s", v);
+        } else if (!strcmp(key, "keep")) {
+            if (arg_choice(a, key, v, "last|all", &k)) return STATUS_INVALID;
+            o->keep_checkpoints = k;
         } else if (!strcmp(key, "eval")) {
             if (arg_int(a, key, v, 0, 1, &x)) return STATUS_INVALID;
             o->eval = (int)x;
@@ -336,6 +339,9 @@ static void train_done(struct job *j, void *arg, int s)
             if (st->eval_acc >= 0) app_out(a, "; eval acc %.1f%% logloss %.4f", 100 * st->eval_acc, st->eval_loss);
             if (st->best_epoch) app_out(a, " (best %.1f%% at epoch %d)", 100 * st->best_eval_acc, st->best_epoch);
             app_out(a, "\nmodel: %s/model.safetensors, log: %s/trainlog.tsv, %s/epochs.tsv\n", tj->dir, tj->dir, tj->dir);
+            if (train_get_opts(tj->t)->keep_checkpoints)
+                app_out(a, "kept %s/checkpoint-<epoch>.safetensors for every epoch (trajectory %s draws the path)\n",
+                        tj->dir, tj->dir);
         }
     }
     train_destroy(tj->t);

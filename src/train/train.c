@@ -251,6 +251,16 @@ static int write_checkpoint(struct trainer *t, int swa_changed)
     return s;
 }
 
+/* With keep_checkpoints: the checkpoint of epoch e kept as checkpoint-<e>.safetensors
+ * (e = 0: the start of a new run), for trajectories. */
+static int keep_checkpoint(struct trainer *t, int epoch)
+{
+    if (!t->o.keep_checkpoints || !t->dir[0]) return STATUS_OK;
+    char path[FS_PATH_MAX + 48];
+    snprintf(path, sizeof path, "%s/checkpoint-%d.safetensors", t->dir, epoch);
+    return save_with_state(t, t->m, path, 1);
+}
+
 /* ----------------------------------------------------------------------------- create */
 
 const struct train_state *train_get_state(const struct trainer *t)
@@ -436,6 +446,7 @@ static int create(struct trainer *t, const struct features *train, const struct 
     t->optim.step = t->st.optim_step;
     if ((s = train_opts_to_json(o, &t->opts_json))) return s;
     if (out_dir && (s = open_output(t, out_dir, resume != NULL))) return s;
+    if (!resume && (s = keep_checkpoint(t, 0))) return s;
     if (resume && t->st.swa_n > 0) {
         if (!t->swa || !t->dir[0])
             return status_set(STATUS_INVALID, "train: the checkpoint holds an SWA average but no folder to read it from");
@@ -735,6 +746,7 @@ static int end_epoch(struct trainer *t, const struct train_callbacks *cb, const 
             s = save_with_state(t, t->m, path, 0);
         }
         if (!s) s = write_checkpoint(t, swa_changed);
+        if (!s) s = keep_checkpoint(t, e + 1);
         if (!s) r.checkpoint = t->ckpt;
     }
     if (!s && cb && cb->epoch && cb->epoch(cb->user, &r) == TRAIN_STOP) *stop = 1;

@@ -139,6 +139,8 @@ int train_opts_validate(const struct train_opts *o)
         return status_set(STATUS_INVALID, "train: threads %d out of range 0..256", o->threads);
     if (o->eval_batch < 0 || o->eval_batch > 65536)
         return status_set(STATUS_INVALID, "train: eval batch %d out of range 0..65536", o->eval_batch);
+    if (o->keep_checkpoints < 0 || o->keep_checkpoints > 1)
+        return status_set(STATUS_INVALID, "train: keep_checkpoints %d is 0 or 1", o->keep_checkpoints);
     if (o->parity && !o->steps)
         return status_set(STATUS_INVALID, "train: the parity protocol counts steps: give steps=");
     return STATUS_OK;
@@ -255,6 +257,7 @@ static const struct field opt_fields[] = {
     OPT("eval", F_INT, eval),
     OPT("eval_batch", F_INT, eval_batch),
     OPT("parity", F_INT, parity),
+    OPT("keep_checkpoints", F_INT, keep_checkpoints),
 };
 #undef OPT
 

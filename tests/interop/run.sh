@@ -26,6 +26,7 @@ sys.exit(0 if err < 1e-4 else 1)
 PYEOF
 done
 BASIN="$BASIN" REF="$REF" sh tests/interop/predict_parity.sh || fail=1   # predict vs PyTorch on the same clips
+BASIN="$BASIN" REF="$REF" sh tests/interop/landscape_parity.sh || fail=1   # landscape grids both ways, same saved directions
 [ -n "${TRAIN_PARITY:-}" ] || exit $fail
 # basin_ref train with two changes that make the comparison sharp: its protocol sets
 # nn.Dropout modules to p = 0, but sepnet and cnn10 call F.dropout directly, so that is

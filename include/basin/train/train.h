@@ -42,6 +42,10 @@
  *   swa-<n>.safetensors     the running SWA average of n models (weights only), written
  *                           before the checkpoint that names it; older ones removed after
  *   model.safetensors       the trained model when the run completes (after SWA)
+ *   checkpoint-<e>.safetensors  with keep_checkpoints: a copy of the checkpoint of the
+ *                           start of a new run (e = 0) and of the end of every epoch e
+ *                           (1-based), kept, for training trajectories (analysis/
+ *                           trajectory.h); each also resumes the run from that epoch
  * Both .tsv files have a header line, tab-separated plain numbers ("nan" where a value does
  * not exist, e.g. evaluation metrics when there is no evaluation), steps and epochs
  * counted from 1. A resumed run cuts them back to its checkpoint and appends.
@@ -118,6 +122,8 @@ struct train_opts {
     int parity;                 /* basin_ref.py train's protocol: batch k is rows
                                  * [k N, (k+1) N) mod n of the features, no shuffle, no
                                  * augmentation, dropout off; steps must be set */
+    int keep_checkpoints;       /* 1: also keep checkpoint-<e>.safetensors per epoch (see
+                                 * Files above); needs an output folder to matter */
 };
 
 /* PyTorch-like defaults: 10 epochs, batch 32 shuffled (batch_opts_default), Adam lr 1e-3,
