@@ -20,6 +20,7 @@
     X(ops)                                                                                  \
     X(dsp)                                                                                  \
     X(audio)                                                                                \
+    X(device)                                                                               \
     X(data)                                                                                 \
     X(dataset)                                                                              \
     X(features)                                                                             \
@@ -32,7 +33,11 @@
     X(pipeline)                                                                             \
     X(eval)                                                                                 \
     X(predict)                                                                              \
+    X(listen)                                                                               \
     X(train)                                                                                \
+    X(landscape)                                                                            \
+    X(erf)                                                                                  \
+    X(hessian)                                                                              \
     X(hostile)                                                                              \
     X(cli)                                                                                  \
     X(cli_data)                                                                             \

@@ -393,7 +393,7 @@ const struct command commands[] = {
      "(an R-op pass, about three gradient passes each). Live in the hessian view. [defaults]\n"
      "  top=K [1]          eigenvalues, largest magnitude first: power iteration with deflation,\n"
      "                     iters=N [100] products each at most, stopping when the relative\n"
-     "                     change is below 1e-3 (PyHessian's rule)\n"
+     "                     change is below tol=X [1e-3] (PyHessian's rule)\n"
      "  trace=on|off [on]  Hutchinson's estimate and its standard error over probes=N [100]\n"
      "                     Rademacher probes (stopping once se < 1 % of it, after 10), and each\n"
      "                     parameter tensor's trace from the same probes\n"
