@@ -14,6 +14,7 @@
  *   bench infer MODEL N T [avx2]  eval-mode forward at batch N on T threads (N = 1: the
  *                               latency of one clip)
  *   bench logmel                the log-mel front ends against the bare FFTs
+ *   bench listen [SECONDS]      the listening pipeline: cost per window, live latency (bench_listen.c)
  *   bench machine               the machine line alone (CPU, cpuid, OpenBLAS kernel)
  *   bench all                   all of the above in one process (default; the peak RSS figures
  *                               then accumulate: run.sh runs each case in its own process)
@@ -44,6 +45,7 @@
 #include "basin/dsp/fft.h"
 #include "basin/dsp/frontend.h"
 #include "basin/model/model.h"
+#include "bench_listen.h"
 #include "ref/naive.h"
 
 static double now(void)
@@ -529,5 +531,6 @@ int main(int argc, char **argv)
         }
     }
     if (all || !strcmp(what, "logmel")) run_logmel();
+    if (all || !strcmp(what, "listen")) bench_listen(argc > 2 ? atof(argv[2]) : 0);
     return 0;
 }

@@ -1,7 +1,7 @@
 #!/bin/sh
 # run.sh: `make bench`: basin's benchmarks, then the PyTorch peer (shared/peers/bench_ref.sh)
 # on the same shapes in the same run, then a markdown summary with the ratios.
-#   tests/bench/run.sh BENCH_BINARY [conv|dwpair|train|infer|avx2|logmel|all]
+#   tests/bench/run.sh BENCH_BINARY [conv|dwpair|train|infer|avx2|logmel|listen|all]
 # OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are unset by the Makefile for this command only.
 #
 # Every training and inference case runs in a process of its own, basin's and PyTorch's
@@ -57,7 +57,7 @@ run_case() {
 }
 
 "$bench" machine | tee -a "$log"
-for w in conv dwpair logmel; do want $w && "$bench" $w | grep -v '^RESULT machine\|^basin bench' | tee -a "$log"; done
+for w in conv dwpair logmel listen; do want $w && "$bench" $w | grep -v '^RESULT machine\|^basin bench' | tee -a "$log"; done
 if want train; then
     for model in cpresnet sepnet; do
         for batch in 16 32; do
@@ -145,6 +145,20 @@ if want logmel; then
             [ $have_peer = 1 ] && p=$(num ms_per_clip "$("$peer" logmel --preset $preset --batch 64 --threads $t 2>/dev/null)")
             echo "| $preset, batch of 64, $t thread(s) | $(fmt "$b") | | | $(fmt "$p") | $(ratio "$p" "$b") |"
         done
+    done
+fi
+if want listen; then
+    echo
+    echo "| listening pipeline, default model (5 s windows) | threads | hop ms | front end, incremental ms | front end, whole window ms | model ms | a window ms | share of the hop |"
+    echo "|---|---|---|---|---|---|---|---|"
+    grep '^RESULT listen_cost ' "$log" | while read -r _ _ _ t rest; do
+        echo "| per window | $t | $(fmt "$(num hop_ms "$rest")") | $(fmt "$(num frontend_inc_ms "$rest")") | $(fmt "$(num frontend_full_ms "$rest")") | $(fmt "$(num model_ms "$rest")") | $(fmt "$(num window_ms "$rest")") | $(fmt "$(num hop_share_pct "$rest")") % |"
+    done
+    echo
+    echo "| live, paced like a sound card | threads | input Hz | windows | latency ring -> probabilities, mean / median / max ms | onset (a sound -> a window holding it), mean / max ms | CPU, % of a core | frames dropped |"
+    echo "|---|---|---|---|---|---|---|---|"
+    grep '^RESULT listen_live ' "$log" | while read -r _ _ _ t rest; do
+        echo "| live | $t | $(num rate "$rest") | $(num windows "$rest") | $(fmt "$(num latency_mean_ms "$rest")") / $(fmt "$(num latency_median_ms "$rest")") / $(fmt "$(num latency_max_ms "$rest")") | $(fmt "$(num onset_mean_ms "$rest")") / $(fmt "$(num onset_max_ms "$rest")") | $(fmt "$(num cpu_pct "$rest")") | $(num dropped "$rest") |"
     done
 fi
 [ $have_peer = 1 ] || echo "(PyTorch peer unavailable: install python3-torch python3-torchaudio for the ratios)"
