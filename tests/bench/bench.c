@@ -13,6 +13,8 @@
  *                               points OpenBLAS at its Haswell kernels for that case)
  *   bench infer MODEL N T [avx2]  eval-mode forward at batch N on T threads (N = 1: the
  *                               latency of one clip)
+ *   bench loop MODEL N T        the real training loop (bench_pipeline.c)
+ *   bench predict MODEL T       predict on one 10-second clip, file to probabilities
  *   bench logmel                the log-mel front ends against the bare FFTs
  *   bench listen [SECONDS]      the listening pipeline: cost per window, live latency (bench_listen.c)
  *   bench machine               the machine line alone (CPU, cpuid, OpenBLAS kernel)
@@ -46,6 +48,7 @@
 #include "basin/dsp/frontend.h"
 #include "basin/model/model.h"
 #include "bench_listen.h"
+#include "bench_pipeline.h"
 #include "ref/naive.h"
 
 static double now(void)
@@ -504,6 +507,16 @@ int main(int argc, char **argv)
     time_t tt = time(NULL);
     char date[64];
     strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", gmtime(&tt));
+    if (!strcmp(what, "loop") || !strcmp(what, "predict")) {
+        int loop = !strcmp(what, "loop");
+        if (argc != (loop ? 5 : 4)) {
+            fprintf(stderr, "usage: bench %s\n", loop ? "loop cpresnet|sepnet BATCH THREADS" : "predict cpresnet|sepnet THREADS");
+            return 2;
+        }
+        int nt = atoi(argv[loop ? 4 : 3]);
+        threads_set(nt);
+        return loop ? bench_loop(argv[2], atoi(argv[3]), nt) : bench_predict(argv[2], nt);
+    }
     if (!strcmp(what, "train") || !strcmp(what, "infer")) {
         if (argc != 5 && !(argc == 6 && !strcmp(argv[5], "avx2"))) {
             fprintf(stderr, "usage: bench %s cpresnet|sepnet BATCH THREADS [avx2]\n", what);

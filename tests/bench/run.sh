@@ -1,7 +1,7 @@
 #!/bin/sh
 # run.sh: `make bench`: basin's benchmarks, then the PyTorch peer (shared/peers/bench_ref.sh)
 # on the same shapes in the same run, then a markdown summary with the ratios.
-#   tests/bench/run.sh BENCH_BINARY [conv|dwpair|train|infer|avx2|logmel|listen|all]
+#   tests/bench/run.sh BENCH_BINARY [conv|dwpair|train|infer|predict|avx2|logmel|listen|landscape|workbench|all]
 # OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are unset by the Makefile for this command only.
 #
 # Every training and inference case runs in a process of its own, basin's and PyTorch's
@@ -61,13 +61,28 @@ for w in conv dwpair logmel listen; do want $w && "$bench" $w | grep -v '^RESULT
 if want train; then
     for model in cpresnet sepnet; do
         for batch in 16 32; do
-            for threads in 1 2; do run_case train $model $batch $threads; done
+            for threads in 1 2; do
+                run_case train $model $batch $threads
+                "$bench" loop $model $batch $threads | tee -a "$log"
+            done
         done
     done
 fi
 if want avx2; then
     for threads in 1 2; do run_case train cpresnet 16 $threads avx2; done
     run_case train sepnet 16 2 avx2
+fi
+if want predict; then
+    for model in cpresnet sepnet; do
+        for threads in 1 2; do
+            "$bench" predict $model $threads | tee -a "$log"
+            [ $have_peer = 1 ] || continue
+            out=$(GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=68719476736:glibc.malloc.top_pad=268435456 \
+                OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads REF_DIR="$(dirname "$peer")" \
+                /usr/bin/python3 "$(dirname "$0")/predict_ref.py" --model $model --threads $threads 2>/dev/null)
+            echo "PEER predict $model batch 1 threads $threads isa best $out" | tee -a "$log"
+        done
+    done
 fi
 if want infer; then
     for model in cpresnet sepnet; do
@@ -105,11 +120,12 @@ table() {
     kind=$1 isa=$2
     echo
     if [ "$kind" = train ]; then
-        echo "| $3 | batch | threads | basin samples/s | PyTorch samples/s | basin / PyTorch | basin peak RSS, MiB | PyTorch peak RSS, MiB | basin plan made in |"
+        echo "| $3 | batch | threads | basin samples/s | PyTorch samples/s | basin / PyTorch | basin peak RSS, MiB | PyTorch peak RSS, MiB | basin plan made in | basin real loop samples/s | loop / PyTorch step | loop peak RSS, MiB | trainer made in |"
+        echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     else
         echo "| $3 | batch | threads | basin ms | PyTorch ms | PyTorch / basin | basin peak RSS, MiB | PyTorch peak RSS, MiB | basin plan made in |"
+        echo "|---|---|---|---|---|---|---|---|---|"
     fi
-    echo "|---|---|---|---|---|---|---|---|---|"
     grep "^RESULT $kind .* isa $isa " "$log" | while read -r _ _ model _ batch _ threads _ _ rest; do
         b=$(num samples_per_s "$rest"); bms=$(num ms "$rest"); brss=$(num rss_mib "$rest"); bplan=$(num plan_s "$rest")
         pline=$(grep "^PEER $kind $model batch $batch threads $threads isa $isa " "$log")
@@ -119,7 +135,14 @@ table() {
         [ "$model" = cpresnet ] && label="cpresnet width 32, ρ 5"
         [ "$model" = sepnet ] && label="sepnet (SP4ASC Cnn6_60k)"
         if [ "$kind" = train ]; then
-            echo "| $label | $batch | $threads | $(fmt "$b") | $(fmt "$p") | $(ratio "$b" "$p") | $(fmt "$brss") | $(fmt "$prss") | $(fmt "$bplan") s |"
+            lline=""
+            [ "$isa" = best ] && lline=$(grep "^RESULT loop $model batch $batch threads $threads " "$log")
+            if [ -n "$lline" ]; then
+                l=$(num samples_per_s "$lline")
+                echo "| $label | $batch | $threads | $(fmt "$b") | $(fmt "$p") | $(ratio "$b" "$p") | $(fmt "$brss") | $(fmt "$prss") | $(fmt "$bplan") s | $(fmt "$l") | $(ratio "$l" "$p") | $(fmt "$(num rss_mib "$lline")") | $(fmt "$(num create_s "$lline")") s |"
+            else
+                echo "| $label | $batch | $threads | $(fmt "$b") | $(fmt "$p") | $(ratio "$b" "$p") | $(fmt "$brss") | $(fmt "$prss") | $(fmt "$bplan") s | | | | |"
+            fi
         else
             echo "| $label | $batch | $threads | $(fmt "$bms") | $(fmt "$pms") | $(ratio "$pms" "$bms") | $(fmt "$brss") | $(fmt "$prss") | $(fmt "$bplan") s |"
         fi
@@ -128,6 +151,16 @@ table() {
 want train && table train best "training step (forward, cross-entropy, backward, Adam)"
 want avx2 && table train avx2 "training step without AVX-512 (basin: AVX2 kernels, OpenBLAS Haswell; PyTorch: oneDNN AVX2)"
 want infer && table infer best "inference (eval forward; batch 1 = one clip's latency)"
+if want predict; then
+    echo
+    echo "| predict, one 10 s clip, file to probabilities | threads | basin first call ms | basin ms | PyTorch + torchaudio first call ms | PyTorch + torchaudio ms | PyTorch / basin | basin peak RSS, MiB | PyTorch peak RSS, MiB |"
+    echo "|---|---|---|---|---|---|---|---|---|"
+    grep "^RESULT predict " "$log" | while read -r _ _ model _ _ _ threads _ _ rest; do
+        pline=$(grep "^PEER predict $model batch 1 threads $threads " "$log")
+        b=$(num ms "$rest"); p=$(num ms "$pline")
+        echo "| $model | $threads | $(fmt "$(num first_ms "$rest")") | $(fmt "$b") | $(fmt "$(num first_ms "$pline")") | $(fmt "$p") | $(ratio "$p" "$b") | $(fmt "$(num rss_mib "$rest")") | $(fmt "$(num peak_rss_mib "$pline")") |"
+    done
+fi
 if want logmel; then
     echo
     echo "| log-mel, 10 s clip | basin ms/clip | bare FFT ms | basin / FFT | torchaudio ms/clip | torchaudio / basin |"
@@ -160,5 +193,34 @@ if want listen; then
     grep '^RESULT listen_live ' "$log" | while read -r _ _ _ t rest; do
         echo "| live | $t | $(num rate "$rest") | $(num windows "$rest") | $(fmt "$(num latency_mean_ms "$rest")") / $(fmt "$(num latency_median_ms "$rest")") / $(fmt "$(num latency_max_ms "$rest")") | $(fmt "$(num onset_mean_ms "$rest")") / $(fmt "$(num onset_max_ms "$rest")") | $(fmt "$(num cpu_pct "$rest")") | $(num dropped "$rest") |"
     done
+fi
+if want landscape; then
+    # issue 9: an 11 x 11 landscape and the top Hessian eigenvalue of the default model over
+    # the whole train split, each against PyTorch on the same data in the same run (basin's
+    # binary is built beside the benchmark's)
+    basin=${BASIN:-$(dirname "$bench")/basin}
+    echo
+    echo "| analysis (issue 9) | basin | PyTorch | basin / PyTorch speed | agreement |"
+    echo "|---|---|---|---|---|"
+    sh tests/bench/landscape.sh "$basin" 2 > "$log.landscape" 2>&1; cat "$log.landscape" >> "$log"
+    grep '^| landscape' "$log.landscape" || sed 's/^/    /' "$log.landscape"
+    sh tests/bench/hessian.sh "$basin" 2 > "$log.hessian" 2>&1; cat "$log.hessian" >> "$log"
+    grep '^| top Hessian' "$log.hessian" || sed 's/^/    /' "$log.hessian"
+    rm -f "$log.landscape" "$log.hessian"
+fi
+if want workbench; then
+    # issue 8: the split view's cost to a training run (tmux; skipped without it)
+    basin=${BASIN:-$(dirname "$bench")/basin}
+    sh tests/bench/workbench.sh "$basin" 2 3 3 > "$log.wb" 2>&1
+    echo
+    echo "| training in the split view (curves live) vs headless | threads | headless s | split view s | slowdown |"
+    echo "|---|---|---|---|---|"
+    line=$(grep '^RESULT workbench ' "$log.wb")
+    if [ -n "$line" ]; then
+        echo "| cpresnet width 16, 3 epochs of the default data set | $(num threads "$line") | $(fmt "$(num headless_s "$line")") | $(fmt "$(num split_s "$line")") | $(num slowdown_pct "$line") % |"
+    else
+        sed 's/^/    /' "$log.wb"
+    fi
+    rm -f "$log.wb"
 fi
 [ $have_peer = 1 ] || echo "(PyTorch peer unavailable: install python3-torch python3-torchaudio for the ratios)"
