@@ -22,6 +22,8 @@
 #include "test.h"
 #include "util.h"
 
+#include "../src/audio/device_impl.h" /* device_mark_ended: a device that goes away */
+
 /* ----------------------------------------------------------------------------- ring */
 
 static void test_ring_basics(void)
@@ -268,6 +270,42 @@ static void test_null_and_file_backends(void)
     audio_file_fini(&src);
 }
 
+/* A device that goes away mid-stream: the backend sees its stream end (PortAudio's
+ * finished callback, device_mark_ended) short of its end and without a stop. Simulated on
+ * the null backend through the backends' shared hook (white box: device_impl.h): the
+ * reader's ring closes at once, and the stream's status is the one-line reason. */
+static void test_device_gone_mid_stream(void)
+{
+    struct device_spec spec;
+    REQUIRE_OK(device_spec_parse(&spec, "null"));
+    spec.paced = 0;
+    struct ring *r;
+    REQUIRE_OK(ring_create(&r, 4096, 1));
+    struct device_stream *st;
+    const struct device_stream_opts o = {.dir = DEVICE_INPUT, .rate_hz = 48000, .n_channels = 1, .ring = r};
+    REQUIRE_OK(device_stream_open(&st, &spec, &o));
+    REQUIRE_OK(device_stream_start(st));
+    while (ring_available(r) < 4096 - 1024) {} /* unpaced: it fills the ring, then waits */
+    device_mark_ended(st);                     /* the device vanished */
+    EXPECT(ring_closed(r));
+    EXPECT(!device_stream_running(st));
+    EXPECT(device_stream_status(st) == STATUS_DEVICE);
+    EXPECT_MSG(strstr(status_detail(), "null stopped delivering audio mid-stream (disconnected?)"), "%s",
+               status_detail());
+    EXPECT(!strchr(status_detail(), '\n'));
+    device_stream_close(st);
+    /* the same end after a stop is deliberate, not a failure */
+    ring_destroy(r);
+    REQUIRE_OK(ring_create(&r, 4096, 1));
+    REQUIRE_OK(device_stream_open(&st, &spec, &o));
+    REQUIRE_OK(device_stream_start(st));
+    device_stream_stop(st);
+    device_mark_ended(st);
+    REQUIRE_OK(device_stream_status(st));
+    device_stream_close(st);
+    ring_destroy(r);
+}
+
 /* ----------------------------------------------------------------------------- PortAudio */
 
 /* The environment of a PortAudio run: the hermetic ALSA configuration (or the one without
@@ -496,6 +534,7 @@ const struct test tests_device[] = {
     TEST(test_ring_two_threads),
     TEST(test_device_specs),
     TEST(test_null_and_file_backends),
+    TEST(test_device_gone_mid_stream),
     TEST(test_portaudio_record_and_play),
     TEST(test_portaudio_listen),
     TEST(test_portaudio_failures),

@@ -338,7 +338,10 @@ static int play_work(struct job *j, void *arg)
             char pos[16], label[48];
             fmt_time(pos, sizeof pos, at);
             snprintf(label, sizeof label, "play %s/%s", pos, total);
-            job_set_message(j, "playing %.60s on %.60s: %s / %s", pj->label, pj->device, pos, total);
+            const long xr = device_stream_xruns(st);
+            if (xr) job_set_message(j, "playing %.60s on %.60s: %s / %s; warning: the device reported %ld underruns",
+                                    pj->label, pj->device, pos, total, xr);
+            else job_set_message(j, "playing %.60s on %.60s: %s / %s", pj->label, pj->device, pos, total);
             if (!progress_report(job_progress(j), label, lround(at * 100), lround(pj->length_s * 100))) {
                 pj->stopped = 1;
                 device_stream_stop(st);
@@ -492,8 +495,14 @@ static int record_work(struct job *j, void *arg)
                 char pos[16], bar[16], label[64];
                 fmt_time(pos, sizeof pos, got / R);
                 meter(bar, sizeof bar, db, 8);
-                snprintf(label, sizeof label, "rec %s/%s %s", pos, total, bar);
-                job_set_message(j, "recording from %.60s: %s / %s  %s %.0f dBFS", rj->device, pos, total, bar, db);
+                const long lost = (long)ring_dropped(ring), xr = device_stream_xruns(st);
+                char warn[96] = "";
+                if (lost) snprintf(warn, sizeof warn, "; warning: %ld frames lost in %ld overruns", lost,
+                                   (long)ring_overruns(ring));
+                else if (xr) snprintf(warn, sizeof warn, "; warning: the device reported %ld overruns", xr);
+                if (lost || xr) snprintf(label, sizeof label, "rec %s/%s overruns!", pos, total);
+                else snprintf(label, sizeof label, "rec %s/%s %s", pos, total, bar);
+                job_set_message(j, "recording from %.60s: %s / %s  %s %.0f dBFS%s", rj->device, pos, total, bar, db, warn);
                 if (!progress_report(job_progress(j), label, got, want)) {
                     rj->stopped = 1;
                     device_stream_stop(st);
@@ -644,9 +653,11 @@ struct listen_job {
     struct frontend_params fp;
     struct listen_opts o;
     struct job *j;
+    struct device_stream *st;   /* while listening (its xrun count is atomic) */
     int print;                  /* headless: a line per window */
     /* results */
     struct listen_stats stats;
+    long overruns, xruns;       /* the ring's and the device's, as last seen */
     char device[DEVICE_NAME_MAX + 80];
     double rate_hz;
     char top[64];
@@ -685,8 +696,14 @@ static int on_window(void *user, const struct listen_update *up)
     app_views_changed(lj->a);
     snprintf(lj->top, sizeof lj->top, "%s", top);
     lj->top_p = up->smoothed[up->top];
-    job_set_message(lj->j, "listening: %s %.0f %%  (%ld windows, latency %.0f ms, CPU %.0f %%)", top,
-                    100 * up->smoothed[up->top], up->index + 1, 1000 * up->latency_s, 100 * up->cpu);
+    lj->overruns = up->overruns;
+    lj->xruns = lj->st ? device_stream_xruns(lj->st) : 0;
+    /* lost audio is a warning on the status line, never a printed line mid-view */
+    char lost[96] = "";
+    if (up->dropped) snprintf(lost, sizeof lost, "; warning: %ld frames lost in %ld overruns", up->dropped, up->overruns);
+    else if (lj->xruns) snprintf(lost, sizeof lost, "; warning: the device reported %ld overruns", lj->xruns);
+    job_set_message(lj->j, "listening: %s %.0f %%  (%ld windows, latency %.0f ms, CPU %.0f %%)%s", top,
+                    100 * up->smoothed[up->top], up->index + 1, 1000 * up->latency_s, 100 * up->cpu, lost);
     if (lj->print) {
         int best = 0;
         for (int k = 1; k < up->n_classes; k++)
@@ -708,7 +725,9 @@ static int listen_progress(void *user, const char *label, long done, long total)
     (void)label, (void)total;
     struct listen_job *lj = user;
     char l[48];
-    if (lj->top[0]) snprintf(l, sizeof l, "%.16s (window %ld)", lj->top, done);
+    long lost = lj->overruns + lj->xruns;
+    if (lj->top[0] && lost) snprintf(l, sizeof l, "%.14s (%ld overruns!)", lj->top, lost);
+    else if (lj->top[0]) snprintf(l, sizeof l, "%.16s (window %ld)", lj->top, done);
     else snprintf(l, sizeof l, "starting");
     return progress_report(job_progress(lj->j), l, lj->top[0] ? lround(100 * lj->top_p) : 0, 100);
 }
@@ -747,14 +766,19 @@ static int listen_work(struct job *j, void *arg)
         snprintf(lj->ui->source, sizeof lj->ui->source, "%s at %g Hz", lj->device, R);
         pthread_mutex_unlock(&lj->ui->lock);
         lj->o.input_rate_hz = R;
+        lj->st = st;
         const struct progress p = {listen_progress, lj};
         s = listen_run(lj->m, ring, &lj->o, on_window, lj, &p, &lj->stats);
         if (s == STATUS_CANCELLED) {
             lj->stopped = 1;
             s = STATUS_OK;
         }
-        device_stream_stop(st);
+        /* the device's verdict before stopping it: a stream that ended by itself short of
+         * its end is a device that went away (a stop would make it look deliberate) */
         int ds = device_stream_status(st);
+        device_stream_stop(st);
+        lj->xruns = device_stream_xruns(st);
+        lj->st = NULL;
         if (ds && (!s || s == STATUS_DEVICE)) s = ds; /* the device's reason first */
     }
     device_stream_close(st);
@@ -788,6 +812,9 @@ static void listen_done(struct job *j, void *arg, int s)
                 t->dropped ? "" : "; no audio lost");
         if (t->dropped)
             app_out(a, "warning: %ld frames lost in %ld overruns (the machine was too busy)\n", t->dropped, t->overruns);
+        if (lj->xruns)
+            app_out(a, "warning: the device reported %ld over- or underruns (audio it could not deliver in time)\n",
+                    lj->xruns);
     }
     free(lj);
 }

@@ -417,9 +417,11 @@ int device_pa_start(struct device_stream *s)
 int device_pa_running(struct device_stream *s)
 {
     struct pa *p = s->impl;
-    int muted = lock();
+    /* polled every few milliseconds while the UI prints: the lock only, stderr left alone
+     * (muting it process-wide here could swallow a line another thread writes) */
+    pthread_mutex_lock(&pa_lock);
     PaError e = Pa_IsStreamActive(p->stream);
-    unlock(muted);
+    pthread_mutex_unlock(&pa_lock);
     if (e == 1) return 1;
     if (e < 0 && !s->status) {
         s->status = STATUS_DEVICE;
