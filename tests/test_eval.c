@@ -426,6 +426,13 @@ static void test_eval_command(void)
     EXPECT(text && count_char(text, '\n') == 1 + 1 + 3 + 4 + 2);
     text = slurp(conf);
     EXPECT(text && !strncmp(text, "true,airport,park,street_traffic\n", 33) && count_char(text, '\n') == 4);
+    /* compare: the same model twice, each side named above the columns, no difference */
+    snprintf(script, sizeof script, "load %s\ndata %s\ncompare %s current\ncompare %s\n", model, dir, model, model);
+    o = cli_run(script);
+    EXPECT_EQ_INT(o.n_errors, 1);
+    EXPECT(strstr(o.out, "A: ") && strstr(o.out, "eval-cli.safetensors\nB: "));
+    EXPECT(strstr(o.out, "A - B: accuracy +0.0 points (seen +0.0, unseen +0.0), log loss +0.000") != NULL);
+    EXPECT(strstr(o.err, "usage: compare A B") != NULL);
     /* errors, each one line naming the option, before any work */
     snprintf(script, sizeof script,
              "eval\nload %s\ndata %s\neval split=bogus\neval by=city\neval nonsense=1\neval stray\neval --csv\n"

@@ -182,7 +182,7 @@ int cmd_compare(struct app *a, int argc, char **argv)
             struct canvas part;
             if (canvas_init(&part, k ? w - half : half - 1, rows, c.mode)) continue;
             char title[300];
-            snprintf(title, sizeof title, "%s: %.1f %% (log loss %.3f)", names[k], 100 * r[k]->all.acc, r[k]->all.logloss);
+            snprintf(title, sizeof title, "%c: %.1f %% (log loss %.3f)", 'A' + k, 100 * r[k]->all.acc, r[k]->all.logloss);
             view_devices(&part, title, r[k], dev);
             for (int y = 0; y < part.h; y++)
                 for (int x = 0; x < part.w; x++) {
@@ -191,6 +191,7 @@ int cmd_compare(struct app *a, int argc, char **argv)
                 }
             canvas_fini(&part);
         }
+        app_out(a, "A: %s\nB: %s\n", names[0], names[1]);
         fflush(a->out);
         canvas_print(&c, a->out);
         canvas_fini(&c);
