@@ -710,8 +710,10 @@ static int on_window(void *user, const struct listen_update *up)
             if (up->probs[k] > up->probs[best]) best = k;
         char nb2[32];
         const int rate = up->frontend->sample_rate_hz;
-        app_out(lj->a, "  %4ld  %7.2f-%.2f s%s  %-14s %.4f   smoothed: %s %.4f\n", up->index + 1,
-                (double)up->window_start / rate, (double)up->window_end / rate, up->partial ? " (tiled)" : "",
+        char span[64];
+        snprintf(span, sizeof span, "%.2f-%.2f s%s", (double)up->window_start / rate, (double)up->window_end / rate,
+                 up->partial ? " (tiled)" : "");
+        app_out(lj->a, "  %4ld  %-21s  %-14s %.4f   smoothed: %s %.4f\n", up->index + 1, span,
                 predict_label(lj->m, best, nb2, sizeof nb2), up->probs[best], top, up->smoothed[up->top]);
     }
     return 1;
@@ -885,7 +887,7 @@ int cmd_listen(struct app *a, int argc, char **argv)
     }
     if (lj->print)
         app_out(a, "listening with %s (%s front end, %d Hz); stop or Ctrl-C ends it\n"
-                   "  window  seconds          this window's top       smoothed\n",
+                   "  window  seconds                this window's top       smoothed\n",
                 a->model_name, lj->fp.preset, lj->fp.sample_rate_hz);
     /* one thread: a window costs well under a millisecond, and a second thread only adds a
      * barrier per layer, which on a busy machine waits for a time slice (bench listen) */
