@@ -80,8 +80,9 @@ static void test_damaged_and_too_new(void)
     EXPECT(strstr(o.err, "no such session") != NULL);
 }
 
-/* Every lesson that ships runs headless in its quick form, each step narrated, to its end,
- * and what it prints as figures is finite. */
+/* Every lesson that ships runs headless in its quick form (the settings its header names),
+ * in a folder of its own, each step narrated, to its end; the figures it exists to show are
+ * all printed, and every figure is finite. */
 static void test_lessons_run(void)
 {
     const char *bin = getenv("BASIN_BIN");
@@ -89,16 +90,36 @@ static void test_lessons_run(void)
         printf("  (no sessions/lessons here or BASIN_BIN unset: skipped)\n");
         return;
     }
-    static const char *const lessons[] = {"tour"};
+    static const struct {
+        const char *name, *quick;
+        const char *must[6];    /* lines the lesson's claims rest on */
+        int count[6];           /* how many times each appears (0: at least once) */
+    } lessons[] = {
+        {"tour", "EPOCHS=1", {"overall: accuracy", "trained 1 epochs"}, {2, 1}},
+        {"flat-vs-sharp", "EPOCHS=1 GRID=3 N=32 PAIRS=2",
+         {"sharpness over 2 pairs: mean ", "overall: accuracy", "A - B: sharpness", "A - B: accuracy"},
+         {2, 2, 1, 1}},
+    };
     for (size_t i = 0; i < sizeof lessons / sizeof lessons[0]; i++) {
-        char cmd[2048], out[65536];
-        snprintf(cmd, sizeof cmd, "printf 'lesson %s\\n' | EPOCHS=1 XDG_CACHE_HOME='%s' '%s' 2>&1", lessons[i],
-                 test_path("lesson-cache"), bin);
+        char cmd[4096], dir[700];
+        static char out[1 << 18];
+        snprintf(dir, sizeof dir, "%s-%s", test_path("lesson"), lessons[i].name);
+        snprintf(cmd, sizeof cmd,
+                 "mkdir -p '%s' && cd '%s' && printf 'lesson %s\\n' | %s XDG_CACHE_HOME='%s' '%s' 2>&1", dir,
+                 dir, lessons[i].name, lessons[i].quick, test_path("lesson-cache"), bin);
         int rc = shell_output(cmd, out, sizeof out);
         char done[128];
-        snprintf(done, sizeof done, "[lesson %s: done,", lessons[i]);
-        EXPECT_MSG(rc == 0 && strstr(out, done), "lesson %s: rc %d: %s", lessons[i], rc, out);
-        EXPECT_MSG(!strstr(out, "nan") && !strstr(out, "inf "), "lesson %s printed a non-finite figure", lessons[i]);
+        snprintf(done, sizeof done, "[lesson %s: done,", lessons[i].name);
+        EXPECT_MSG(rc == 0 && strstr(out, done), "lesson %s: rc %d: %s", lessons[i].name, rc, out);
+        EXPECT_MSG(!strstr(out, "nan") && !strstr(out, "inf "), "lesson %s printed a non-finite figure: %s",
+                   lessons[i].name, out);
+        for (int k = 0; k < 6 && lessons[i].must[k]; k++) {
+            int n = 0;
+            for (const char *p = out; (p = strstr(p, lessons[i].must[k])); p++) n++;
+            if (lessons[i].count[k]) EXPECT_MSG(n == lessons[i].count[k], "lesson %s: '%s' %d times, expected %d",
+                                                lessons[i].name, lessons[i].must[k], n, lessons[i].count[k]);
+            else EXPECT_MSG(n > 0, "lesson %s: no '%s'", lessons[i].name, lessons[i].must[k]);
+        }
     }
 }
 
