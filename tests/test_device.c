@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "basin/audio/audio_file.h"
 #include "basin/audio/device.h"
@@ -529,6 +530,71 @@ static void test_portaudio_failures(void)
     EXPECT_MSG(rc == 0 && !err[0], "rc %d, stderr: %s", rc, err);
 }
 
+/* The split view while PortAudio starts (with the machine's own ALSA configuration, which on
+ * a machine without a sound card makes alsa-lib print ~60 lines) and while listening and
+ * playing: nothing of the libraries' noise reaches the screen; the listen view fills (the
+ * spectrogram, the probability bars, the top scene), the status line follows the job, and
+ * `stop` ends listening and playing with their one-line summaries. */
+static void test_listen_in_split_view(void)
+{
+    const char *bin = getenv("BASIN_BIN");
+    char out[4096];
+    if (!bin || shell_output("tmux -V", out, sizeof out) != 0) {
+        printf("  skip test_listen_in_split_view: %s\n", bin ? "tmux is missing (make deps installs it)"
+                                                              : "BASIN_BIN unset (make test sets it)");
+        return;
+    }
+    static struct tmux_pane t;
+    snprintf(t.sock, sizeof t.sock, "basin-audio-%ld", (long)getpid());
+    char dir[600], wav[700], script[700], cmd[8192];
+    snprintf(dir, sizeof dir, "%s", test_path("wb-audio"));
+    snprintf(wav, sizeof wav, "%s/park.wav", dir);
+    snprintf(script, sizeof script, "%s/run.sh", dir);
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s/home'", dir);
+    REQUIRE(system(cmd) == 0);
+    const long n = 12 * 22050;
+    struct audio_file af;
+    REQUIRE_OK(audio_file_alloc(&af, 1, n, 22050));
+    REQUIRE_OK(synth_clip(NULL, synth_class_index("park"), synth_device_index("a"), 5, af.x, n));
+    REQUIRE_OK(audio_file_write(wav, &af, AUDIO_FILE_WAV_F32));
+    audio_file_fini(&af);
+    FILE *f = fopen(script, "w");
+    REQUIRE(f);
+    fprintf(f, "cd '%s' && unset ALSA_CONFIG_PATH BASIN_AUDIO_VERBOSE; HOME='%s/home' XDG_STATE_HOME='%s/state' "
+               "XDG_CACHE_HOME='%s/cache' TERM=tmux-256color LANG=C.UTF-8 INPUTRC=/dev/null "
+               "JACK_DEFAULT_SERVER=basin-test-no-server JACK_NO_START_SERVER=1 '%s'; echo ALL-DONE; sleep 30\n",
+            dir, dir, dir, dir, bin);
+    fclose(f);
+    tmux_cmd(&t, NULL, 0, "kill-server");
+    EXPECT_EQ_INT(tmux_cmd(&t, out, sizeof out, "new-session -d -s wb -x 120 -y 40 'sh %s'", script), 0);
+    EXPECT_MSG(tmux_wait_for(&t, "basin>", 15), "no prompt: %s", t.screen);
+    EXPECT_MSG(tmux_wait_for(&t, "data set: the embedded default", 90), "no default data set: %s", t.screen);
+    /* PortAudio starts: its list, and no library noise on the screen */
+    tmux_cmd(&t, NULL, 0, "send-keys -t wb 'devices' Enter");
+    EXPECT_MSG(tmux_wait_for(&t, "also: null", 15), "devices: %s", t.screen);
+    tmux_cmd(&t, NULL, 0, "send-keys -t wb \"device in=file:%s out=null\" Enter", wav);
+    EXPECT_MSG(tmux_wait_for(&t, "out=null: null", 10), "device: %s", t.screen);
+    /* listen: the view fills, the status line names the job and the top scene */
+    tmux_cmd(&t, NULL, 0, "send-keys -t wb 'listen' Enter");
+    EXPECT_MSG(tmux_wait_for(&t, "scene probabilities (smoothed)", 15), "no listen view: %s", t.screen);
+    EXPECT_MSG(tmux_wait_for(&t, "listen park (window", 15), "status line: %s", t.screen);
+    EXPECT(strstr(t.screen, "listening to file:") && strstr(t.screen, "the last window (demo front end, dB)"));
+    tmux_cmd(&t, NULL, 0, "send-keys -t wb 'stop' Enter");
+    EXPECT_MSG(tmux_wait_for(&t, "\nlistened ", 15), "listen's summary: %s", t.screen);
+    EXPECT_MSG(tmux_wait_for(&t, "\nlatency ", 5), "listen's summary: %s", t.screen); /* (lines cut at 120) */
+    /* play: not blocking, its position in the status line, stop ends it */
+    tmux_cmd(&t, NULL, 0, "send-keys -t wb \"play %s\" Enter", wav);
+    EXPECT_MSG(tmux_wait_for(&t, "/0:12", 10), "play's position: %s", t.screen);
+    tmux_cmd(&t, NULL, 0, "send-keys -t wb 'stop' Enter");
+    EXPECT_MSG(tmux_wait_for(&t, "stopped after", 10), "play's summary: %s", t.screen);
+    static const char *const noise[] = {"ALSA lib", "jack server", "Cannot connect", "Expression '", "PaAlsa", "JackShm"};
+    for (int i = 0; i < (int)(sizeof noise / sizeof noise[0]); i++)
+        EXPECT_MSG(!strstr(tmux_capture(&t), noise[i]), "'%s' on the screen: %s", noise[i], t.screen);
+    tmux_cmd(&t, NULL, 0, "send-keys -t wb 'quit' Enter");
+    EXPECT_MSG(tmux_wait_for(&t, "ALL-DONE", 15), "quit: %s", t.screen);
+    tmux_cmd(&t, NULL, 0, "kill-server");
+}
+
 const struct test tests_device[] = {
     TEST(test_ring_basics),
     TEST(test_ring_two_threads),
@@ -538,5 +604,6 @@ const struct test tests_device[] = {
     TEST(test_portaudio_record_and_play),
     TEST(test_portaudio_listen),
     TEST(test_portaudio_failures),
+    TEST_HEAVY(test_listen_in_split_view),
     {0},
 };

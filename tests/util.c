@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include "app.h"
 #include "basin/audio/audio_file.h"
@@ -200,4 +201,33 @@ int shell_output(const char *cmd, char *buf, size_t n)
     while (fgetc(p) != EOF) {}
     int rc = pclose(p);
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+int tmux_cmd(struct tmux_pane *t, char *buf, size_t n, const char *fmt, ...)
+{
+    char args[4096], cmd[4400], ignore[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "tmux -L %s -f /dev/null %s 2>&1", t->sock, args);
+    return shell_output(cmd, buf ? buf : ignore, buf ? n : sizeof ignore);
+}
+
+const char *tmux_capture(struct tmux_pane *t)
+{
+    tmux_cmd(t, t->screen, sizeof t->screen, "capture-pane -t wb -p");
+    return t->screen;
+}
+
+int tmux_wait_for(struct tmux_pane *t, const char *s, double timeout_s)
+{
+    struct timespec t0, now, nap = {0, 100 * 1000 * 1000};
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do {
+        if (strstr(tmux_capture(t), s)) return 1;
+        nanosleep(&nap, NULL);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+    } while ((now.tv_sec - t0.tv_sec) + (now.tv_nsec - t0.tv_nsec) * 1e-9 < timeout_s);
+    return 0;
 }

@@ -53,4 +53,16 @@ struct cli_output cli_run(const char *script);
  * returns the exit status (-1 when it did not exit). */
 int shell_output(const char *cmd, char *buf, size_t n);
 
+/* A split-view test's private tmux server (tmux -L sock -f /dev/null) and its pane "wb". */
+struct tmux_pane {
+    char sock[64];
+    char screen[65536];     /* the last capture */
+};
+/* Run a tmux command on t's server, its output into buf (n; may be NULL); the exit status. */
+int tmux_cmd(struct tmux_pane *t, char *buf, size_t n, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* The pane's text now (into t->screen). */
+const char *tmux_capture(struct tmux_pane *t);
+/* Poll the pane until it shows s (1) or timeout_s passes (0): no fixed sleeps. */
+int tmux_wait_for(struct tmux_pane *t, const char *s, double timeout_s);
+
 #endif
