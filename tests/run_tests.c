@@ -30,6 +30,7 @@
     X(safetensors)                                                                          \
     X(graph)                                                                                \
     X(model_io)                                                                             \
+    X(prune)                                                                                \
     X(pipeline)                                                                             \
     X(eval)                                                                                 \
     X(predict)                                                                              \

@@ -7,6 +7,7 @@
 #include "basin/core/status.h"
 #include "basin/model/model.h"
 #include "basin/model/predict.h"
+#include "basin/model/prune.h"
 #include "basin/model/safetensors.h"
 #include "basin/train/pipeline.h"
 #include "commands.h"
@@ -24,8 +25,11 @@ static void print_summary_line(struct app *a)
 {
     char cfg[256], n[32];
     model_config_str(&a->model->cfg, cfg, sizeof cfg);
-    app_out(a, "%s %s: %s parameters\n", arch_name(a->model->cfg.arch), cfg,
+    app_out(a, "%s %s: %s parameters", arch_name(a->model->cfg.arch), cfg,
             fmt_count(n, sizeof n, graph_param_count(a->model->g)));
+    if (a->model->g->masked)
+        app_out(a, " (%s kept by the pruning masks)", fmt_count(n, sizeof n, prune_kept_params(a->model->g)));
+    app_out(a, "\n");
 }
 
 int cmd_new(struct app *a, int argc, char **argv)
@@ -36,9 +40,14 @@ int cmd_new(struct app *a, int argc, char **argv)
     struct model_config c;
     model_config_default(&c, arch);
     uint64_t seed = a->seed;
+    const char *sparse = NULL;
     for (int i = 2; i < argc; i++) {
         char *v = arg_split(argv[i]);
         if (!v) return app_fail(a, STATUS_INVALID, "new: expected key=value, got '%s'", argv[i]);
+        if (!strcmp(argv[i], "sparse")) {
+            sparse = v;
+            continue;
+        }
         if (!strcmp(argv[i], "seed")) {
             long s;
             if (arg_int(a, "seed", v, 0, 0x7fffffffffffffffL, &s)) return STATUS_INVALID;
@@ -69,6 +78,18 @@ int cmd_new(struct app *a, int argc, char **argv)
     if ((status = frontend_params_validate(&fe)) || (status = pipeline_set_model_frontend(m, &fe))) {
         model_destroy(m);
         return app_fail(a, status, "new: front end: %s", status_detail());
+    }
+    if (sparse) {
+        /* a static random mask from the same seed (model/prune.h) */
+        double params;
+        if (arg_count(a, "new", "sparse", sparse, (double)graph_param_count(m->g), &params)) {
+            model_destroy(m);
+            return STATUS_INVALID;
+        }
+        if ((status = prune_random(m->g, (long)params, seed))) {
+            model_destroy(m);
+            return app_fail(a, status, "new: sparse=%s: %s", sparse, status_detail());
+        }
     }
     char name[64];
     snprintf(name, sizeof name, "new %s", arch_name(arch));

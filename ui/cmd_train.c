@@ -52,6 +52,21 @@ static int arg_choice(struct app *a, const char *key, const char *value, const c
     return app_fail(a, STATUS_INVALID, "%s=%s: expected %s", key, value, list);
 }
 
+/* prune=: a fraction pruned (0.8, 80%), or from 1 up the parameters to keep (250000, 250k). */
+static int arg_prune(struct app *a, const char *v, struct prune_opts *p)
+{
+    char *end;
+    double d = strtod(v, &end);
+    p->target = 0, p->target_params = 0;
+    if (end != v && *end == '%' && !end[1] && d >= 0 && d < 99.99) return p->target = d / 100, STATUS_OK;
+    if (end != v && !*end && d >= 0 && d < 1) return p->target = d, STATUS_OK;
+    double n;
+    if (arg_count(a, "train", "prune", v, 0, &n)) return STATUS_INVALID;
+    if (n < 1 || n > 1e15) return app_fail(a, STATUS_INVALID, "train: prune=%s: a fraction below 1 or a parameter count", v);
+    p->target_params = (long)n;
+    return STATUS_OK;
+}
+
 /* What the command line asked for beyond the options (where, how to normalise). */
 struct train_cli {
     char out[2048];
@@ -200,6 +215,20 @@ static int parse_train(struct app *a, int argc, char **argv, struct train_opts *
         } else if (!strcmp(key, "norm")) {
             if (arg_choice(a, key, v, "none|train|model", &k)) return STATUS_INVALID;
             cli->norm = k;
+        } else if (!strcmp(key, "prune")) {
+            if (arg_prune(a, v, &o->prune)) return STATUS_INVALID;
+        } else if (!strcmp(key, "prune_ramp")) {
+            if (arg_choice(a, key, v, "linear|exp", &k)) return STATUS_INVALID;
+            o->prune.ramp = (enum prune_ramp)k;
+        } else if (!strcmp(key, "prune_scope")) {
+            if (arg_choice(a, key, v, "global|layer", &k)) return STATUS_INVALID;
+            o->prune.scope = (enum prune_scope)k;
+        } else if (!strcmp(key, "prune_len")) {
+            if (arg_int(a, key, v, 1, 1000000, &x)) return STATUS_INVALID;
+            o->prune.ramp_epochs = (int)x;
+        } else if (!strcmp(key, "prune_cap")) {
+            if (arg_real(a, key, v, 0, 1, &d)) return STATUS_INVALID;
+            o->prune.classifier_cap = d;
         } else {
             return app_fail(a, STATUS_INVALID, "unknown option '%s' (help train lists them)", key);
         }

@@ -14,7 +14,7 @@
 
 static const char *const new_options[] = {"width=", "rho=", "damping=", "groups=", "roll=",
                                           "blocks=", "in_ch=", "classes=", "channels=",
-                                          "mels=", "seed=", NULL};
+                                          "mels=", "seed=", "sparse=", NULL};
 static const char *const set_options[] = {"threads=", "seed=", NULL};
 static const char *const save_options[] = {"checkpoint=", NULL};
 static const char *const synth_options[] = {"out=", "clips=", "seconds=", "seed=", "rate=", "scene=",
@@ -29,7 +29,8 @@ static const char *const train_options[] = {"epochs=", "steps=", "recipe=", "opt
                                             "nesterov=", "beta1=", "beta2=", "eps=", "bs=", "drop_last=", "sched=",
                                             "lr_min=", "decay=", "step_every=", "step_gamma=", "warmup=", "loss=",
                                             "gamma=", "mixup=", "mixup_mode=", "specaug=", "roll=", "gain=", "swa=",
-                                            "swa_every=", "clip=", "seed=", "out=", "eval=", "norm=", "keep=", NULL};
+                                            "swa_every=", "clip=", "seed=", "out=", "eval=", "norm=", "keep=", "prune=",
+                                            "prune_ramp=", "prune_len=", "prune_scope=", "prune_cap=", NULL};
 static const char *const resume_options[] = {"eval=", NULL};
 static const char *const landscape_options[] = {"preset=", "grid=", "range=", "seed=", "pairs=", "dims=", "eps=", "split=",
                                                 "n=", "by=", "dirs=", "save-dirs=", "resume=", "batch=", "compare=",
@@ -40,6 +41,8 @@ static const char *const trajectory_options[] = {"grid=", "range=", "split=", "n
 static const char *const device_options[] = {"in=", "out=", "pace=", "rate=", NULL};
 static const char *const play_options[] = {"from=", "to=", NULL};
 static const char *const record_options[] = {"seconds=", "out=", "rate=", "channels=", "format=", NULL};
+static const char *const prune_options[] = {"magnitude", "random", "step", "reset", "target=", "params=", "scope=",
+                                            "cap=", "seed=", "ramp=", "len=", NULL};
 static const char *const listen_options[] = {"window=", "hop=", "smooth=", "first=", "windows=", NULL};
 
 /* ---- completion slots ------------------------------------------------------------------ */
@@ -66,6 +69,8 @@ static int complete_key_values(const char *text, const char **out, int max, char
         {"mixup_mode=", {"sample", "batch", NULL}},
         {"specaug=", {"on", "off", NULL}},
         {"style=", {"ascii", "color", NULL}},
+        {"scope=", {"global", "layer", NULL}},
+        {"ramp=", {"linear", "exp", NULL}},
     };
     int n = 0, used = 0;
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
@@ -163,6 +168,8 @@ const struct command commands[] = {
      "  sepnet    channels [64,128,128,128] mels [256] in_ch [1] classes [10]\n"
      "  cnn10     width [1.0] mels [64] in_ch [1] classes [10]\n"
      "  seed=N draws the initial weights from seed N (default: the session seed).\n"
+     "  sparse=PARAMS keeps exactly PARAMS trainable parameters by a static random mask drawn\n"
+     "  from the seed (Golubeva et al.): a wide sparse model the size of a narrow dense one.\n"
      "Example: new cpresnet width=32 rho=5 damping=0.1",
      cmd_new, new_options, CMD_CHANGES_MODEL, complete_new},
     {"load", "PATH", "load a model or checkpoint (.safetensors)",
@@ -404,6 +411,27 @@ const struct command commands[] = {
      "  --csv FILE         block,params,eig1..eigK,trace,trace_se: the whole Hessian, then each\n"
      "                     tensor (its top eigenvalue in eig1)",
      cmd_hessian, hessian_options, CMD_READS_WEIGHTS, complete_hessian},
+    {"prune", "[magnitude|random|step|reset] [target=F | params=N|N%] [scope=global|layer] [cap=F] ...",
+     "prune the model through its masks; the per-layer table (sparsity, parameters, MACs left)",
+     "Unstructured pruning of every weight of >= 2 dimensions (convs, shortcuts, classifier);\n"
+     "BN and biases stay. A pruned weight is masked out of the forward and its gradient, the\n"
+     "masks are saved with the model, and pruned models load pruned (also in PyTorch).\n"
+     "  prune                     the per-layer table of the current masks (also the prune view)\n"
+     "  prune magnitude target=F  prune fraction F (0.8 or 80%) of the prunable weights, smallest\n"
+     "                            |w| first, masks recomputed from all weights (CP-JKU)\n"
+     "  prune magnitude params=N  keep N trainable parameters (250000, 250k, 50% of today's):\n"
+     "                            F = (parameters - N) / prunable, as CP-JKU derives it\n"
+     "      scope=global|layer    one ranking over all layers [global], or F of each layer\n"
+     "      cap=F [0.5]           the classifier is never pruned past F (against layer collapse)\n"
+     "  prune random params=N [seed=S]  a static random mask, exactly N parameters kept, spread\n"
+     "                            over the layers by size, the same for the same seed\n"
+     "  prune step target=F|params=N [ramp=linear|exp] [len=L]  one epoch of the training ramp:\n"
+     "                            F r(e) with e the next epoch after the sparsity reached so far,\n"
+     "                            r = e/L (linear [default]) or exp(-(1 - e/L)^3); L [50]\n"
+     "  prune reset               every mask back to 1\n"
+     "In training: train prune=F|N [prune_ramp=linear|exp] [prune_len=L] [prune_scope=...]\n"
+     "[prune_cap=F] applies the ramp at the start of every epoch.",
+     cmd_prune, prune_options, CMD_CHANGES_MODEL, complete_values},
     {"export", "VIEW PATH.png [width=W] [height=H]", "a view's figure as a PNG image (axes, units, colour bar)",
      "For papers and slides: spec, curves, confusion, devices, probs, and the analyses' views\n"
      "that offer it. 1000 x 600 pixels by default (curves: 1000 x 900, loss above accuracy).",

@@ -69,6 +69,7 @@ int cmd_hessian(struct app *a, int argc, char **argv);
 extern const char *const erf_options[], *const hessian_options[];
 int complete_erf(const char *text, int word, char *const *words, const char **out, int max, char *buf, int n);
 int complete_hessian(const char *text, int word, char *const *words, const char **out, int max, char *buf, int n);
+int cmd_prune(struct app *a, int argc, char **argv);
 int cmd_export(struct app *a, int argc, char **argv);
 int cmd_session(struct app *a, int argc, char **argv);
 int cmd_lesson(struct app *a, int argc, char **argv);
@@ -85,5 +86,8 @@ int cmd_quit(struct app *a, int argc, char **argv);
 char *arg_split(char *arg);
 /* Parse an integer option value in [lo, hi]; fails with a message naming the key. */
 int arg_int(struct app *a, const char *key, const char *value, long lo, long hi, long *out);
+/* A count "250000", "250k", "1.5M" or "N%" of `of`, rounded (cmd_prune.c); fails with a
+ * message naming cmd and the key. */
+int arg_count(struct app *a, const char *cmd, const char *key, const char *value, double of, double *out);
 
 #endif

@@ -3,7 +3,8 @@
  * The tensors are the graph's state dict under their PyTorch names; metadata carries
  * basin.format, basin.arch, basin.config (the constructor arguments of the matching module
  * in shared/peers/basin_ref.py), and basin.frontend / basin.labels / basin.norm when the
- * model has them. A checkpoint adds optim.<name>.m / .v and prune.<name>.mask. Loading is
+ * model has them. A checkpoint adds optim.<name>.m / .v and prune.<name>.mask; a pruned model
+ * writes its masks in every file. Loading is
  * strict and checks everything before the model is handed out.
  */
 #include <stdio.h>
@@ -117,6 +118,11 @@ int model_save(const struct model *m, const char *path, int checkpoint,
     for (int i = 0; i < g->n_tensors && !status; i++) {
         const struct graph_tensor *t = &g->tensors[i];
         status = st_writer_add_f32(w, t->name, t->n_dims, t->shape, graph_tensor_data(g, i));
+        if (g->masked && !checkpoint && t->kind == TENSOR_WEIGHT && !status) {
+            /* a pruned model keeps its masks in every file, so it loads pruned */
+            snprintf(names[k], sizeof names[k], "prune.%s.mask", t->name);
+            status = st_writer_add_f32(w, names[k++], t->n_dims, t->shape, g->store.mask + t->offset);
+        }
         if (!checkpoint || !tensor_kind_is_param(t->kind) || status) continue;
         snprintf(names[k], sizeof names[k], "optim.%s.m", t->name);
         status = st_writer_add_f32(w, names[k++], t->n_dims, t->shape,

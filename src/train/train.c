@@ -767,6 +767,8 @@ static int run_loop(struct trainer *t, const struct train_callbacks *cb, const s
             it_epoch = t->st.epoch;
             t->epoch_t0 = now_s();
             t->epoch_n = t->epoch_steps = 0;
+            /* pruning at an epoch's start only: a run resumed mid-epoch has its masks */
+            if (t->st.batch == 0 && (s = prune_epoch(t->g, &t->o.prune, t->st.epoch))) return s;
         }
         struct train_step_report r;
         if ((s = one_step(t, &r))) return s;

@@ -38,6 +38,7 @@ void train_opts_default(struct train_opts *o)
     o->swa_every = 1;
     o->seed = 1;
     o->eval = 1;
+    prune_opts_default(&o->prune);
 }
 
 int train_opts_preset(struct train_opts *o, const char *name)
@@ -141,6 +142,16 @@ int train_opts_validate(const struct train_opts *o)
         return status_set(STATUS_INVALID, "train: eval batch %d out of range 0..65536", o->eval_batch);
     if (o->keep_checkpoints < 0 || o->keep_checkpoints > 1)
         return status_set(STATUS_INVALID, "train: keep_checkpoints %d is 0 or 1", o->keep_checkpoints);
+    const struct prune_opts *pr = &o->prune;
+    if (!finite_in(pr->target, 0, 0.9999) || pr->target_params < 0 || (pr->target > 0 && pr->target_params > 0))
+        return status_set(STATUS_INVALID, "train: prune %g / %ld: a fraction in [0, 0.9999] or a parameter count",
+                          pr->target, pr->target_params);
+    if (pr->ramp_epochs < 1 || (unsigned)pr->ramp > PRUNE_RAMP_EXP || (unsigned)pr->scope > PRUNE_LAYER ||
+        !finite_in(pr->classifier_cap, 0, 1))
+        return status_set(STATUS_INVALID, "train: prune_len %d must be >= 1 and prune_cap %g in 0..1",
+                          pr->ramp_epochs, pr->classifier_cap);
+    if (o->parity && prune_opts_on(pr))
+        return status_set(STATUS_INVALID, "train: the parity protocol does not prune");
     if (o->parity && !o->steps)
         return status_set(STATUS_INVALID, "train: the parity protocol counts steps: give steps=");
     return STATUS_OK;
@@ -258,6 +269,12 @@ static const struct field opt_fields[] = {
     OPT("eval_batch", F_INT, eval_batch),
     OPT("parity", F_INT, parity),
     OPT("keep_checkpoints", F_INT, keep_checkpoints),
+    OPT("prune", F_DOUBLE, prune.target),
+    OPT("prune_params", F_LONG, prune.target_params),
+    OPT("prune_scope", F_INT, prune.scope),
+    OPT("prune_ramp", F_INT, prune.ramp),
+    OPT("prune_len", F_INT, prune.ramp_epochs),
+    OPT("prune_cap", F_DOUBLE, prune.classifier_cap),
 };
 #undef OPT
 

@@ -25,8 +25,27 @@ print(f"{sys.argv[3]:10s} basin-written model in PyTorch vs basin: max relative 
 sys.exit(0 if err < 1e-4 else 1)
 PYEOF
 done
+# 1b. pruned models: the masks travel in the file (prune.<name>.mask) and basin_ref multiplies
+#     them in, so the logits must agree as for dense ones.
+for a in cpresnet sepnet cnn10; do
+    io=tests/data/models/$a-io.safetensors
+    printf 'load tests/data/models/%s.safetensors\nprune magnitude target=0.6\nsave %s/p-%s.safetensors\nforward %s %s/basin-p.safetensors\n' \
+        "$a" "$tmp" "$a" "$io" "$tmp" | "$BASIN" >/dev/null
+    "$PY" "$REF" forward "$tmp/p-$a.safetensors" "$io" "$tmp/ref-p.safetensors"
+    "$PY" - "$tmp/basin-p.safetensors" "$tmp/ref-p.safetensors" "$a" "$tmp/p-$a.safetensors" <<'PYEOF' || fail=1
+import sys, os
+sys.path.insert(0, os.environ.get("REF_DIR", "../shared/peers"))
+import basin_ref as r
+a = r.st_load(sys.argv[1])[0]["logits"]; b = r.st_load(sys.argv[2])[0]["logits"]
+masks = [k for k in r.st_load(sys.argv[4])[0] if k.startswith("prune.")]
+err = ((a - b).abs().max() / b.abs().max()).item()
+print(f"{sys.argv[3]:10s} pruned (60 %, {len(masks)} masks) in PyTorch vs basin: max relative difference {err:.2e}")
+sys.exit(0 if err < 1e-4 and masks else 1)
+PYEOF
+done
 BASIN="$BASIN" REF="$REF" sh tests/interop/predict_parity.sh || fail=1   # predict vs PyTorch on the same clips
 BASIN="$BASIN" REF="$REF" sh tests/interop/landscape_parity.sh || fail=1   # landscape grids both ways, same saved directions
+BASIN="$BASIN" REF="$REF" sh tests/interop/analysis.sh || fail=1   # erf maps and Hessian eigenvalues on fresh inputs
 [ -n "${TRAIN_PARITY:-}" ] || exit $fail
 # basin_ref train with two changes that make the comparison sharp: its protocol sets
 # nn.Dropout modules to p = 0, but sepnet and cnn10 call F.dropout directly, so that is

@@ -171,8 +171,9 @@ int model_describe(const struct model *m, int f, int t, struct layer_row *rows, 
  * basin.arch, basin.config, and basin.frontend / basin.input / basin.labels / basin.norm
  * when set.
  * `extra_meta` (NULL or key, value pairs, NULL-terminated) adds metadata such as training
- * state. With `checkpoint`, also optim.<name>.m / .v and prune.<name>.mask tensors. The
- * write is atomic. */
+ * state. With `checkpoint`, also optim.<name>.m / .v and prune.<name>.mask tensors; a pruned
+ * model (g->masked) writes its prune.<name>.mask tensors in every file, a dense one never
+ * does. The write is atomic. */
 int model_save(const struct model *m, const char *path, int checkpoint,
                const char *const *extra_meta);
 /* Load a model or checkpoint written by basin or by basin_ref.py. Strict: missing or

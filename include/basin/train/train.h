@@ -24,6 +24,9 @@
  * give the same weights bit for bit, and a run resumed from a checkpoint at any step ends
  * with exactly the weights of an uninterrupted one.
  *
+ * At the start of every epoch with pruning (opts.prune): the masks are recomputed by
+ * magnitude to the ramp's fraction (prune_epoch, CP-JKU); masked weights get no gradient
+ * and no update.
  * At the end of every epoch: the weights and BN statistics are checked for NaN / Inf; the
  * SWA average is updated when the epoch is in the window; the evaluate features (if any,
  * when opts.eval) are evaluated; a row goes to epochs.tsv; the checkpoint is written; the
@@ -68,6 +71,7 @@
 #include "basin/core/optim.h"
 #include "basin/core/progress.h"
 #include "basin/data/batch.h"
+#include "basin/model/prune.h"
 
 struct dataset;
 struct eval_result;
@@ -124,6 +128,9 @@ struct train_opts {
                                  * augmentation, dropout off; steps must be set */
     int keep_checkpoints;       /* 1: also keep checkpoint-<e>.safetensors per epoch (see
                                  * Files above); needs an output folder to matter */
+    struct prune_opts prune;    /* iterative magnitude pruning (model/prune.h, prune_epoch)
+                                 * at the start of every epoch of a new or resumed run
+                                 * (not mid-epoch); off by default */
 };
 
 /* PyTorch-like defaults: 10 epochs, batch 32 shuffled (batch_opts_default), Adam lr 1e-3,
