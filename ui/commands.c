@@ -472,7 +472,9 @@ const struct command commands[] = {
      "  first=S [1: the first probabilities after S seconds, the audio so far tiled to the\n"
      "           window as predict does with a short clip]\n"
      "  windows=N [no limit: classify N windows in turn, none skipped, then stop]\n"
-     "Each window gets the probabilities `predict` gives the same audio as a clip.",
+     "Each window gets the probabilities `predict` gives the same audio as a clip. When it\n"
+     "ends: the latency from the ring to the probabilities, a window's cost against the hop,\n"
+     "the CPU use, and the audio lost to overruns (a warning on the status line meanwhile).",
      cmd_listen, listen_options, CMD_NOT_LOGGED | CMD_READS_WEIGHTS, NULL},
     {"session", "save NAME | load NAME | list", "save the session, bring it back, or list the saved ones",
      "session save NAME writes sessions/NAME/ (NAME with a '/' is a folder of your choice):\n"
