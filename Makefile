@@ -131,7 +131,7 @@ sanitize:
 
 # Benchmarks run with OpenBLAS free to pick its best kernel (the environment pins it for
 # tests); both the pinned variables are unset for the benchmark command alone.
-bench: $(BENCHBIN)
+bench: $(BENCHBIN) $(BIN)
 	$(Q)env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE tests/bench/run.sh ./$(BENCHBIN) $(B)
 
 # Cross-check against the PyTorch reference (needs python3-torch; not part of test).

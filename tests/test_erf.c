@@ -358,8 +358,10 @@ static void test_erf_command(void)
     snprintf(model, sizeof model, "%s", test_path("erf-cli.safetensors"));
     REQUIRE_OK(model_save(m, model, 0, NULL));
     snprintf(csv, sizeof csv, "%s", test_path("erf-cli.csv"));
+    char png[700];
+    snprintf(png, sizeof png, "%s", test_path("erf-cli.png"));
     snprintf(script, sizeof script, "load %s\ndata %s\nerf\nerf layer=b2 n=3 split=all --csv %s\nerf input=noise n=2\n"
-                                    "view erf\n", model, dir, csv);
+                                    "view erf\nexport erf %s width=500 height=320\n", model, dir, csv, png);
     struct cli_output o = cli_run(script);
     EXPECT_EQ_INT(o.n_errors, 0);
     EXPECT(strstr(o.out, "erf: b4.pool, mean over 9 of the 9 clips of the train split") != NULL);
@@ -368,6 +370,8 @@ static void test_erf_command(void)
     EXPECT(strstr(o.out, "68 % of the gradient mass: ") && strstr(o.out, "95 % of the gradient mass: "));
     EXPECT(strstr(o.out, "ERF of b2, unit (") && strstr(o.out, "|d unit / d input| / peak"));
     EXPECT(strstr(o.out, "wrote ") && strstr(o.out, "f,t,df,dt,erf,erf_rel"));
+    int pw = 0, ph = 0;
+    EXPECT_MSG(png_size(png, &pw, &ph, NULL) && pw == 500 && ph == 320, "%s: %d x %d", png, pw, ph);
     char head[64] = "";
     FILE *f = fopen(csv, "r");
     EXPECT(f && fgets(head, sizeof head, f) && !strcmp(head, "f,t,df,dt,erf,erf_rel\n"));

@@ -687,9 +687,10 @@ static void test_command_errors(void)
     struct cli_output c = cli_run("landscape grid=1\nlandscape range=-1\nlandscape preset=li20\nlandscape frob=1\n"
                                   "landscape pairs=2 dirs=x.safetensors\nlandscape eps=0.5\nlandscape by=class\n"
                                   "landscape resume=/nonexistent/l.csv\nsharpness compare=x\ntrajectory /nonexistent\n"
-                                  "landscape split=unused\nlandscape seed=4,x\n");
-    EXPECT_EQ_INT(c.n_errors, 12);
-    EXPECT_EQ_INT(count_char(c.err, '\n'), 12);
+                                  "landscape split=unused\nlandscape seed=4,x\nexport landscape x.png\n");
+    EXPECT_EQ_INT(c.n_errors, 13);
+    EXPECT_EQ_INT(count_char(c.err, '\n'), 13);
+    EXPECT(strstr(c.err, "the landscape view has no image export (nothing to show yet)") != NULL);
     EXPECT(strstr(c.err, "grid=1: out of range 2..1001") != NULL);
     EXPECT(strstr(c.err, "range=-1: more than 0") != NULL);
     EXPECT(strstr(c.err, "preset=li20: milling24") != NULL);
@@ -778,10 +779,18 @@ static void test_commands_end_to_end(void)
     EXPECT_EQ_INT(c.n_errors, 1);
     EXPECT(strstr(c.err, "computed on other weights") != NULL);
     /* the trajectory of the run */
-    snprintf(script, sizeof script, "data %s\ntrajectory %s grid=5 --csv %s/t.csv\nview landscape\n", ds, run, run);
+    snprintf(script, sizeof script, "data %s\ntrajectory %s grid=5 --csv %s/t.csv\nview landscape\n"
+                                    "export landscape %s/t.png width=640 height=400\n", ds, run, run, run);
     c = cli_run(script);
     EXPECT_EQ_INT(c.n_errors, 0);
     EXPECT_MSG(strstr(c.out, "trajectory: ") && strstr(c.out, "PC1 "), "%s%s", c.out, c.err);
+    /* the view's figure as an image: the contours and the path (issue 12's export) */
+    snprintf(p, sizeof p, "%s/t.png", run);
+    int pw = 0, ph = 0;
+    long bytes = 0;
+    EXPECT_MSG(png_size(p, &pw, &ph, &bytes) && pw == 640 && ph == 400, "%s: %d x %d", p, pw, ph);
+    EXPECT(bytes > 5000);  /* a figure, not a blank image */
+    EXPECT(strstr(c.out, "wrote ") && strstr(c.out, "t.png (640 x 400, the landscape view)"));
     snprintf(p, sizeof p, "%s/t-path.csv", run);
     char *path = slurp(p);
     EXPECT(path && !strncmp(path, "epoch,x,y,distance,residual,loss,acc\n0,", 39));

@@ -203,6 +203,21 @@ int shell_output(const char *cmd, char *buf, size_t n)
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
+int png_size(const char *path, int *w, int *h, long *bytes)
+{
+    unsigned char b[24];
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    const size_t k = fread(b, 1, sizeof b, f);
+    fseek(f, 0, SEEK_END);
+    if (bytes) *bytes = ftell(f);
+    fclose(f);
+    if (k < sizeof b || memcmp(b, "\x89PNG\r\n\x1a\n", 8) || memcmp(b + 12, "IHDR", 4)) return 0;
+    *w = (int)((unsigned)b[16] << 24 | (unsigned)b[17] << 16 | (unsigned)b[18] << 8 | b[19]);
+    *h = (int)((unsigned)b[20] << 24 | (unsigned)b[21] << 16 | (unsigned)b[22] << 8 | b[23]);
+    return 1;
+}
+
 int tmux_cmd(struct tmux_pane *t, char *buf, size_t n, const char *fmt, ...)
 {
     char args[4096], cmd[4400], ignore[256];

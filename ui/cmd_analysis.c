@@ -23,6 +23,7 @@
 #include "basin/model/safetensors.h"
 #include "canvas.h"
 #include "commands.h"
+#include "export.h"
 #include "job.h"
 #include "render.h"
 #include "session.h"
@@ -159,6 +160,18 @@ static int cell_of(long i, int n, int px)
     return (int)(((i + 1) * px - 1) / n);
 }
 
+/* The cells a figure of r shows: the RF box within the input and a margin where there is
+ * room, rows lo[0]..hi[0] and frames lo[1]..hi[1]. */
+static void erf_region(const struct erf_result *r, long lo[2], long hi[2])
+{
+    const long size[2] = {r->n_mels, r->n_frames};
+    for (int d = 0; d < 2; d++) {
+        long ext = r->crop[d][1] - r->crop[d][0] + 1, m = 1 + ext / 16;
+        lo[d] = r->crop[d][0] - m < 0 ? 0 : r->crop[d][0] - m;
+        hi[d] = r->crop[d][1] + m >= size[d] ? size[d] - 1 : r->crop[d][1] + m;
+    }
+}
+
 /* The ERF: two lines of figures, the map around the theoretical RF (the box drawn where
  * the map has room around it), offsets from the centre cell on the axes, the colour scale. */
 static void draw_erf_result(struct canvas *c, const struct erf_result *r, const char *what)
@@ -171,14 +184,8 @@ static void draw_erf_result(struct canvas *c, const struct erf_result *r, const 
                  r->rf[0], r->rf[1], past_f && past_t ? "; past the input" : past_f ? "; past the input in F" : past_t
                  ? "; past the input in T" : "", r->m68.cells, r->m68.box_f, r->m68.box_t, r->m95.cells, r->m95.box_f,
                  r->m95.box_t);
-    /* the region shown: the box within the input and a margin where there is room */
     long lo[2], hi[2];
-    const long size[2] = {r->n_mels, r->n_frames};
-    for (int d = 0; d < 2; d++) {
-        long ext = r->crop[d][1] - r->crop[d][0] + 1, m = 1 + ext / 16;
-        lo[d] = r->crop[d][0] - m < 0 ? 0 : r->crop[d][0] - m;
-        hi[d] = r->crop[d][1] + m >= size[d] ? size[d] - 1 : r->crop[d][1] + m;
-    }
+    erf_region(r, lo, hi);
     const int rows = (int)(hi[0] - lo[0] + 1), cols = (int)(hi[1] - lo[1] + 1);
     const int label_w = 5, x0 = label_w + 1, y0 = 2, per = c->mode == CANVAS_COLOR ? 2 : 1;
     int w = c->w - x0 - 1, h = c->h - y0 - 4;
@@ -233,6 +240,75 @@ static void draw_erf(struct canvas *c, void *data)
     if (v->r) draw_erf_result(c, v->r, v->what);
     else canvas_textf(c, 0, 0, CANVAS_NONE, "erf: computing, %s ...", v->what);
     pthread_mutex_unlock(&v->lock);
+}
+
+/* A tick of an axis whose cells are integer offsets: the cell under it. */
+static void cell_tick(void *user, double pos, char *buf, int n)
+{
+    const struct export_axis *a = user;
+    double v = a->lo + (a->hi - a->lo) * pos;
+    v = fmax(a->lo + 0.5, fmin(a->hi - 0.5, v));
+    snprintf(buf, (size_t)n, "%+.0f", floor(v + 0.5));
+}
+
+/* `export erf PATH.png`: the map around the theoretical RF (as the view shows it), axes in
+ * cells from the RF's centre cell, the RF box and the centred boxes holding 68 % and 95 %
+ * of the gradient mass. */
+static int erf_export(const char *path, void *data, int w, int h)
+{
+    struct erf_view *v = data;
+    pthread_mutex_lock(&v->lock);
+    const struct erf_result *r = v->r;
+    if (!r) {
+        pthread_mutex_unlock(&v->lock);
+        return status_set(STATUS_INVALID, "no ERF yet (erf)");
+    }
+    long lo[2], hi[2];
+    erf_region(r, lo, hi);
+    const int rows = (int)(hi[0] - lo[0] + 1), cols = (int)(hi[1] - lo[1] + 1);
+    float *m = malloc(sizeof *m * (size_t)rows * cols);
+    if (!m) {
+        pthread_mutex_unlock(&v->lock);
+        return status_set(STATUS_NOMEM, "out of memory");
+    }
+    for (int i = 0; i < rows; i++)
+        memcpy(m + (long)i * cols, r->map + (lo[0] + i) * r->n_frames + lo[1], sizeof *m * (size_t)cols);
+    /* cell (f, t) spans offsets [t - ct - 0.5, t - ct + 0.5] across, [f - cf - 0.5, ...] up */
+    const double cf = r->centre[0], ct = r->centre[1];
+    const struct export_axis xa = {.lo = lo[1] - ct - 0.5, .hi = hi[1] - ct + 0.5, .label = "frames from the RF's centre cell",
+                                   .ticks = cell_tick, .user = (void *)&xa};
+    const struct export_axis ya = {.lo = lo[0] - cf - 0.5, .hi = hi[0] - cf + 0.5, .label = "mel bins from the RF's centre",
+                                   .ticks = cell_tick, .user = (void *)&ya};
+    float bx[3][5], by[3][5];
+    const double half[3][2] = {{0, 0},
+                               {(r->m68.box_f - 1) / 2.0 + 0.5, (r->m68.box_t - 1) / 2.0 + 0.5},
+                               {(r->m95.box_f - 1) / 2.0 + 0.5, (r->m95.box_t - 1) / 2.0 + 0.5}};
+    /* the RF box (inclusive cells -> their outer edges) */
+    const double f0 = r->box[0][0] - cf - 0.5, f1 = r->box[0][1] - cf + 0.5, t0 = r->box[1][0] - ct - 0.5,
+                 t1 = r->box[1][1] - ct + 0.5;
+    const double corners[3][4] = {{t0, t1, f0, f1},
+                                  {-half[1][1], half[1][1], -half[1][0], half[1][0]},
+                                  {-half[2][1], half[2][1], -half[2][0], half[2][0]}};
+    for (int k = 0; k < 3; k++) {
+        const double *q = corners[k];
+        const double xs[5] = {q[0], q[1], q[1], q[0], q[0]}, ys[5] = {q[2], q[2], q[3], q[3], q[2]};
+        for (int i = 0; i < 5; i++) bx[k][i] = (float)xs[i], by[k][i] = (float)ys[i];
+    }
+    char n0[64], n1[64], n2[64], title[600];
+    snprintf(n0, sizeof n0, "theoretical RF (%ld x %ld)", r->rf[0], r->rf[1]);
+    snprintf(n1, sizeof n1, "68 %% of the mass (%d x %d)", r->m68.box_f, r->m68.box_t);
+    snprintf(n2, sizeof n2, "95 %% of the mass (%d x %d)", r->m95.box_f, r->m95.box_t);
+    const struct export_series lines[3] = {{bx[0], by[0], 5, 0xc0c0c0, n0}, {bx[1], by[1], 5, 0x00c000, n1},
+                                           {bx[2], by[2], 5, 0xff00ff, n2}};
+    const int n_lines = r->m68.box_f > 0 ? 3 : 1;
+    const struct export_overlay ov = {NULL, 0, 0, lines, n_lines, NULL};
+    snprintf(title, sizeof title, "ERF of %s, unit (%d, %d), %.400s%s", r->layer, r->unit_f, r->unit_t, v->what,
+             r->n < r->n_total ? " (running)" : "");
+    int s = export_heatmap_overlay_png(path, w, h, title, m, rows, cols, 0.0f, r->peak > 0 ? (float)r->peak : 1.0f,
+                                       "|d unit / d input|", &xa, &ya, &ov);
+    pthread_mutex_unlock(&v->lock);
+    free(m);
+    return s;
 }
 
 /* ----------------------------------------------------------------------------- erf */
@@ -291,8 +367,9 @@ static int erf_report(struct app *a, struct erf_job *e, int cancelled)
     if (!a->workbench) {
         struct canvas c;
         const int per = canvas_mode_for(a->out) == CANVAS_COLOR ? 2 : 1;
-        long rows = r->crop[0][1] - r->crop[0][0] + 3 + r->n_mels / 8;
-        long text_rows = (rows + per - 1) / per;
+        long lo[2], hi[2];
+        erf_region(r, lo, hi);
+        long text_rows = (hi[0] - lo[0] + 1 + per - 1) / per;
         if (text_rows > 32) text_rows = 32;
         if (!canvas_init(&c, render_columns(a->out), (int)text_rows + 6, canvas_mode_for(a->out))) {
             draw_erf_result(&c, r, e->view->what);
@@ -433,6 +510,7 @@ int cmd_erf(struct app *a, int argc, char **argv)
                  k < total ? " (spread evenly)" : "");
     }
     app_view_set(a, VIEW_ERF, draw_erf, view, erf_view_release);
+    app_view_set_export(a, VIEW_ERF, erf_export);
     char name[1400];
     snprintf(name, sizeof name, "erf%s%s n=%ld split=%s input=%s%s%s", layer ? " layer=" : "", layer ? layer : "", n,
              split == DATASET_SPLIT_ANY ? "all" : dataset_split_name(split), file ? file : erf_input_name(input),

@@ -37,6 +37,7 @@
 #include "basin/train/pipeline.h"
 #include "canvas.h"
 #include "commands.h"
+#include "export.h"
 #include "job.h"
 #include "render.h"
 #include "session.h"
@@ -139,6 +140,7 @@ static void lview_release(void *data)
 }
 
 static void lview_draw(struct canvas *c, void *data);
+static int lview_export(const char *path, void *data, int w, int h);
 
 /* The session's landscape view data, made and registered on first use; shown. */
 static struct lview *lview_get(struct app *a)
@@ -150,6 +152,7 @@ static struct lview *lview_get(struct app *a)
         pthread_mutex_init(&lv->lock, NULL);
     }
     app_view_set(a, VIEW_LANDSCAPE, lview_draw, lv, lview_release);
+    app_view_set_export(a, VIEW_LANDSCAPE, lview_export);
     return lv;
 }
 
@@ -433,6 +436,110 @@ static void lview_draw(struct canvas *c, void *data)
         strbuf_fini(&b);
     }
     pthread_mutex_unlock(&lv->lock);
+}
+
+/* ============================================================================ PNG */
+
+/* Axis ticks of a landscape: the grid coordinate at a position along the cells. */
+struct coord_ticks {
+    double lo, hi;              /* the outer edges of the first and last cells */
+};
+
+static void coord_tick(void *user, double pos, char *buf, int n)
+{
+    const struct coord_ticks *t = user;
+    double v = t->lo + (t->hi - t->lo) * pos;
+    snprintf(buf, (size_t)n, "%.3g", fabs(v) < 1e-12 ? 0.0 : v);
+}
+
+/* `export landscape PATH.png`: the surface shown (the first of two side by side), its loss
+ * as a heatmap with the contours of the view, the sharpness disc, a training path and the
+ * centre; a 1-D slice as a line plot. Missing points are left white. */
+static int lview_export(const char *path, void *data, int w, int h)
+{
+    struct lview *lv = data;
+    pthread_mutex_lock(&lv->lock);
+    if (!lv->n_shown || lv->n == 0) {
+        pthread_mutex_unlock(&lv->lock);
+        return status_set(STATUS_INVALID, "no landscape yet (landscape, sharpness, trajectory)");
+    }
+    const struct lsurf *s = lv->s[lv->shown[0]];
+    char title[400];
+    if (s->radius == 0)
+        snprintf(title, sizeof title, "%.300s; %d/%d points", s->title, s->n_done, s->n_points);
+    else if (isnan(s->sh.s))
+        snprintf(title, sizeof title, "%.300s; no point yet", s->title);
+    else
+        snprintf(title, sizeof title, "%.280s; S %.4g (eps %.3g)%s", s->title, s->sh.s, s->eps,
+                 s->complete ? "" : ", partial");
+    const double r = s->range, step = 2 * r / (s->n_x - 1);
+    int st = STATUS_OK;
+    if (s->n_y == 1) {
+        float *px = malloc(sizeof *px * (size_t)s->n_x), *py = malloc(sizeof *py * (size_t)s->n_x);
+        double lo = INFINITY, hi = -INFINITY;
+        for (int i = 0; px && py && i < s->n_x; i++) {
+            px[i] = (float)landscape_coord(i, s->n_x, r);
+            py[i] = s->done[i] && isfinite(s->loss[i]) ? (float)s->loss[i] : NAN;
+            if (py[i] == py[i]) lo = fmin(lo, py[i]), hi = fmax(hi, py[i]);
+        }
+        if (!(hi > lo)) lo = isfinite(lo) ? lo - 1 : 0, hi = isfinite(hi) ? hi + 1 : 1;
+        const struct export_series ser = {px, py, s->n_x, 0x1f77b4, "loss"};
+        const struct export_axis xa = {.lo = -r, .hi = r, .label = "alpha (along x)"};
+        const struct export_axis ya = {.lo = lo, .hi = hi, .label = "loss (mean cross-entropy)"};
+        st = px && py ? export_lines_png(path, w, h, title, &ser, 1, &xa, &ya) : (int)status_set(STATUS_NOMEM, "out of memory");
+        free(px), free(py);
+        pthread_mutex_unlock(&lv->lock);
+        return st;
+    }
+    const int np = s->n_points;
+    float *m = malloc(sizeof *m * (size_t)np);
+    double lv_[N_LEVELS], lo, hi;
+    const int nl = levels_of(s, lv_, &lo, &hi);
+    struct segs g = {0};
+    for (int j = 0; j + 1 < s->n_y && nl; j++)
+        for (int i = 0; i + 1 < s->n_x; i++) {
+            const int k = j * s->n_x + i;
+            if (!s->done[k] || !s->done[k + 1] || !s->done[k + s->n_x] || !s->done[k + s->n_x + 1]) continue;
+            const double a = s->loss[k], b = s->loss[k + 1], cc = s->loss[k + s->n_x + 1], d = s->loss[k + s->n_x];
+            if (!isfinite(a) || !isfinite(b) || !isfinite(cc) || !isfinite(d)) continue;
+            for (int l = 0; l < nl; l++) cell_contour(&g, l, lv_[l], i, j, a, b, cc, d, r, step);
+        }
+    for (int k = 0; m && k < np; k++) m[k] = s->done[k] && isfinite(s->loss[k]) ? (float)s->loss[k] : NAN;
+    if (!isfinite(lo)) lo = 0, hi = 1;
+    if (!(hi > lo)) hi = lo + 1;
+    /* the overlay: the disc, the path, the centre */
+    struct export_series lines[3];
+    double dots[3];
+    int n_lines = 0;
+    float cx[73], cy[73], c0x[1] = {0}, c0y[1] = {0};
+    char disc_name[64];
+    if (s->radius > 0) {
+        const double rad = s->sh.radius * step;
+        for (int k = 0; k <= 72; k++) cx[k] = (float)(rad * cos(k * M_PI / 36)), cy[k] = (float)(rad * sin(k * M_PI / 36));
+        snprintf(disc_name, sizeof disc_name, "sharpness disc (eps %.3g, %d points)", s->eps, s->sh.n_disc);
+        lines[n_lines] = (struct export_series){cx, cy, 73, 0xff00ff, disc_name};
+        dots[n_lines++] = 0;
+    }
+    float *qx = NULL, *qy = NULL;
+    if (s->n_path > 1 && (qx = malloc(sizeof *qx * (size_t)s->n_path)) && (qy = malloc(sizeof *qy * (size_t)s->n_path))) {
+        for (int e = 0; e < s->n_path; e++) qx[e] = (float)s->path[2 * e], qy[e] = (float)s->path[2 * e + 1];
+        lines[n_lines] = (struct export_series){qx, qy, s->n_path, 0x00c000, "training path (epochs)"};
+        dots[n_lines++] = 3;
+    }
+    lines[n_lines] = (struct export_series){c0x, c0y, 1, 0x000000, NULL};
+    dots[n_lines++] = 4;
+    const struct export_overlay ov = {g.xy, g.n, 0x000000, lines, n_lines, dots};
+    struct coord_ticks t = {-r - step / 2, r + step / 2};
+    const int centred = s->n_x <= 13;
+    const struct export_axis xa = {.lo = t.lo, .hi = t.hi, .label = "alpha (direction x)", .ticks = coord_tick,
+                                   .user = &t, .n_ticks = centred ? s->n_x : 5, .centred = centred};
+    const struct export_axis ya = {.lo = t.lo, .hi = t.hi, .label = "beta (direction y)", .ticks = coord_tick,
+                                   .user = &t, .n_ticks = centred ? s->n_y : 5, .centred = centred};
+    if (!m || (s->n_path > 1 && !(qx && qy))) st = (int)status_set(STATUS_NOMEM, "out of memory");
+    else st = export_heatmap_overlay_png(path, w, h, title, m, s->n_y, s->n_x, (float)lo, (float)hi, "loss", &xa, &ya, &ov);
+    pthread_mutex_unlock(&lv->lock);
+    free(m), free(g.xy), free(g.level), free(qx), free(qy);
+    return st;
 }
 
 /* ============================================================================ options */
@@ -1521,7 +1628,18 @@ static void ldone(struct job *j, void *arg, int status)
     else snprintf(lv->note, sizeof lv->note, "failed");
     pthread_mutex_unlock(&lv->lock);
     app_views_changed(a);
-    if (have_surface && (status == 0 || (status == STATUS_CANCELLED && lj->n_clips[0] > 0))) report(a, lj);
+    if (have_surface && (status == 0 || (status == STATUS_CANCELLED && lj->n_clips[0] > 0))) {
+        report(a, lj);
+        if (!a->workbench && lj->kind != LK_SHARPNESS) { /* headless: the view's figure too, as erf prints its map */
+            struct canvas c;
+            if (!canvas_init(&c, render_columns(a->out), 24, canvas_mode_for(a->out))) {
+                lview_draw(&c, lv);
+                fflush(a->out);
+                canvas_print(&c, a->out);
+                canvas_fini(&c);
+            }
+        }
+    }
     int s = status;
     if (!s && lj->kind == LK_SHARPNESS && lj->sharp_csv[0]) {
         pthread_mutex_lock(&lv->lock);

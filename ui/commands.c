@@ -434,7 +434,9 @@ const struct command commands[] = {
      cmd_prune, prune_options, CMD_CHANGES_MODEL, complete_values},
     {"export", "VIEW PATH.png [width=W] [height=H]", "a view's figure as a PNG image (axes, units, colour bar)",
      "For papers and slides: spec, curves, confusion, devices, probs, and the analyses' views\n"
-     "that offer it. 1000 x 600 pixels by default (curves: 1000 x 900, loss above accuracy).",
+     "that offer it: landscape (the loss as a heatmap with its contours, the sharpness disc\n"
+     "and a trajectory's path; a slice as a curve), erf (the map with the RF box and the 68 %\n"
+     "and 95 % boxes). 1000 x 600 pixels by default (curves: 1000 x 900, loss above accuracy).",
      cmd_export, NULL, 0, complete_view},
     {"devices", "", "list the audio devices (PortAudio), and the file and null backends",
      "Each device with its number, host API (ALSA, JACK, OSS), input and output channels,\n"

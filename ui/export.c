@@ -142,9 +142,80 @@ static int start(int width, int height, const char *title, cairo_surface_t **sf,
     return STATUS_OK;
 }
 
+/* The overlay's marks in the plot area (x0, y0, w, h), clipped to it, and its legend at
+ * y_legend. */
+static void overlay(cairo_t *cr, double x0, double y0, double w, double h, const struct export_axis *x,
+                    const struct export_axis *y, const struct export_overlay *ov, double y_legend)
+{
+    if (!ov || !x || !y || !(x->hi > x->lo) || !(y->hi > y->lo)) return;
+    const double xs = w / (x->hi - x->lo), ys = h / (y->hi - y->lo);
+#define PX(v) (x0 + ((v) - x->lo) * xs)
+#define PY(v) (y0 + h - ((v) - y->lo) * ys)
+    cairo_save(cr);
+    cairo_rectangle(cr, x0, y0, w, h);
+    cairo_clip(cr);
+    cairo_set_line_cap(cr, CAIRO_LINE_CAP_ROUND);
+    set_rgb(cr, ov->segs_rgb);
+    cairo_set_line_width(cr, 1.2);
+    for (int k = 0; k < ov->n_segs; k++) {
+        const float *p = ov->segs + 4 * (size_t)k;
+        cairo_move_to(cr, PX(p[0]), PY(p[1]));
+        cairo_line_to(cr, PX(p[2]), PY(p[3]));
+    }
+    cairo_stroke(cr);
+    for (int k = 0; k < ov->n_lines; k++) {
+        const struct export_series *l = &ov->lines[k];
+        set_rgb(cr, l->rgb);
+        cairo_set_line_width(cr, 2);
+        int have = 0;
+        for (int i = 0; i < l->n; i++) {
+            double xv = l->x ? l->x[i] : i, yv = l->y[i];
+            if (xv != xv || yv != yv) {
+                if (have) cairo_stroke(cr);
+                have = 0;
+                continue;
+            }
+            if (have) cairo_line_to(cr, PX(xv), PY(yv));
+            else cairo_move_to(cr, PX(xv), PY(yv));
+            have = 1;
+        }
+        if (have) cairo_stroke(cr);
+        const double r = ov->dot_px ? ov->dot_px[k] : 0;
+        for (int i = 0; r > 0 && i < l->n; i++) {
+            double xv = l->x ? l->x[i] : i, yv = l->y[i];
+            if (xv != xv || yv != yv) continue;
+            cairo_arc(cr, PX(xv), PY(yv), r, 0, 2 * M_PI);
+            cairo_fill(cr);
+        }
+    }
+    cairo_restore(cr);
+#undef PX
+#undef PY
+    double lx = x0;
+    for (int k = 0; k < ov->n_lines; k++) {
+        if (!ov->lines[k].name) continue;
+        set_rgb(cr, ov->lines[k].rgb);
+        cairo_rectangle(cr, lx, y_legend - 6, 18, 4);
+        cairo_fill(cr);
+        cairo_set_source_rgb(cr, 0, 0, 0);
+        text(cr, lx + 24, y_legend, ov->lines[k].name, 0, 11);
+        cairo_text_extents_t e;
+        cairo_text_extents(cr, ov->lines[k].name, &e);
+        lx += 40 + e.x_advance;
+    }
+}
+
 int export_heatmap_png(const char *path, int width, int height, const char *title,
                        const float *m, int rows, int cols, float lo, float hi, const char *unit,
                        const struct export_axis *x, const struct export_axis *y)
+{
+    return export_heatmap_overlay_png(path, width, height, title, m, rows, cols, lo, hi, unit, x, y, NULL);
+}
+
+int export_heatmap_overlay_png(const char *path, int width, int height, const char *title,
+                               const float *m, int rows, int cols, float lo, float hi, const char *unit,
+                               const struct export_axis *x, const struct export_axis *y,
+                               const struct export_overlay *ov)
 {
     cairo_surface_t *sf;
     cairo_t *cr;
@@ -176,6 +247,7 @@ int export_heatmap_png(const char *path, int width, int height, const char *titl
                             ceil(y0 + h - h * r / rows) - floor(cy));
             cairo_fill(cr);
         }
+    overlay(cr, x0, y0, w, h, x, y, ov, height - 8);
     axes(cr, x0, y0, w, h, x, y);
     /* the colour bar */
     const double bx = x0 + w + 30, bw = 18;
@@ -190,8 +262,11 @@ int export_heatmap_png(const char *path, int width, int height, const char *titl
     cairo_rectangle(cr, bx, y0, bw, h);
     cairo_stroke(cr);
     char b[64];
+    /* enough digits that the labels differ (a landscape over 2.308..2.310) */
+    const double span = fabs((double)hi - lo), big = fmax(fabs(lo), fabs(hi));
+    const int digits = 3 + (span > 0 && big > span ? (int)ceil(log10(big / span)) : 0);
     for (int i = 0; i <= 4; i++) {
-        snprintf(b, sizeof b, "%.3g", lo + (hi - lo) * i / 4.0);
+        snprintf(b, sizeof b, "%.*g", digits > 9 ? 9 : digits, lo + (hi - lo) * i / 4.0);
         text(cr, bx + bw + 4, y0 + h - h * i / 4.0 + 4, b, 0, 11);
     }
     if (unit) text(cr, bx + bw / 2, y0 - 6, unit, 0.5, 11);

@@ -32,6 +32,25 @@ struct export_series {
     unsigned rgb;
     const char *name;
 };
+
+/* Marks drawn over a heatmap, in the units of its axes (x->lo..x->hi across, y->lo..y->hi
+ * up): line segments (contours), polylines (a circle, a path) with a dot of dot_px[k]
+ * pixels at every point of line k (dot_px NULL or 0: none), and a legend of the lines that
+ * have a name. */
+struct export_overlay {
+    const float *segs;          /* (n_segs, 4): x0 y0 x1 y1 */
+    int n_segs;
+    unsigned segs_rgb;
+    const struct export_series *lines;
+    int n_lines;
+    const double *dot_px;       /* (n_lines) or NULL */
+};
+
+/* export_heatmap_png with an overlay (NULL: none). */
+int export_heatmap_overlay_png(const char *path, int width, int height, const char *title,
+                               const float *m, int rows, int cols, float lo, float hi, const char *unit,
+                               const struct export_axis *x, const struct export_axis *y,
+                               const struct export_overlay *ov);
 int export_lines_png(const char *path, int width, int height, const char *title,
                      const struct export_series *s, int n_series, const struct export_axis *x,
                      const struct export_axis *y);
