@@ -31,6 +31,7 @@
     X(graph)                                                                                \
     X(model_io)                                                                             \
     X(prune)                                                                                \
+    X(compress)                                                                             \
     X(pipeline)                                                                             \
     X(eval)                                                                                 \
     X(predict)                                                                              \

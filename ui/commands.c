@@ -43,6 +43,9 @@ static const char *const play_options[] = {"from=", "to=", NULL};
 static const char *const record_options[] = {"seconds=", "out=", "rate=", "channels=", "format=", NULL};
 static const char *const prune_options[] = {"magnitude", "random", "step", "reset", "target=", "params=", "scope=",
                                             "cap=", "seed=", "ramp=", "len=", NULL};
+static const char *const fold_options[] = {"mode=", NULL};
+static const char *const quantize_options[] = {"fp16", "int8", NULL};
+static const char *const budget_options[] = {"macs=", "params=", "bytes=", "precision=", NULL};
 static const char *const listen_options[] = {"window=", "hop=", "smooth=", "first=", "windows=", NULL};
 
 /* ---- completion slots ------------------------------------------------------------------ */
@@ -71,6 +74,8 @@ static int complete_key_values(const char *text, const char **out, int max, char
         {"style=", {"ascii", "color", NULL}},
         {"scope=", {"global", "layer", NULL}},
         {"ramp=", {"linear", "exp", NULL}},
+        {"mode=", {"exact", "sp4asc", NULL}},
+        {"precision=", {"fp32", "fp16", "int8", NULL}},
     };
     int n = 0, used = 0;
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
@@ -432,6 +437,27 @@ const struct command commands[] = {
      "In training: train prune=F|N [prune_ramp=linear|exp] [prune_len=L] [prune_scope=...]\n"
      "[prune_cap=F] applies the ramp at the start of every epoch.",
      cmd_prune, prune_options, CMD_CHANGES_MODEL, complete_values},
+    {"fold", "[mode=exact|sp4asc]", "fold batch norms into the convs before them (inference)",
+     "Each BN after a conv (or after the sum of two, sepnet's depthwise pair) is multiplied\n"
+     "into the conv's filters, s = gamma / sqrt(var + eps), and becomes a per-channel shift:\n"
+     "the logits stay the same to rounding, the file layout too (it still loads in PyTorch).\n"
+     "mode=sp4asc drops eps as SP4ASC does (the logits move a little). Shows parameters, MACs\n"
+     "and bytes before and after, and with a data set open the accuracy and log loss per\n"
+     "device on the evaluate split.",
+     cmd_fold, fold_options, CMD_CHANGES_MODEL, complete_values},
+    {"quantize", "fp16|int8", "round the weights to fp16 or int8 (simulated) and measure the cost",
+     "fp16: every parameter and BN statistic to the nearest half (SP4ASC's .half().float()).\n"
+     "int8: the weights of every conv and linear, per output channel, symmetric (scale\n"
+     "max|w| / 127); biases and BN stay float, activations are not quantised (so there is no\n"
+     "calibration). The model keeps float storage holding exactly the rounded values. Shows\n"
+     "sizes before and after and, with a data set open, accuracy and log loss per device.",
+     cmd_quantize, quantize_options, CMD_CHANGES_MODEL, NULL},
+    {"budget", "[macs=N] [params=N] [bytes=N] [precision=fp32|fp16|int8]", "does the model fit a budget, by how much",
+     "Counts as DCASE's low-complexity task: non-zero parameters (pruned weights do not count),\n"
+     "MACs per 10-second clip at the model's front end, and the parameters' bytes at the\n"
+     "precision given (fp32). Counts take k, M, G: budget macs=30M params=128k bytes=128k\n"
+     "precision=int8.",
+     cmd_budget, budget_options, 0, NULL},
     {"export", "VIEW PATH.png [width=W] [height=H]", "a view's figure as a PNG image (axes, units, colour bar)",
      "For papers and slides: spec, curves, confusion, devices, probs, and the analyses' views\n"
      "that offer it: landscape (the loss as a heatmap with its contours, the sharpness disc\n"

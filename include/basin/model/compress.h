@@ -1,0 +1,72 @@
+/* compress.h: making a trained model smaller for deployment without retraining: batch-norm
+ * folding, fp16 storage and int8 post-training quantisation of the weights, simulated in
+ * float (every value is replaced by the value its low-precision form represents), and the
+ * sizes a DCASE-style budget counts.
+ *
+ * Folding (eval-mode BN after a conv, y = gamma (x - mu) / sqrt(var + eps) + beta):
+ *   s = gamma / sqrt(var + eps) is multiplied into the conv's output filters and the BN
+ *   becomes a per-channel shift (gamma 1, mean 0, var 1 - eps, beta - s mu), which an
+ *   eval-mode BN computes as x + b: the model keeps its graph and file layout (and still
+ *   loads in basin_ref.py), the logits change only by rounding. A BN after the sum of two
+ *   convs (sepnet's depthwise pair) scales both; the shift goes once, into the BN.
+ *   "sp4asc" mode drops eps (s = gamma / sqrt(var), ref: mission-anchors 4.3,
+ *   merge_conv_bn), as SP4ASC does: the logits move a little.
+ *   BNs that do not follow a conv consumed by them alone (bn0 over mel bins) stay.
+ *   Folded models are for inference: training them again would give the BN batch statistics
+ *   back.
+ * int8: per output channel (filter of a conv, row of a linear) symmetric: scale
+ *   max|w| / 127, w -> round(w / scale) * scale, so every channel holds at most 255 levels
+ *   and zeros (pruned weights) stay zero. Biases and BN parameters stay float (they would
+ *   be int32 / folded on a device). Activations are not quantised here.
+ * fp16: every parameter and BN statistic rounded to the nearest half (ties to even,
+ *   overflow to +-inf, as torch's .half()).
+ */
+#ifndef BASIN_MODEL_COMPRESS_H
+#define BASIN_MODEL_COMPRESS_H
+
+#include "basin/model/model.h"
+
+enum fold_mode {
+    FOLD_EXACT,                 /* "exact": with eps */
+    FOLD_SP4ASC,                /* "sp4asc": without eps */
+};
+
+struct fold_report {
+    int n_folded;               /* BNs folded into their convs */
+    int n_left;                 /* channel BNs left as they were */
+    long channels;              /* folded channels: gamma gone, beta become a bias */
+};
+
+/* Fold every channel BN that follows a conv (or the sum of two) into it. Never fails. */
+void compress_fold(struct model *m, enum fold_mode mode, struct fold_report *r);
+
+enum quant_kind {
+    QUANT_FP16,                 /* "fp16" */
+    QUANT_INT8,                 /* "int8": weights per output channel */
+};
+
+struct quant_report {
+    long n_values;              /* values rounded */
+    double max_abs_change;      /* the largest |w - q(w)| */
+};
+
+/* Replace the values by their fp16 or int8 representatives (see above). Never fails. */
+void compress_quantize(struct model *m, enum quant_kind k, struct quant_report *r);
+
+/* x rounded to the nearest fp16 value, as a float (ties to even; beyond 65520 -> inf). */
+float compress_fp16_round(float x);
+
+/* What a budget counts: parameters (all trainable; and those deployed: kept by the masks,
+ * as DCASE counts non-zero ones, less the gammas of folded BNs, recognised by gamma 1,
+ * mean 0 and var 1 - eps on every channel), MACs per clip of the input (f, t)
+ * (model_describe; unstructured sparsity does not reduce them), and the bytes of the
+ * deployed parameters at 4, 2 and 1 byte each. Errors as model_describe. */
+struct budget_counts {
+    long params, params_kept;
+    long folded;                /* channels of folded BNs (their gammas are not counted) */
+    double macs;
+    double bytes_fp32, bytes_fp16, bytes_int8;
+};
+int compress_counts(const struct model *m, int f, int t, struct budget_counts *c);
+
+#endif

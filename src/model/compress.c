@@ -1,0 +1,170 @@
+/* compress.c: BN folding, fp16 and int8 weight rounding, budget counts (compress.h).
+ *
+ * Key idea: every transformation rewrites values in the store and leaves the graph alone,
+ * so a compressed model runs, saves and loads (in basin and in PyTorch) as any other, and
+ * its accuracy is measured by the same evaluation.
+ * ref: mission-anchors 4.3 (SP4ASC merge_conv_bn: s = gamma / sqrt(var), no eps; the
+ * shift on one of the two summed depthwise convs; .half().float() for fp16 storage).
+ */
+#include "basin/model/compress.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "basin/core/graph.h"
+#include "basin/core/mem.h"
+#include "basin/core/status.h"
+#include "basin/model/prune.h"
+
+/* ----------------------------------------------------------------------------- folding */
+
+static int consumers(const struct graph *g, int node)
+{
+    int n = 0;
+    for (int i = 0; i < g->n_nodes; i++) n += (g->nodes[i].in[0] == node) + (g->nodes[i].in[1] == node);
+    return n;
+}
+
+static int is_conv_only_into(const struct graph *g, int node)
+{
+    return node >= 0 && g->nodes[node].op == OP_CONV2D && consumers(g, node) == 1;
+}
+
+/* Multiply output filter o of conv node c by s[o]. */
+static void scale_filters(struct graph *g, int c, const double *s)
+{
+    const struct graph_tensor *t = &g->tensors[g->nodes[c].tensor[0]];
+    long per = t->numel / t->shape[0];
+    float *w = g->store.w + t->offset;
+    for (int o = 0; o < t->shape[0]; o++)
+        for (long j = 0; j < per; j++) w[o * per + j] = (float)(w[o * per + j] * s[o]);
+}
+
+void compress_fold(struct model *m, enum fold_mode mode, struct fold_report *r)
+{
+    struct graph *g = m->g;
+    memset(r, 0, sizeof *r);
+    for (int i = 0; i < g->n_nodes; i++) {
+        const struct node *bn = &g->nodes[i];
+        if (bn->op != OP_BATCHNORM || bn->axis != 1) continue;
+        int in = bn->in[0], convs[2] = {-1, -1};
+        if (is_conv_only_into(g, in)) {
+            convs[0] = in;
+        } else if (in >= 0 && g->nodes[in].op == OP_ADD && consumers(g, in) == 1 &&
+                   is_conv_only_into(g, g->nodes[in].in[0]) && is_conv_only_into(g, g->nodes[in].in[1])) {
+            convs[0] = g->nodes[in].in[0], convs[1] = g->nodes[in].in[1];
+        } else {
+            r->n_left++;
+            continue;
+        }
+        float *gamma = graph_tensor_data(g, bn->tensor[0]), *beta = graph_tensor_data(g, bn->tensor[1]);
+        float *mean = graph_tensor_data(g, bn->tensor[2]), *var = graph_tensor_data(g, bn->tensor[3]);
+        int C = g->tensors[bn->tensor[0]].shape[0];
+        double *s = mem_alloc((size_t)C * sizeof *s);
+        CHECK(s != NULL);
+        double eps = mode == FOLD_EXACT ? bn->eps : 0;
+        for (int c = 0; c < C; c++) s[c] = gamma[c] / sqrt((double)var[c] + eps);
+        for (int k = 0; k < 2; k++)
+            if (convs[k] >= 0) scale_filters(g, convs[k], s);
+        /* the BN is now x + (beta - s mu): invstd of var 1 - eps is 1 to rounding */
+        float unit = (float)(1.0 - bn->eps);
+        for (int c = 0; c < C; c++) {
+            beta[c] = (float)(beta[c] - s[c] * mean[c]);
+            gamma[c] = 1, mean[c] = 0, var[c] = unit;
+        }
+        mem_free(s);
+        r->n_folded++;
+        r->channels += C;
+    }
+}
+
+/* ----------------------------------------------------------------------------- rounding */
+
+float compress_fp16_round(float x)
+{
+    if (!isfinite(x)) return x;
+    double a = fabs(x);
+    if (a >= 65520.0) return x > 0 ? INFINITY : -INFINITY;
+    int e;
+    frexp(a, &e);                      /* a = f 2^e, f in [0.5, 1) */
+    int exp2 = e - 1;                  /* a = 1.xxx 2^exp2 */
+    if (exp2 < -14) exp2 = -14;        /* subnormals: a fixed step of 2^-24 */
+    double step = ldexp(1.0, exp2 - 10);
+    double q = nearbyint(a / step) * step;   /* ties to even under the default mode */
+    return (float)(x < 0 ? -q : q);
+}
+
+void compress_quantize(struct model *m, enum quant_kind k, struct quant_report *r)
+{
+    struct graph *g = m->g;
+    memset(r, 0, sizeof *r);
+    if (k == QUANT_FP16) {
+        float *arrays[2] = {g->store.w, g->store.buf};
+        long n[2] = {g->store.n_params, g->store.n_buffers};
+        for (int a = 0; a < 2; a++)
+            for (long i = 0; i < n[a]; i++) {
+                float q = compress_fp16_round(arrays[a][i]);
+                double d = fabs((double)q - arrays[a][i]);
+                if (d > r->max_abs_change) r->max_abs_change = d;
+                arrays[a][i] = q;
+                r->n_values++;
+            }
+        return;
+    }
+    for (int i = 0; i < g->n_tensors; i++) {
+        const struct graph_tensor *t = &g->tensors[i];
+        if (t->kind != TENSOR_WEIGHT) continue;
+        long per = t->numel / t->shape[0];
+        for (int o = 0; o < t->shape[0]; o++) {
+            float *w = g->store.w + t->offset + o * per;
+            const float *mk = g->store.mask + t->offset + o * per;
+            double mx = 0;
+            for (long j = 0; j < per; j++)
+                if (mk[j] != 0 && fabs(w[j]) > mx) mx = fabs(w[j]);
+            if (mx == 0) continue;
+            double scale = mx / 127;
+            for (long j = 0; j < per; j++) {
+                double q = nearbyint(w[j] / scale);
+                if (q > 127) q = 127;
+                if (q < -127) q = -127;
+                float v = (float)(q * scale);
+                double d = fabs((double)v - w[j]);
+                if (mk[j] != 0 && d > r->max_abs_change) r->max_abs_change = d;
+                w[j] = v;
+                r->n_values++;
+            }
+        }
+    }
+}
+
+/* ----------------------------------------------------------------------------- counts */
+
+int compress_counts(const struct model *m, int f, int t, struct budget_counts *c)
+{
+    memset(c, 0, sizeof *c);
+    struct layer_row *rows = mem_calloc((size_t)m->g->n_nodes, sizeof *rows);
+    if (!rows) return status_set(STATUS_NOMEM, "budget: out of memory");
+    struct model_summary s;
+    int n, st = model_describe(m, f, t, rows, &n, &s);
+    mem_free(rows);
+    if (st) return st;
+    const struct graph *g = m->g;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const struct node *bn = &g->nodes[i];
+        if (bn->op != OP_BATCHNORM || bn->axis != 1) continue;
+        const float *gamma = graph_tensor_data(g, bn->tensor[0]), *mean = graph_tensor_data(g, bn->tensor[2]);
+        const float *var = graph_tensor_data(g, bn->tensor[3]);
+        int C = g->tensors[bn->tensor[0]].shape[0], folded = 1;
+        float unit = (float)(1.0 - bn->eps);
+        for (int k = 0; k < C && folded; k++) folded = gamma[k] == 1 && mean[k] == 0 && var[k] == unit;
+        if (folded) c->folded += C;
+    }
+    c->params = graph_param_count(g);
+    c->params_kept = prune_kept_params(g) - c->folded;
+    c->macs = s.macs;
+    c->bytes_fp32 = 4.0 * (double)c->params_kept;
+    c->bytes_fp16 = 2.0 * (double)c->params_kept;
+    c->bytes_int8 = 1.0 * (double)c->params_kept;
+    return STATUS_OK;
+}
