@@ -214,6 +214,27 @@ static int softreg_make(struct softreg *s, uint64_t seed)
     return 1;
 }
 
+/* An operator that multiplies through hessian_hvp and adds up each probe's quadratic form
+ * z^T H z with the closed-form H: what Hutchinson's estimate over those probes must be. */
+struct probe_rec {
+    struct hessian *h;
+    const double *H;
+    int n;
+    double sum, sum2;
+};
+
+static int probe_rec_op(void *user, double *v, double *y)
+{
+    struct probe_rec *r = user;
+    int s = hessian_hvp(r->h, -1, v, y, NULL);
+    if (s) return s;
+    double q = 0;
+    for (int i = 0; i < SR_P; i++)
+        for (int j = 0; j < SR_P; j++) q += v[i] * r->H[i * SR_P + j] * v[j];
+    r->n++, r->sum += q, r->sum2 += q * q;
+    return 0;
+}
+
 /* The Hessian, eigenvalues, trace, per-tensor traces, gradient and loss of a softmax
  * regression against the closed form, exact and by finite differences. */
 static void test_softmax_regression(void)
@@ -246,6 +267,20 @@ static void test_softmax_regression(void)
             EXPECT_MSG(e < (fd ? 1e-3 : 1e-5), "%s product %d: relative error %g", fd ? "fd" : "exact", k, e);
         }
         EXPECT(!memcmp(w0, s.g->store.w, sizeof w0)); /* the weights as they were, bit for bit */
+        /* Hutchinson's estimate is exactly the mean of z^T H z over its probes, with the
+         * closed-form H (the products are exact: only float rounding is left), and its
+         * standard error the sample deviation of those over sqrt(probes) */
+        struct probe_rec rec = {h, s.H, 0, 0, 0};
+        double tr, se;
+        int used;
+        REQUIRE_OK(hessian_hutchinson(probe_rec_op, &rec, SR_P, 40, -1, 9, 0, NULL, NULL, &tr, &se, NULL, NULL, &used,
+                                      NULL, NULL));
+        EXPECT_EQ_INT(used, 40);
+        EXPECT_EQ_INT(rec.n, 40);
+        const double mean = rec.sum / 40, sd = sqrt((rec.sum2 - 40 * mean * mean) / 39);
+        EXPECT_MSG(fabs(tr - mean) < (fd ? 1e-3 : 1e-5) * fabs(mean), "%s: Hutchinson %.9g, closed form over its probes %.9g",
+                   fd ? "fd" : "exact", tr, mean);
+        EXPECT_NEAR(se, sd / sqrt(40.0), (fd ? 1e-2 : 1e-4) * se);
         /* eigenvalues and trace through hessian_run */
         double m[SR_P * SR_P], ev[SR_P];
         memcpy(m, s.H, sizeof m);

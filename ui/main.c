@@ -304,7 +304,7 @@ static void wb_draw(void)
         }
         if (ji.rate > 0 && ji.state == JOB_RUNNING)
             k += snprintf(right + k, sizeof right - (size_t)k, ", %.3g %s/s", ji.rate,
-                          !strcmp(ji.label, "train") ? "steps" : "clips");
+                          !strcmp(ji.label, "train") ? "steps" : !strcmp(ji.label, "hessian") ? "products" : "clips");
         if (ji.eta_s >= 0 && ji.state == JOB_RUNNING) {
             char eta[32];
             fmt_eta(eta, sizeof eta, ji.eta_s);
