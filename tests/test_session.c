@@ -20,16 +20,25 @@ static const char *line_of(const char *text, const char *prefix, char *buf, size
 
 static void test_save_load_replay(void)
 {
-    char data[600], sess[600], script[4096], run[600];
+    char data[600], sess[600], script[4096], run[600], csv[600], path[700];
     path_of(data, sizeof data, "sess-data");
     path_of(sess, sizeof sess, "sess/first");
     path_of(run, sizeof run, "sess-run");
+    path_of(csv, sizeof csv, "sess-eval.csv");
     snprintf(script, sizeof script,
              "synth out=%s clips=40 seconds=1 seed=5\nset seed=7\ndata %s\npreset demo\n"
-             "new cpresnet width=4 rho=3 blocks=1,1,1\ntrain epochs=2 bs=8 out=%s\neval\nsession save %s\n",
-             data, data, run, sess);
+             "new cpresnet width=4 rho=3 blocks=1,1,1\ntrain epochs=2 bs=8 out=%s\neval --csv %s\nsession save %s\n",
+             data, data, run, csv, sess);
     struct cli_output o = cli_run(script);
     REQUIRE(o.n_errors == 0);
+    /* the files the commands wrote are kept under results/, byte for byte */
+    EXPECT(strstr(o.out, "2 result files in results/") != NULL);
+    snprintf(path, sizeof path, "%s/results/sess-eval.csv", sess);
+    char *kept = file_text(path), *orig = file_text(csv);
+    EXPECT(kept && orig && !strcmp(kept, orig));
+    free(kept), free(orig);
+    snprintf(path, sizeof path, "%s/results/sess-eval-confusion.csv", sess);
+    EXPECT(access(path, R_OK) == 0);
     char before[512], after[512];
     line_of(o.out, "overall:", before, sizeof before);
     REQUIRE(before[0]);
@@ -39,6 +48,7 @@ static void test_save_load_replay(void)
     o = cli_run(script);
     EXPECT_EQ_INT(o.n_errors, 0);
     EXPECT(strstr(o.out, "loaded the session") != NULL);
+    EXPECT(strstr(o.out, "  result: ") && strstr(o.out, "results/sess-eval-confusion.csv\n"));
     EXPECT(strstr(o.out, "seen") && strstr(o.out, "epochs;"));
     EXPECT_STR(line_of(o.out, "overall:", after, sizeof after), before);
     /* replay from scratch through the binary: the same numbers */
@@ -75,13 +85,17 @@ static void test_damaged_and_too_new(void)
     REQUIRE(write_text(path, "{\"format\": 1, \"model\": \"model.safetensors\"}"));
     o = cli_run(script);
     EXPECT(strstr(o.err, "model.safetensors") != NULL);
+    /* a result it lists that is not there: named, the rest loads */
+    REQUIRE(write_text(path, "{\"format\": 1, \"results\": {\"files\": [\"results/gone.csv\"]}}"));
+    o = cli_run(script);
+    EXPECT(strstr(o.err, "results/gone.csv: a result the session lists is missing") != NULL);
     /* nothing of that name */
     o = cli_run("session load no-such-session-here\n");
     EXPECT(strstr(o.err, "no such session") != NULL);
 }
 
 /* Every lesson that ships runs headless in its quick form (the settings its header names),
- * in a folder of its own, each step narrated, to its end; the figures it exists to show are
+ * in a folder of its own (or the repository's, for one whose paths are relative to it), each step narrated, to its end; the figures it exists to show are
  * all printed, and every figure is finite. */
 static void test_lessons_run(void)
 {
@@ -92,18 +106,20 @@ static void test_lessons_run(void)
     }
     static const struct {
         const char *name, *quick;
+        int here;               /* 1: run from the repository's folder (its paths are relative) */
         const char *must[6];    /* lines the lesson's claims rest on */
         int count[6];           /* how many times each appears (0: at least once) */
     } lessons[] = {
-        {"tour", "EPOCHS=1", {"overall: accuracy", "trained 1 epochs"}, {2, 1}},
-        {"flat-vs-sharp", "EPOCHS=1 GRID=3 N=32 PAIRS=2",
+        {"tour", "EPOCHS=1", 1, {"overall: accuracy", "trained 1 epochs"}, {2, 1}},
+        {"flat-vs-sharp", "EPOCHS=1 GRID=3 N=32 PAIRS=2", 0,
          {"sharpness over 2 pairs: mean ", "overall: accuracy", "A - B: sharpness", "A - B: accuracy"},
          {2, 2, 1, 1}},
     };
     for (size_t i = 0; i < sizeof lessons / sizeof lessons[0]; i++) {
         char cmd[4096], dir[700];
         static char out[1 << 18];
-        snprintf(dir, sizeof dir, "%s-%s", test_path("lesson"), lessons[i].name);
+        if (lessons[i].here) snprintf(dir, sizeof dir, ".");
+        else snprintf(dir, sizeof dir, "%s-%s", test_path("lesson"), lessons[i].name);
         snprintf(cmd, sizeof cmd,
                  "mkdir -p '%s' && cd '%s' && printf 'lesson %s\\n' | %s XDG_CACHE_HOME='%s' '%s' 2>&1", dir,
                  dir, lessons[i].name, lessons[i].quick, test_path("lesson-cache"), bin);

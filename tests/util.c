@@ -191,6 +191,33 @@ struct cli_output cli_run(const char *script)
     return r;
 }
 
+char *file_text(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *text = NULL;
+    size_t n = 0, cap = 0, k;
+    char chunk[65536];
+    while ((k = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        if (n + k + 1 > cap) {
+            cap = 2 * (n + k + 1);
+            char *t = realloc(text, cap);
+            if (!t) {
+                free(text);
+                fclose(f);
+                return NULL;
+            }
+            text = t;
+        }
+        memcpy(text + n, chunk, k);
+        n += k;
+    }
+    fclose(f);
+    if (!text) text = calloc(1, 1);
+    else text[n] = 0;
+    return text;
+}
+
 int shell_output(const char *cmd, char *buf, size_t n)
 {
     buf[0] = 0;

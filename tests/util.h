@@ -52,6 +52,8 @@ struct cli_output cli_run(const char *script);
 /* Run cmd with sh, its standard output (and error, when cmd redirects it) into buf (n);
  * returns the exit status (-1 when it did not exit). */
 int shell_output(const char *cmd, char *buf, size_t n);
+/* The whole file at path as a new NUL-terminated string (free it), or NULL. */
+char *file_text(const char *path);
 /* The size of the PNG image at path from its IHDR chunk (1), or 0 when the file is not a
  * PNG; *bytes gets the file's size (may be NULL). */
 int png_size(const char *path, int *w, int *h, long *bytes);

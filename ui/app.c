@@ -110,6 +110,19 @@ int app_need_model(struct app *a, const char *cmd)
     return STATUS_OK;
 }
 
+void app_result_add(struct app *a, const char *path)
+{
+    if (!path || !*path || strlen(path) >= sizeof a->results[0]) return;
+    int k = 0;
+    while (k < a->n_results && strcmp(a->results[k], path)) k++;
+    if (k == a->n_results && a->n_results == APP_RESULTS_MAX) k = 0;   /* the oldest goes */
+    if (k < a->n_results) {
+        memmove(a->results[k], a->results[k + 1], sizeof a->results[0] * (size_t)(a->n_results - k - 1));
+        a->n_results--;
+    }
+    snprintf(a->results[a->n_results++], sizeof a->results[0], "%s", path);
+}
+
 void app_init(struct app *a)
 {
     memset(a, 0, sizeof *a);

@@ -60,6 +60,9 @@ struct app_views {
     struct app_view_slot slots[16];  /* by enum view_kind, for the views after probs */
 };
 
+/* At most this many result files are remembered for `session save`. */
+#define APP_RESULTS_MAX 32
+
 struct app {
     struct model *model;        /* the current model, or NULL */
     char model_name[256];       /* where it came from: a path or "new cpresnet" */
@@ -106,10 +109,17 @@ struct app {
     struct strbuf log;          /* every successful command but the CMD_NOT_LOGGED ones, a line each */
     char data_line[1200];       /* the last `data` line that opened a data set ("" none) */
     char run_dir[2048];         /* the last training run's folder ("" none) */
+    char results[APP_RESULTS_MAX][1024];   /* files the session's commands wrote (CSV,
+                                 * directions, images), oldest first; app_result_add */
+    int n_results;
     int start_threads;          /* the thread count the session started with */
     int interactive;            /* 1 at a prompt (plain or split view), 0 headless */
     char prefill[4096];         /* a line for the prompt to offer next (a lesson's step) */
 };
+
+/* Remember a file a command wrote (a CSV, saved directions, an image) so `session save`
+ * keeps a copy: the same path again moves to the end; past APP_RESULTS_MAX the oldest goes. */
+void app_result_add(struct app *a, const char *path);
 
 void app_init(struct app *a);
 void app_fini(struct app *a);

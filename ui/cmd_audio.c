@@ -315,6 +315,7 @@ int cmd_spec(struct app *a, int argc, char **argv)
             canvas_fini(&c);
         }
         if (csv) app_out(a, "wrote %s (%d mel bins x %ld frames)\n", csv, p.n_mels, d.t);
+        if (csv) app_result_add(a, csv);
         spec_to_view(a, &d, &p, title, shown_lo, unit);
         a->views.current = VIEW_SPEC;
     }

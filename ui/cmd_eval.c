@@ -195,6 +195,7 @@ static int eval_report(struct app *a, struct eval_job *e)
         s = eval_confusion_path(csv, conf, sizeof conf);
         if (!s) s = eval_write_csv(r, ds, csv);
         if (!s) app_out(a, "wrote %s (metrics) and %s (confusion)\n", csv, conf);
+        if (!s) app_result_add(a, csv), app_result_add(a, conf);
     }
     if (s) return fail_in(a, s, "eval");
     return STATUS_OK;
@@ -438,6 +439,7 @@ int cmd_predict(struct app *a, int argc, char **argv)
     if (csv) {
         s = write_probs_csv(csv, m, r->probs, M);
         if (!s) app_out(a, "wrote %s (label,probability for %d classes)\n", csv, M);
+        if (!s) app_result_add(a, csv);
     }
     predict_result_destroy(r);
     if (s) return fail_in(a, s, "predict");

@@ -7,6 +7,8 @@
  *   sessions/NAME/model.safetensors the session's model (when it has one)
  *   sessions/NAME/eval.safetensors  the last evaluation: probs (N, M), labels, devices (I32)
  *   sessions/NAME/trainlog.tsv, epochs.tsv   the last training run's logs
+ *   sessions/NAME/results/          copies of the files the commands wrote (CSV tables,
+ *                                   saved directions, PNG figures), listed in state.json
  *
  * A folder is written beside its target and renamed into place, so a saved session is never
  * half written. A newer format is refused with a message saying so.
@@ -132,6 +134,27 @@ static int session_save(struct app *a, const char *name)
         s = copy_file(src, path);
         have_logs++;
     }
+    /* the files the session's commands wrote, under results/ (a name taken twice gets a
+     * number in front) */
+    const char *files[APP_RESULTS_MAX];
+    char names[APP_RESULTS_MAX][300];
+    int n_files = 0;
+    if (!s && a->n_results) {
+        snprintf(path, sizeof path, "%s/results", tmp);
+        if (mkdir(path, 0777)) s = status_set(STATUS_IO, "%s: %s", path, strerror(errno));
+    }
+    for (int i = 0; !s && i < a->n_results; i++) {
+        if (access(a->results[i], R_OK)) continue;   /* removed since */
+        const char *base = strrchr(a->results[i], '/');
+        base = base ? base + 1 : a->results[i];
+        snprintf(names[n_files], sizeof names[0], "results/%.200s", base);
+        for (int k = 0; k < n_files; k++)
+            if (!strcmp(names[k], names[n_files])) snprintf(names[n_files], sizeof names[0], "results/%d-%.200s", i, base);
+        snprintf(path, sizeof path, "%s/%s", tmp, names[n_files]);
+        s = copy_file(a->results[i], path);
+        files[n_files] = names[n_files];
+        n_files++;
+    }
     /* state.json */
     struct json *st = json_create_object(), *res = json_create_object();
     char *fe = NULL, *text = NULL;
@@ -151,6 +174,7 @@ static int session_save(struct app *a, const char *name)
     if (!s) s = json_set_string(st, "view", view_name((enum view_kind)a->views.current));
     if (!s && a->views.eval) s = json_set_string(res, "eval", "eval.safetensors");
     if (!s && have_logs) s = json_set_string(res, "trainlog", "trainlog.tsv");
+    if (!s && n_files) s = json_set_strings(res, "files", files, n_files);
     if (!s) s = json_set_value(st, "results", res), res = NULL;
     if (!s) s = json_dump(st, &text);
     if (!s) {
@@ -179,9 +203,11 @@ static int session_save(struct app *a, const char *name)
         fs_remove_tree(tmp);
         return app_fail(a, s, "%s", status_detail());
     }
-    app_out(a, "saved the session in %s: commands.log (%s), state.json%s%s%s\n", dir,
+    app_out(a, "saved the session in %s: commands.log (%s), state.json%s%s%s", dir,
             a->log.n ? "replayable" : "no commands yet", a->model ? ", model.safetensors" : "",
             a->views.eval ? ", eval.safetensors" : "", have_logs ? ", the training logs" : "");
+    if (n_files) app_out(a, ", %d result file%s in results/", n_files, n_files > 1 ? "s" : "");
+    app_out(a, "\n");
     return STATUS_OK;
 }
 
@@ -408,6 +434,22 @@ static int session_load(struct app *a, const char *name)
         }
     }
     if (res && json_find(res, "trainlog")) load_curves(a, dir);
+    const char *files[APP_RESULTS_MAX];
+    int n_files = 0;
+    if (res && json_find(res, "files") && json_get_strings(res, "files", files, APP_RESULTS_MAX, &n_files)) {
+        app_fail(a, STATUS_FORMAT, "%s/state.json: results.files: %s", dir, status_detail());
+        problems++, n_files = 0;
+    }
+    a->n_results = 0;
+    for (int i = 0; i < n_files; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        if (strstr(files[i], "..") || access(path, R_OK)) {
+            app_fail(a, STATUS_FORMAT, "%s: a result the session lists is missing", path);
+            problems++;
+            continue;
+        }
+        app_result_add(a, path);
+    }
     if (view && view_parse(view) >= 0) a->views.current = view_parse(view);
     /* the commands go on from where the saved session stopped */
     snprintf(path, sizeof path, "%s/commands.log", dir);
@@ -423,6 +465,7 @@ static int session_load(struct app *a, const char *name)
     app_views_changed(a);
     app_out(a, "loaded the session %s%s%s%s\n", dir, a->model ? ": model " : "", a->model ? a->model_name : "",
             problems ? " (with the problems above)" : "");
+    for (int i = 0; i < a->n_results; i++) app_out(a, "  result: %s\n", a->results[i]);
     return problems ? STATUS_INVALID : STATUS_OK;
 }
 

@@ -344,5 +344,6 @@ int cmd_export(struct app *a, int argc, char **argv)
     int s = export_view(a, kind, path, (int)w, (int)h);
     if (s) return app_fail(a, s, "%s", status_detail());
     app_out(a, "wrote %s (%ld x %ld, the %s view)\n", path, w, h, view_name((enum view_kind)kind));
+    app_result_add(a, path);
     return STATUS_OK;
 }
