@@ -283,7 +283,7 @@ static void test_device_gone_mid_stream(void)
     struct ring *r;
     REQUIRE_OK(ring_create(&r, 4096, 1));
     struct device_stream *st;
-    const struct device_stream_opts o = {.dir = DEVICE_INPUT, .rate_hz = 48000, .n_channels = 1, .ring = r};
+    struct device_stream_opts o = {.dir = DEVICE_INPUT, .rate_hz = 48000, .n_channels = 1, .ring = r};
     REQUIRE_OK(device_stream_open(&st, &spec, &o));
     REQUIRE_OK(device_stream_start(st));
     while (ring_available(r) < 4096 - 1024) {} /* unpaced: it fills the ring, then waits */
@@ -298,6 +298,7 @@ static void test_device_gone_mid_stream(void)
     /* the same end after a stop is deliberate, not a failure */
     ring_destroy(r);
     REQUIRE_OK(ring_create(&r, 4096, 1));
+    o.ring = r;
     REQUIRE_OK(device_stream_open(&st, &spec, &o));
     REQUIRE_OK(device_stream_start(st));
     device_stream_stop(st);
@@ -570,7 +571,7 @@ static void test_listen_in_split_view(void)
     EXPECT_MSG(tmux_wait_for(&t, "basin>", 15), "no prompt: %s", t.screen);
     EXPECT_MSG(tmux_wait_for(&t, "data set: the embedded default", 90), "no default data set: %s", t.screen);
     /* PortAudio starts: its list, and no library noise on the screen */
-    tmux_cmd(&t, NULL, 0, "send-keys -t wb 'devices' Enter");
+    tmux_cmd(&t, NULL, 0, "send-keys -t wb C-u 'devices' Enter"); /* C-u: a clean line to type on */
     EXPECT_MSG(tmux_wait_for(&t, "also: null", 15), "devices: %s", t.screen);
     tmux_cmd(&t, NULL, 0, "send-keys -t wb \"device in=file:%s out=null\" Enter", wav);
     EXPECT_MSG(tmux_wait_for(&t, "out=null: null", 10), "device: %s", t.screen);
