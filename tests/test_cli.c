@@ -270,6 +270,24 @@ static void test_argument_errors(void)
     }
 }
 
+/* ${NAME:-default} in scripts and lessons: the variable, else the default; an unquoted word
+ * that comes out empty is no word (as in sh), a quoted one stays; malformed ones refused. */
+static void test_variables(void)
+{
+    setenv("BASIN_TEST_SEED", "42", 1);
+    unsetenv("BASIN_TEST_UNSET");
+    struct cli_output c = cli_run("set seed=${BASIN_TEST_SEED:-7}\nset\nset seed=${BASIN_TEST_UNSET:-9} ${BASIN_TEST_UNSET:-}\n"
+                                  "set\nset seed=3 ''\nset seed=${BASIN_TEST_UNSET}\nset seed=${BASIN_TEST_SEED\n"
+                                  "set seed=${BASIN_TEST_SEED:+1}\n${BASIN_TEST_UNSET:-}\n");
+    EXPECT(strstr(c.out, "seed=42\n") && strstr(c.out, "seed=9\n"));
+    EXPECT_EQ_INT(c.n_errors, 4);
+    EXPECT(strstr(c.err, "expected key=value, got ''") != NULL);
+    EXPECT(strstr(c.err, "an unset variable in ${NAME}") != NULL);
+    EXPECT(strstr(c.err, "unterminated ${") != NULL);
+    EXPECT(strstr(c.err, "only ${NAME} and ${NAME:-default} are understood") != NULL);
+    unsetenv("BASIN_TEST_SEED");
+}
+
 /* Output a newcomer reads: help aligned with each command once, silence named, the front
  * end's origin and units said right, the preset table. */
 static void test_messages(void)
@@ -463,6 +481,7 @@ const struct test tests_cli[] = {
     TEST_HEAVY(test_readme_first_session),
     TEST(test_comments_and_home_folder),
     TEST(test_argument_errors),
+    TEST(test_variables),
     TEST(test_messages),
     TEST(test_script_errors_name_file_and_line),
     TEST_HEAVY(test_kill9_during_save_leaves_nothing),

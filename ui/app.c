@@ -5,7 +5,8 @@
  * at the start of a token starts a comment that runs to the end of the line, as in sh. An
  * unquoted '~' starting a token, or a value after "key=", followed by '/' or nothing is
  * the home folder ($HOME), so "clip ~/rec/park.flac" and "synth out=~/sets/a" work.
- * "${NAME:-default}" (outside single quotes) is an environment variable, or the default.
+ * "${NAME:-default}" (outside single quotes) is an environment variable, or the default;
+ * an unquoted word that comes out empty ("${QUICK:-}") is no word at all, as in sh.
  */
 #include "app.h"
 
@@ -407,7 +408,9 @@ static int tokenize(const char *line, char *buf, size_t n_buf, char **argv, cons
             return -1;
         }
         argv[argc++] = buf + k;
+        const size_t start = k;
         char quote = 0;
+        int quoted = 0;                /* a quote in the word: an empty word stays a word */
         int at_value = 1, seen_eq = 0; /* where a '~' may stand for the home folder */
         while (*p && (quote || (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n'))) {
             char ch = *p++;
@@ -417,6 +420,7 @@ static int tokenize(const char *line, char *buf, size_t n_buf, char **argv, cons
             }
             if (!quote && (ch == '"' || ch == '\'')) {
                 quote = ch;
+                quoted = 1;
                 at_value = 0;
                 continue;
             }
@@ -447,6 +451,10 @@ static int tokenize(const char *line, char *buf, size_t n_buf, char **argv, cons
         if (quote) {
             *why = "unterminated quote";
             return -1;
+        }
+        if (k == start && !quoted) {   /* only ${NAME:-} that came out empty: no word, as in sh */
+            argc--;
+            continue;
         }
         buf[k++] = 0;
     }
