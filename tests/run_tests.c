@@ -32,6 +32,7 @@
     X(model_io)                                                                             \
     X(prune)                                                                                \
     X(compress)                                                                             \
+    X(distill)                                                                              \
     X(pipeline)                                                                             \
     X(eval)                                                                                 \
     X(predict)                                                                              \

@@ -17,6 +17,7 @@
 #include "basin/data/dataset.h"
 #include "basin/data/features.h"
 #include "basin/model/model.h"
+#include "basin/train/distill.h"
 #include "basin/train/eval.h"
 #include "basin/train/pipeline.h"
 #include "basin/train/predict.h"
@@ -70,6 +71,8 @@ static int arg_prune(struct app *a, const char *v, struct prune_opts *p)
 /* What the command line asked for beyond the options (where, how to normalise). */
 struct train_cli {
     char out[2048];
+    char teacher[2048];  /* distil from this model ("" none) */
+    double kd, T;        /* its weight alpha and temperature */
     int norm;            /* -1 default, 0 none, 1 train, 2 model */
     int specaug_scale;   /* SpecAugment widths are SP4ASC's for 431 x 256: scale them */
 };
@@ -84,6 +87,8 @@ static int parse_train(struct app *a, int argc, char **argv, struct train_opts *
     int recipe_given = strcmp(recipe, "none") != 0;
     cli->specaug_scale = !strcmp(recipe, "sp4asc");
     cli->out[0] = 0;
+    cli->teacher[0] = 0;
+    cli->kd = 0.5, cli->T = 2;
     cli->norm = -1;
     o->seed = a->seed;
     int epochs_given = 0, steps_given = 0, mixup_mode = -1, k;
@@ -217,6 +222,13 @@ static int parse_train(struct app *a, int argc, char **argv, struct train_opts *
             cli->norm = k;
         } else if (!strcmp(key, "prune")) {
             if (arg_prune(a, v, &o->prune)) return STATUS_INVALID;
+        } else if (!strcmp(key, "teacher")) {
+            if (!*v || strlen(v) >= sizeof cli->teacher) return app_fail(a, STATUS_INVALID, "teacher=%s: a model file", v);
+            snprintf(cli->teacher, sizeof cli->teacher, "%s", v);
+        } else if (!strcmp(key, "kd")) {
+            if (arg_real(a, key, v, 0, 1, &cli->kd)) return STATUS_INVALID;
+        } else if (!strcmp(key, "T")) {
+            if (arg_real(a, key, v, 1e-3, 1e3, &cli->T)) return STATUS_INVALID;
         } else if (!strcmp(key, "prune_ramp")) {
             if (arg_choice(a, key, v, "linear|exp", &k)) return STATUS_INVALID;
             o->prune.ramp = (enum prune_ramp)k;
@@ -261,6 +273,9 @@ struct train_job {
     struct features *tr, *ev;
     struct trainer *t;
     int created;                /* train_create succeeded */
+    struct model *teacher;      /* distillation (owned), or NULL */
+    double kd, T;
+    struct distill *distill;    /* its targets, made on the job's thread */
 };
 
 static void fmt_time(char *buf, size_t n, double s)
@@ -332,6 +347,20 @@ static int train_work(struct job *j, void *arg)
     if (!s) s = train_create(&tj->t, tj->m, tj->tr, tj->ev, a->ds, &tj->o, tj->resume, tj->dir);
     if (s) return s;
     tj->created = 1;
+    if (tj->teacher) {
+        /* the teacher sees the student's features: its normalisation must be the same */
+        const struct model *te = tj->teacher, *st = tj->m;
+        if (te->n_norm != st->n_norm ||
+            (te->n_norm && (memcmp(te->norm_mean, st->norm_mean, sizeof(float) * (size_t)te->n_norm) ||
+                            memcmp(te->norm_std, st->norm_std, sizeof(float) * (size_t)te->n_norm))))
+            return status_set(STATUS_MISMATCH, "teacher: its feature normalisation (basin.norm) differs from the "
+                              "student's; distil from a teacher trained on the same data and front end");
+        if ((s = distill_create(&tj->distill, tj->teacher, tj->tr, tj->kd, tj->T, p)) ||
+            (s = train_set_distill(tj->t, tj->distill)))
+            return s;
+        app_out(a, "train: distilling from the teacher (kd=%g, T=%g): its targets for %d clips cached\n", tj->kd, tj->T,
+                tj->tr->n);
+    }
     if (!tj->want_eval && tj->o.eval && !tj->resume)
         app_out(a, "train: no evaluate split in the data set: no per-epoch evaluation\n");
     describe_run(a, tj->m, train_get_opts(tj->t), tj->tr, tj->ev, &tj->fe, tj->dir, train_get_state(tj->t));
@@ -374,6 +403,8 @@ static void train_done(struct job *j, void *arg, int s)
         }
     }
     train_destroy(tj->t);
+    distill_destroy(tj->distill);
+    model_destroy(tj->teacher);
     features_destroy(tj->tr);
     features_destroy(tj->ev);
     free(tj);
@@ -486,11 +517,23 @@ int cmd_train(struct app *a, int argc, char **argv)
         return app_fail(a, STATUS_INVALID, "out=%s already holds a training run: `resume %s` goes on with it; "
                         "choose another out= to start anew", cli.out, ckpt);
     o.threads = threads_get();
+    struct model *teacher = NULL;
+    if (cli.teacher[0]) {
+        if (model_load(&teacher, cli.teacher)) return app_fail(a, STATUS_INVALID, "teacher=%s", status_detail());
+        if (teacher->cfg.classes != m->cfg.classes || pipeline_check(teacher, &fe, a->ds)) {
+            model_destroy(teacher);
+            return app_fail(a, STATUS_MISMATCH, "teacher=%s: it does not take this data set at the student's front "
+                            "end (%s)", cli.teacher, status_detail());
+        }
+    }
     struct train_job *tj = calloc(1, sizeof *tj);
-    if (!tj) return app_fail(a, STATUS_NOMEM, "out of memory");
+    if (!tj) {
+        model_destroy(teacher);
+        return app_fail(a, STATUS_NOMEM, "out of memory");
+    }
     *tj = (struct train_job){.a = a, .m = m, .o = o, .specaug_scale = cli.specaug_scale, .fe = fe, .norm = norm,
                              .want_eval = o.eval && dataset_count(a->ds, DATASET_SPLIT_EVAL, -1, -1) > 0,
-                             .set_labels = 1};
+                             .set_labels = 1, .teacher = teacher, .kd = cli.kd, .T = cli.T};
     snprintf(tj->dir, sizeof tj->dir, "%s", cli.out);
     char name[2100];
     snprintf(name, sizeof name, "train out=%s", cli.out);

@@ -30,7 +30,8 @@ static const char *const train_options[] = {"epochs=", "steps=", "recipe=", "opt
                                             "lr_min=", "decay=", "step_every=", "step_gamma=", "warmup=", "loss=",
                                             "gamma=", "mixup=", "mixup_mode=", "specaug=", "roll=", "gain=", "swa=",
                                             "swa_every=", "clip=", "seed=", "out=", "eval=", "norm=", "keep=", "prune=",
-                                            "prune_ramp=", "prune_len=", "prune_scope=", "prune_cap=", NULL};
+                                            "prune_ramp=", "prune_len=", "prune_scope=", "prune_cap=", "teacher=",
+                                            "kd=", "T=", NULL};
 static const char *const resume_options[] = {"eval=", NULL};
 static const char *const landscape_options[] = {"preset=", "grid=", "range=", "seed=", "pairs=", "dims=", "eps=", "split=",
                                                 "n=", "by=", "dirs=", "save-dirs=", "resume=", "batch=", "compare=",
@@ -74,6 +75,8 @@ static int complete_key_values(const char *text, const char **out, int max, char
         {"style=", {"ascii", "color", NULL}},
         {"scope=", {"global", "layer", NULL}},
         {"ramp=", {"linear", "exp", NULL}},
+        {"prune_ramp=", {"linear", "exp", NULL}},
+        {"prune_scope=", {"global", "layer", NULL}},
         {"mode=", {"exact", "sp4asc", NULL}},
         {"precision=", {"fp32", "fp16", "int8", NULL}},
     };
@@ -303,7 +306,14 @@ const struct command commands[] = {
      "  out=DIR [runs/DATE-TIME]  trainlog.tsv (per step), epochs.tsv, checkpoint.safetensors\n"
      "            (every epoch), model.safetensors (at the end)\n"
      "  keep=last|all [last]  all: also keep checkpoint-<epoch>.safetensors for the start (0) and\n"
-     "            every epoch, for `trajectory DIR`",
+     "            every epoch, for `trajectory DIR`\n"
+     "  prune=F|N [off]  CP-JKU's iterative magnitude pruning: at the start of epoch e, prune\n"
+     "            F r(e) of the prunable weights (F a fraction, or N parameters to keep);\n"
+     "            prune_ramp=linear|exp [linear] prune_len=L [50] prune_scope=global|layer\n"
+     "            [global] prune_cap=F [0.5: the classifier at most half pruned] (help prune)\n"
+     "  teacher=PATH  distil from a model trained on the same data and front end: its soft\n"
+     "            targets computed once per clip; kd=ALPHA [0.5] weighs them against the labels,\n"
+     "            T=TEMP [2] softens both (loss (1 - a) CE + a T^2 KL)",
      cmd_train, train_options, CMD_CHANGES_MODEL | CMD_CHANGES_DATA, complete_values},
     {"resume", "PATH [eval=0|1]", "continue a training run from its checkpoint",
      "PATH is a run's checkpoint.safetensors; open the same data set first. The run goes on\n"

@@ -36,6 +36,7 @@
 #include "basin/model/model.h"
 #include "basin/model/predict.h"
 #include "basin/model/safetensors.h"
+#include "basin/train/distill.h"
 #include "basin/train/eval.h"
 
 /* rng_split tags of the run's seed: dropout (then split by global step) and the SWA BN
@@ -75,6 +76,7 @@ struct trainer {
     double mark;                /* last time st.seconds was advanced */
     double epoch_t0;            /* first step of the epoch in this session */
     long epoch_n, epoch_steps;  /* samples and steps of the epoch in this session */
+    const struct distill *kd;   /* distillation targets (borrowed), or NULL */
 };
 
 static double now_s(void)
@@ -557,8 +559,8 @@ static int one_step(struct trainer *t, struct train_step_report *r)
     struct graph *g = t->g;
     struct store *st = &g->store;
     const int M = t->m->cfg.classes, spe = t->st.steps_per_epoch;
-    const float *x, *targets = NULL;
-    const int *labels;
+    const float *x, *targets = NULL, *lambda = NULL;
+    const int *labels, *rows = NULL, *partner = NULL;
     int n;
     if (t->o.parity) {
         fill_parity_batch(t);
@@ -566,6 +568,7 @@ static int one_step(struct trainer *t, struct train_step_report *r)
     } else {
         const struct batch *b = batch_iter_get(t->it, t->st.batch);
         x = b->x, labels = b->labels, targets = b->targets, n = b->n;
+        rows = b->rows, partner = b->partner, lambda = b->lambda;
     }
     long k = t->st.step;
     double lr = train_lr_at(&t->o, spe, k);
@@ -578,6 +581,7 @@ static int one_step(struct trainer *t, struct train_step_report *r)
     double loss = t->o.loss == TRAIN_LOSS_FOCAL
                       ? loss_focal(n, M, logits, hard, targets, (float)t->o.focal_gamma, t->dl)
                       : loss_cross_entropy(n, M, logits, hard, targets, t->dl);
+    if (t->kd) loss = distill_loss(t->kd, n, logits, rows, partner, lambda, loss, t->dl);
     int correct = loss_correct(n, M, logits, labels);
     char what[160];
     if (!isfinite(loss)) {
@@ -785,6 +789,16 @@ static int run_loop(struct trainer *t, const struct train_callbacks *cb, const s
             return status_set(STATUS_CANCELLED, "stopped after step %ld (epoch %d, batch %d of %d)", t->st.step,
                               t->st.batch ? t->st.epoch + 1 : t->st.epoch, t->st.batch ? t->st.batch : spe, spe);
     }
+    return STATUS_OK;
+}
+
+int train_set_distill(struct trainer *t, const struct distill *d)
+{
+    if (d && t->o.parity) return status_set(STATUS_INVALID, "train: the parity protocol does not distil");
+    if (d && (d->n != t->train->n || d->m != t->m->cfg.classes))
+        return status_set(STATUS_MISMATCH, "train: the teacher's targets are for %d clips of %d classes, "
+                          "the run has %d of %d", d->n, d->m, t->train->n, t->m->cfg.classes);
+    t->kd = d;
     return STATUS_OK;
 }
 

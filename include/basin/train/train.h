@@ -289,6 +289,13 @@ void train_destroy(struct trainer *t);   /* NULL is a no-op; the model keeps its
  * stays usable. */
 int train_run(struct trainer *t, const struct train_callbacks *cb, const struct progress *p);
 
+/* Distil from d's cached teacher targets (distill.h; borrowed until train_destroy or the
+ * next call; NULL: stop): every later step's loss and gradient become distill_loss's.
+ * Not saved in checkpoints (a resumed run sets it again). STATUS_INVALID in parity mode,
+ * STATUS_MISMATCH when d was made for other clips or classes. */
+struct distill;
+int train_set_distill(struct trainer *t, const struct distill *d);
+
 const struct train_state *train_get_state(const struct trainer *t);
 const struct train_opts *train_get_opts(const struct trainer *t);
 /* The path of the checkpoint in the output folder ("" without one). */
