@@ -61,6 +61,26 @@ static void test_save_load_replay(void)
     }
 }
 
+/* A command whose job fails only at its end (the CSV it could not write) is an error, and
+ * is not in the session's commands.log */
+static void test_failed_job_not_logged(void)
+{
+    char data[600], sess[600], script[4096], path[700];
+    path_of(data, sizeof data, "sess-fail-data");
+    path_of(sess, sizeof sess, "sess/failed");
+    snprintf(script, sizeof script,
+             "synth out=%s clips=20 seconds=1 seed=5\ndata %s\npreset demo\nnew cpresnet width=4 rho=3 blocks=1,1,1\n"
+             "eval --csv /nonexistent-basin-dir/x.csv\nsession save %s\n",
+             data, data, sess);
+    struct cli_output o = cli_run(script);
+    EXPECT_EQ_INT(o.n_errors, 1);
+    EXPECT(strstr(o.err, "/nonexistent-basin-dir/x.csv") != NULL);
+    snprintf(path, sizeof path, "%s/commands.log", sess);
+    char *log = file_text(path);
+    EXPECT(log && strstr(log, "new cpresnet width=4") && !strstr(log, "eval"));
+    free(log);
+}
+
 static void test_damaged_and_too_new(void)
 {
     char dir[600], path[700], script[2048];
@@ -142,6 +162,7 @@ static void test_lessons_run(void)
 const struct test tests_session[] = {
     TEST_HEAVY(test_lessons_run),
     TEST_HEAVY(test_save_load_replay),
+    TEST(test_failed_job_not_logged),
     TEST(test_damaged_and_too_new),
     {0},
 };

@@ -99,6 +99,24 @@ static void test_split_view_through_tmux(void)
     EXPECT_MSG(wait_for("basin> info", 5), "no completion: %s", capture());
     tmux(NULL, 0, "send-keys -t wb C-u");
 
+    /* 2b. a log line wider than the pane wraps onto rows of its own: the short line after
+     * it is alone on its row (nothing of the long one left behind it) */
+    char longcmd[400];
+    memset(longcmd, 'x', 200);
+    longcmd[200] = 0;
+    tmux(NULL, 0, "send-keys -t wb 'set seed=%s' Enter", longcmd);
+    EXPECT_MSG(wait_for("not an integer", 5), "no error: %s", capture());
+    tmux(NULL, 0, "send-keys -t wb 'set' Enter");
+    EXPECT_MSG(wait_for("threads=", 5), "no settings: %s", capture());
+    {
+        const char *p = strstr(capture(), "threads=");
+        char row[256] = "";
+        if (p) snprintf(row, sizeof row, "%.*s", (int)strcspn(p, "\n"), p);
+        size_t n = strlen(row);
+        while (n && row[n - 1] == ' ') row[--n] = 0;
+        EXPECT_MSG(p && strstr(row, "seed=1") && !strchr(row, 'x'), "the settings row: '%s'", row);
+    }
+
     /* 3. spec: heatmap rows in the view pane (half-blocks, coloured) */
     tmux(NULL, 0, "send-keys -t wb 'spec' Enter");
     EXPECT(wait_for("front end (the model's)", 10));

@@ -240,7 +240,11 @@ int app_reap_job(struct app *a)
     char name[32];
     snprintf(name, sizeof name, "%.*s", (int)(strcspn(ji.name, " ") < 31 ? strcspn(ji.name, " ") : 31), ji.name);
     a->cmd = name;
+    long fails = a->n_fails;
     int s = job_reap(a->job);
+    /* a done step that reported an error (a CSV it could not write) failed the job */
+    if (!s && a->n_fails != fails) s = STATUS_INVALID;
+    a->job_status = s;
     a->cmd = saved;
     if (s && a->job_background) a->n_errors++; /* a foreground job's command counts it */
     char took[32];
@@ -261,14 +265,15 @@ int app_wait_job(struct app *a)
     if (!a->job) return STATUS_OK;
     if (a->wait_job) a->wait_job(a);
     else wait_headless(a);
-    struct job *j = a->job;
-    (void)j;
     int s = STATUS_OK;
     if (a->job && job_reapable(a->job)) {
         struct job_info ji;
         job_info(a->job, &ji);
         s = ji.state == JOB_DONE ? STATUS_OK : ji.state == JOB_CANCELLED ? STATUS_CANCELLED : STATUS_INVALID;
         app_reap_job(a);
+        /* a job whose work succeeded but whose done step failed (a CSV it could not write)
+         * failed as a command too: not logged for the session */
+        if (!s && a->job_status) s = a->job_status;
     }
     return s;
 }
@@ -346,6 +351,7 @@ int app_fail(struct app *a, int status, const char *fmt, ...)
     fflush(a->out);
     fprintf(a->err, "%serror: %s%s%s\n", where, named ? "" : cmd, named ? "" : ": ", msg);
     fflush(a->err);
+    a->n_fails++;
     return status ? status : STATUS_INVALID;
 }
 

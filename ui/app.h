@@ -90,6 +90,9 @@ struct app {
     struct job *job;            /* the running (or not yet reaped) job, or NULL */
     unsigned holds;             /* enum app_hold of the running job */
     int job_background;         /* 1: it was started in the background */
+    int job_status;             /* the last reaped job's, failed when its done step reported
+                                 * an error */
+    long n_fails;               /* errors reported (app_fail), ever */
     int next_job_id;
     int workbench;              /* 1 in the split view (views are drawn, not printed) */
     int background;             /* 1: commands return when their job starts (the split

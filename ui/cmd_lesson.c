@@ -39,10 +39,11 @@ static void lesson_free(void)
     memset(&lesson, 0, sizeof lesson);
 }
 
-/* The lesson folder of NAME ("sessions/lessons/NAME", or beside the binary). */
-static int lesson_path(const char *name, char *buf, size_t n)
+/* The folder holding the lessons: sessions/lessons in the current folder, else beside the
+ * binary (build/<kind>/basin in the source tree). 0, or STATUS_NOT_FOUND. */
+static int lessons_dir(char *buf, size_t n)
 {
-    snprintf(buf, n, "sessions/lessons/%s/lesson.basin", name);
+    snprintf(buf, n, "sessions/lessons");
     if (access(buf, R_OK) == 0) return STATUS_OK;
     char exe[2048];
     ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -50,7 +51,18 @@ static int lesson_path(const char *name, char *buf, size_t n)
         exe[k] = 0;
         char *slash = strrchr(exe, '/');
         if (slash) *slash = 0;
-        snprintf(buf, n, "%.1900s/../../sessions/lessons/%.100s/lesson.basin", exe, name);
+        snprintf(buf, n, "%.1900s/../../sessions/lessons", exe);
+        if (access(buf, R_OK) == 0) return STATUS_OK;
+    }
+    return status_set(STATUS_NOT_FOUND, "no sessions/lessons here or beside the basin binary");
+}
+
+/* The script of lesson NAME. */
+static int lesson_path(const char *name, char *buf, size_t n)
+{
+    char dir[2048];
+    if (!lessons_dir(dir, sizeof dir)) {
+        snprintf(buf, n, "%.1900s/%.100s/lesson.basin", dir, name);
         if (access(buf, R_OK) == 0) return STATUS_OK;
     }
     return status_set(STATUS_NOT_FOUND, "no lesson '%s' (lesson lists them)", name);
@@ -114,18 +126,27 @@ void app_lesson_after(struct app *a, const char *line)
 int cmd_lesson(struct app *a, int argc, char **argv)
 {
     if (argc == 1) {
-        DIR *d = opendir("sessions/lessons");
+        char dir[2048];
+        DIR *d = lessons_dir(dir, sizeof dir) ? NULL : opendir(dir);
         int n = 0;
         for (struct dirent *e; d && (e = readdir(d));) {
-            char path[1024];
+            char path[2400], first[200] = "";
             if (e->d_name[0] == '.') continue;
-            snprintf(path, sizeof path, "sessions/lessons/%.200s/lesson.basin", e->d_name);
-            if (access(path, R_OK)) continue;
-            app_out(a, "  %s\n", e->d_name);
+            snprintf(path, sizeof path, "%s/%.200s/lesson.basin", dir, e->d_name);
+            FILE *f = fopen(path, "r");
+            if (!f) continue;
+            /* its first comment line says what it is */
+            if (fgets(first, sizeof first, f) && first[0] == '#') {
+                first[strcspn(first, "\r\n")] = 0;
+            } else {
+                first[0] = 0;
+            }
+            fclose(f);
+            app_out(a, "  %-16s %s\n", e->d_name, first[0] ? first + 1 + strspn(first + 1, " ") : "");
             n++;
         }
         if (d) closedir(d);
-        if (!n) app_out(a, "no lessons in sessions/lessons (run basin from its folder)\n");
+        if (!n) app_out(a, "no lessons found (sessions/lessons here or beside the basin binary)\n");
         return STATUS_OK;
     }
     if (argc != 2) return app_fail(a, STATUS_INVALID, "usage: lesson [NAME | next | stop]");

@@ -349,22 +349,47 @@ static void draw_status(struct screen *s, const char *left, const char *right, d
     wnoutrefresh(s->status);
 }
 
+/* Byte offsets where line wraps at w columns (a code point a column): off[0] = 0, up to
+ * max rows; returns the rows the line takes (at least 1). */
+static int wrap_offsets(const char *line, int w, int *off, int max)
+{
+    int rows = 1, col = 0;
+    off[0] = 0;
+    for (int i = 0; line[i]; i++) {
+        if (((unsigned char)line[i] & 0xc0) == 0x80) continue; /* inside a code point */
+        if (col == w) {
+            if (rows == max) break;
+            off[rows++] = i;
+            col = 0;
+        }
+        col++;
+    }
+    return rows;
+}
+
+/* The log pane: the newest lines at the bottom, a line wider than the pane wrapped onto as
+ * many rows as it needs (none of it left over from a longer line drawn before); scroll
+ * counts lines back from the newest. */
 static void draw_log(struct screen *s, struct logbuf *lb)
 {
     werase(s->log);
     int n = lb ? logbuf_count(lb) : 0;
-    if (s->scroll > n - s->log_h) s->scroll = n - s->log_h > 0 ? n - s->log_h : 0;
-    int first = n - s->log_h - s->scroll;
+    if (s->scroll > n - 1) s->scroll = n - 1 > 0 ? n - 1 : 0;
+    int w = s->cols > 0 ? s->cols : 1, y = s->log_h, off[64];
     char line[1100];
-    for (int y = 0; y < s->log_h; y++) {
-        int i = first + y;
-        if (i < 0 || i >= n) continue;
+    for (int i = n - 1 - s->scroll; i >= 0 && y > 0; i--) {
         enum logbuf_kind kind = logbuf_line(lb, i, line, sizeof line);
+        int rows = wrap_offsets(line, w, off, 64);
         attr_t a = kind == LOGBUF_ECHO ? A_BOLD : A_NORMAL;
         int pair = 0;
         if (kind == LOGBUF_ERROR && s->colors) pair = alloc_pair(196, -1);
         wattr_set(s->log, a, 0, pair > 0 ? &pair : NULL);
-        mvwaddnstr(s->log, y, 0, line, -1);
+        y -= rows;
+        for (int r = 0; r < rows; r++) {
+            if (y + r < 0) continue;
+            int end = r + 1 < rows ? off[r + 1] : (int)strlen(line);
+            mvwaddnstr(s->log, y + r, 0, line + off[r], end - off[r]);
+        }
         wattr_set(s->log, A_NORMAL, 0, NULL);
     }
     if (s->scroll)
