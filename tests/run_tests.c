@@ -33,6 +33,7 @@
     X(prune)                                                                                \
     X(compress)                                                                             \
     X(distill)                                                                              \
+    X(structured)                                                                           \
     X(pipeline)                                                                             \
     X(eval)                                                                                 \
     X(predict)                                                                              \

@@ -7,12 +7,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "app.h"
 #include "basin/core/graph.h"
 #include "basin/core/status.h"
 #include "basin/model/model.h"
+#include "basin/model/compress.h"
+#include "basin/model/predict.h"
 #include "basin/model/prune.h"
+#include "basin/model/structured.h"
 #include "basin/train/pipeline.h"
 #include "canvas.h"
 #include "commands.h"
@@ -59,7 +63,7 @@ int arg_count(struct app *a, const char *cmd, const char *key, const char *v, do
 /* ----------------------------------------------------------------------------- the table */
 
 struct prune_view {
-    char title[512];
+    char title[1024];
     int n;
     struct prune_row {
         char name[48];
@@ -162,6 +166,7 @@ static int show_table(struct app *a, const char *what)
 struct prune_cli {
     double target;          /* fraction pruned; < 0: not given */
     double params;          /* parameters to keep; < 0: not given */
+    double macs;            /* structured: MACs to keep at most; < 0: not given */
     enum prune_scope scope;
     enum prune_ramp ramp;
     long len;
@@ -169,9 +174,109 @@ struct prune_cli {
     long seed;
 };
 
+static void input_size(const struct model *m, int *f, int *t)
+{
+    struct frontend_params fe;
+    if (!pipeline_model_frontend(m, &fe)) *f = fe.n_mels, *t = (int)(1 + 10L * fe.sample_rate_hz / fe.hop);
+    else model_default_input(m, f, t);
+}
+
+/* The model's MACs per 10-second clip (0 when it cannot be described). */
+static double macs_now(struct app *a)
+{
+    int f, t;
+    input_size(a->model, &f, &t);
+    struct budget_counts c;
+    return compress_counts(a->model, f, t, &c) ? 0 : c.macs;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Seconds per clip of m's eval-mode forward over n clips of (f, t), best of 3. */
+static double time_forward(struct model *m, int n, int f, int t, const float *x, float *logits)
+{
+    double best = INFINITY;
+    for (int r = 0; r < 3; r++) {
+        double t0 = now_s();
+        if (model_predict(m, n, m->cfg.in_ch, f, t, x, logits)) return NAN;
+        double dt = now_s() - t0;
+        if (dt < best) best = dt;
+    }
+    return best / n;
+}
+
+/* prune structured: search, mask, extract the smaller model, check it against the masked
+ * one, time both, and make the smaller one the session's model. */
+static int structured(struct app *a, const struct prune_cli *o, char *what, size_t n_what)
+{
+    if (o->macs < 0 && o->params < 0) return app_fail(a, STATUS_INVALID, "prune structured: macs=N and/or params=N");
+    struct model *m = a->model;
+    int f, t;
+    input_size(m, &f, &t);
+    struct structured_plan p;
+    if (structured_search(m, o->macs, o->params < 0 ? -1 : (long)o->params, f, t, &p))
+        return app_fail(a, STATUS_INVALID, "prune structured: %s", status_detail());
+    struct model *small = NULL;
+    int s = structured_extract(m, &p, &small);
+    if (s) {
+        structured_plan_fini(&p);
+        return app_fail(a, s, "prune structured: %s", status_detail());
+    }
+    /* the same clips through the dense, the masked and the smaller model */
+    const int N = 4;
+    long nx = (long)N * m->cfg.in_ch * f * t;
+    float *x = malloc(sizeof(float) * (size_t)nx), *l0 = malloc(sizeof(float) * (size_t)(N * m->cfg.classes)),
+          *l1 = malloc(sizeof(float) * (size_t)(N * m->cfg.classes));
+    if (!x || !l0 || !l1) {
+        free(x), free(l0), free(l1);
+        model_destroy(small);
+        structured_plan_fini(&p);
+        return app_fail(a, STATUS_NOMEM, "prune structured: out of memory");
+    }
+    for (long i = 0; i < nx; i++) x[i] = (float)sin(0.37 * (double)i) + (float)((i * 2654435761u) % 1000) / 1000.0f;
+    double t_dense = time_forward(m, N, f, t, x, l0);
+    structured_apply(m, &p);
+    model_predict(m, N, m->cfg.in_ch, f, t, x, l0);
+    double t_small = time_forward(small, N, f, t, x, l1), diff = 0, scale = 0;
+    for (int i = 0; i < N * m->cfg.classes; i++) diff = fmax(diff, fabs(l0[i] - l1[i])), scale = fmax(scale, fabs(l0[i]));
+    free(x), free(l0), free(l1);
+    char b1[32], b2[32], b3[32], b4[32];
+    app_out(a, "prune structured: %d of %d channel groups removed (group norms, FAU's binary search)\n", p.n_removed,
+            p.n_groups);
+    app_out(a, "  %-10s %9s %9s %9s\n", "channels", "before", "after", "removed");
+    for (int x2 = 0; x2 < STRUCTURED_SETS; x2++) {
+        if (!p.width[x2]) continue;
+        int kept = 0;
+        for (int j = 0; j < p.width[x2]; j++) kept += p.keep[x2][j];
+        app_out(a, "  %-10s %9d %9d %9d\n", p.name[x2], p.width[x2], kept, p.width[x2] - kept);
+    }
+    app_out(a, "  parameters %s -> %s, MACs %s -> %s per clip (counted on the smaller structure)\n",
+            fmt_count(b1, sizeof b1, p.params_before), fmt_count(b2, sizeof b2, p.params_after),
+            fmt_si(b3, sizeof b3, p.macs_before), fmt_si(b4, sizeof b4, p.macs_after));
+    app_out(a, "  the smaller model's logits vs the masked model's: largest difference %.2g (of %.3g)\n", diff, scale);
+    app_out(a, "  forward, %d clips of %d x %d, best of 3: %.3g ms per clip dense, %.3g ms smaller: %.2fx faster\n", N, f,
+            t, 1e3 * t_dense, 1e3 * t_small, t_dense / t_small);
+    char cfg[300];
+    model_config_str(&p.cfg, cfg, sizeof cfg);
+    snprintf(what, n_what, "structured to %s", cfg);
+    structured_plan_fini(&p);
+    model_destroy(a->model);
+    a->model = small;
+    snprintf(a->model_name + strnlen(a->model_name, sizeof a->model_name - 12),
+             sizeof a->model_name - strnlen(a->model_name, sizeof a->model_name - 12), " (pruned)");
+    return STATUS_OK;
+}
+
+
 static int parse(struct app *a, int argc, char **argv, int first, struct prune_cli *o)
 {
-    *o = (struct prune_cli){-1, -1, PRUNE_GLOBAL, PRUNE_RAMP_LINEAR, 50, PRUNE_CLASSIFIER_CAP, (long)(a->seed & 0x7fffffffffffffffL)};
+    *o = (struct prune_cli){-1, -1, -1, PRUNE_GLOBAL, PRUNE_RAMP_LINEAR, 50, PRUNE_CLASSIFIER_CAP,
+                            (long)(a->seed & 0x7fffffffffffffffL)};
     double total = (double)graph_param_count(a->model->g);
     for (int i = first; i < argc; i++) {
         char *v = arg_split(argv[i]);
@@ -195,13 +300,14 @@ static int parse(struct app *a, int argc, char **argv, int first, struct prune_c
         } else if (!strcmp(k, "seed")) {
             if (arg_int(a, k, v, 0, 0x7fffffffffffffffL, &o->seed)) return STATUS_INVALID;
         } else if (!strcmp(k, "macs")) {
-            return app_fail(a, STATUS_UNSUPPORTED, "prune: macs= needs structured pruning, which basin does not "
-                            "have yet; prune to params= instead");
+            if (arg_count(a, "prune", k, v, macs_now(a), &o->macs)) return STATUS_INVALID;
         } else {
             return app_fail(a, STATUS_INVALID, "prune: unknown option '%s' (help prune)", k);
         }
     }
     if (o->target >= 0 && o->params >= 0) return app_fail(a, STATUS_INVALID, "prune: target= and params=: give one");
+    if (o->macs >= 0 && strcmp(argv[0], "structured") && (first < 2 || strcmp(argv[1], "structured")))
+        return app_fail(a, STATUS_INVALID, "prune: macs= is for `prune structured` (unstructured sparsity keeps the MACs)");
     return STATUS_OK;
 }
 
@@ -232,17 +338,18 @@ int cmd_prune(struct app *a, int argc, char **argv)
     const char *sub = argc > 1 && !strchr(argv[1], '=') ? argv[1] : "";
     int first = *sub ? 2 : 1;
     struct prune_cli o;
-    if (!strcmp(sub, "structured"))
-        return app_fail(a, STATUS_UNSUPPORTED, "prune structured: not in basin yet (magnitude and random are)");
-    if (*sub && strcmp(sub, "magnitude") && strcmp(sub, "random") && strcmp(sub, "step") && strcmp(sub, "reset"))
-        return app_fail(a, STATUS_INVALID, "prune: unknown method '%s' (magnitude, random, step, reset)", sub);
+    if (*sub && strcmp(sub, "magnitude") && strcmp(sub, "random") && strcmp(sub, "step") && strcmp(sub, "reset") &&
+        strcmp(sub, "structured"))
+        return app_fail(a, STATUS_INVALID, "prune: unknown method '%s' (magnitude, random, structured, step, reset)", sub);
     if (parse(a, argc, argv, first, &o)) return STATUS_INVALID;
     struct graph *g = a->model->g;
-    char what[160];
+    char what[512];
     double p;
     if (!*sub) {
         if (argc > 1) return app_fail(a, STATUS_INVALID, "prune: which method? (magnitude, random, step)");
         snprintf(what, sizeof what, "%s", g->masked ? "masks" : "dense");
+    } else if (!strcmp(sub, "structured")) {
+        if (structured(a, &o, what, sizeof what)) return STATUS_INVALID;
     } else if (!strcmp(sub, "reset")) {
         prune_reset(g);
         snprintf(what, sizeof what, "masks reset");

@@ -14,7 +14,7 @@
 
 static const char *const new_options[] = {"width=", "rho=", "damping=", "groups=", "roll=",
                                           "blocks=", "in_ch=", "classes=", "channels=",
-                                          "mels=", "seed=", "sparse=", NULL};
+                                          "mels=", "seed=", "sparse=", "stages=", "inner=", NULL};
 static const char *const set_options[] = {"threads=", "seed=", NULL};
 static const char *const save_options[] = {"checkpoint=", NULL};
 static const char *const synth_options[] = {"out=", "clips=", "seconds=", "seed=", "rate=", "scene=",
@@ -42,7 +42,8 @@ static const char *const trajectory_options[] = {"grid=", "range=", "split=", "n
 static const char *const device_options[] = {"in=", "out=", "pace=", "rate=", NULL};
 static const char *const play_options[] = {"from=", "to=", NULL};
 static const char *const record_options[] = {"seconds=", "out=", "rate=", "channels=", "format=", NULL};
-static const char *const prune_options[] = {"magnitude", "random", "step", "reset", "target=", "params=", "scope=",
+static const char *const prune_options[] = {"magnitude", "random", "structured", "step", "reset", "target=",
+                                            "params=", "macs=", "scope=",
                                             "cap=", "seed=", "ramp=", "len=", NULL};
 static const char *const fold_options[] = {"mode=", NULL};
 static const char *const quantize_options[] = {"fp16", "int8", NULL};
@@ -426,7 +427,7 @@ const struct command commands[] = {
      "  --csv FILE         block,params,eig1..eigK,trace,trace_se: the whole Hessian, then each\n"
      "                     tensor (its top eigenvalue in eig1)",
      cmd_hessian, hessian_options, CMD_READS_WEIGHTS, complete_hessian},
-    {"prune", "[magnitude|random|step|reset] [target=F | params=N|N%] [scope=global|layer] [cap=F] ...",
+    {"prune", "[magnitude|random|structured|step|reset] [target=F | params=N|N% | macs=N|N%] ...",
      "prune the model through its masks; the per-layer table (sparsity, parameters, MACs left)",
      "Unstructured pruning of every weight of >= 2 dimensions (convs, shortcuts, classifier);\n"
      "BN and biases stay. A pruned weight is masked out of the forward and its gradient, the\n"
@@ -443,6 +444,12 @@ const struct command commands[] = {
      "  prune step target=F|params=N [ramp=linear|exp] [len=L]  one epoch of the training ramp:\n"
      "                            F r(e) with e the next epoch after the sparsity reached so far,\n"
      "                            r = e/L (linear [default]) or exp(-(1 - e/L)^3); L [50]\n"
+     "  prune structured macs=N|N% params=N|N%  remove whole channels (CP-ResNet): each filter\n"
+     "                            with its BN channel and the input slices that read it, the\n"
+     "                            smallest group norms first, as few as meet both limits\n"
+     "                            (FAU's binary search, counted on the smaller structure); the\n"
+     "                            model becomes the physically smaller one (new widths), checked\n"
+     "                            against the masked one, with the measured speed-up\n"
      "  prune reset               every mask back to 1\n"
      "In training: train prune=F|N [prune_ramp=linear|exp] [prune_len=L] [prune_scope=...]\n"
      "[prune_cap=F] applies the ramp at the start of every epoch.",

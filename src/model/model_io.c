@@ -35,6 +35,16 @@ static int config_json(const struct model_config *c, char **out)
         s |= json_set_int(o, "groups", c->groups);
         s |= json_set_int(o, "roll", c->roll);
         s |= json_set_ints(o, "blocks", c->blocks, 3);
+        {
+            /* structured pruning's widths, only when set: other files stay as they were */
+            int custom = 0;
+            for (int i = 0; i < 3; i++) custom |= c->stages[i] != 0;
+            for (int i = 0; i < 12; i++) custom |= c->inner[i] != 0;
+            if (custom) {
+                s |= json_set_ints(o, "stages", c->stages, 3);
+                s |= json_set_ints(o, "inner", c->inner, 12);
+            }
+        }
         break;
     case ARCH_SEPNET:
         s |= json_set_ints(o, "channels", c->channels, c->n_channels);
@@ -189,6 +199,12 @@ static int config_from_json(const char *path, const char *text, enum arch arch,
         else if (!strcmp(key, "blocks") && arch == ARCH_CPRESNET) {
             s = json_to_ints(v, c->blocks, 3, &n);
             if (!s && n != 3) s = status_set(STATUS_FORMAT, "%s: blocks has %d counts, not 3", label, n);
+        } else if (!strcmp(key, "stages") && arch == ARCH_CPRESNET) {
+            s = json_to_ints(v, c->stages, 3, &n);
+            if (!s && n != 3) s = status_set(STATUS_FORMAT, "%s: stages has %d widths, not 3", label, n);
+        } else if (!strcmp(key, "inner") && arch == ARCH_CPRESNET) {
+            s = json_to_ints(v, c->inner, 12, &n);
+            if (!s && n != 12) s = status_set(STATUS_FORMAT, "%s: inner has %d widths, not 12", label, n);
         } else if (!strcmp(key, "channels") && arch == ARCH_SEPNET)
             s = json_to_ints(v, c->channels, MODEL_MAX_CHANNELS, &c->n_channels);
         else

@@ -62,7 +62,7 @@ void model_config_default(struct model_config *c, enum arch a)
 }
 
 static const char *const keys_cpresnet[] = {"width", "rho", "damping", "groups", "roll",
-                                            "blocks", "in_ch", "classes", NULL};
+                                            "blocks", "in_ch", "classes", "stages", "inner", NULL};
 static const char *const keys_sepnet[] = {"channels", "mels", "classes", "in_ch", NULL};
 static const char *const keys_cnn10[] = {"width", "mels", "classes", "in_ch", NULL};
 
@@ -149,7 +149,28 @@ int model_config_set(struct model_config *c, const char *key, const char *value)
     }
     if (!strcmp(key, "channels"))
         return parse_list(key, value, c->channels, MODEL_MAX_CHANNELS, &c->n_channels);
+    if (!strcmp(key, "stages") || !strcmp(key, "inner")) {
+        int v[12], n, want = key[0] == 's' ? 3 : 12;
+        if (parse_list(key, value, v, want, &n)) return STATUS_INVALID;
+        if (n != want) return status_set(STATUS_INVALID, "%s=%s: needs %d widths", key, value, want);
+        memcpy(key[0] == 's' ? c->stages : c->inner, v, sizeof(int) * (size_t)want);
+        return STATUS_OK;
+    }
     return status_set(STATUS_INVALID, "option '%s' is not handled", key);
+}
+
+/* 1 when a cpresnet config sets stages or inner (structured pruning's widths). */
+static int cpresnet_custom(const struct model_config *c)
+{
+    int any = 0;
+    for (int i = 0; i < 3; i++) any |= c->stages[i] != 0;
+    for (int i = 0; i < 12; i++) any |= c->inner[i] != 0;
+    return any;
+}
+
+static int cpresnet_stage_width(const struct model_config *c, int s)
+{
+    return c->stages[s] ? c->stages[s] : c->width << s;
 }
 
 int model_config_validate(const struct model_config *c)
@@ -168,6 +189,12 @@ int model_config_validate(const struct model_config *c)
             return status_set(STATUS_INVALID, "cpresnet: damping=%g (0 = off, or 0 < m <= 1)", c->damping);
         if (c->groups < 1 || c->width % c->groups)
             return status_set(STATUS_INVALID, "cpresnet: groups=%d must divide width=%d", c->groups, c->width);
+        for (int i = 0; i < 15; i++) {
+            int w = i < 3 ? c->stages[i] : c->inner[i - 3];
+            if (w < 0 || w > 65536 || (w && c->groups > 0 && w % c->groups))
+                return status_set(STATUS_INVALID, "cpresnet: %s width %d (0, or 1..65536 divisible by groups=%d)",
+                                  i < 3 ? "stage" : "block", w, c->groups);
+        }
         if (c->roll != 0 && c->roll != 1) return status_set(STATUS_INVALID, "cpresnet: roll=%d (0 or 1)", c->roll);
         for (int s = 0; s < 3; s++)
             if (c->blocks[s] < 0 || c->blocks[s] > 4)
@@ -210,6 +237,12 @@ void model_config_str(const struct model_config *c, char *buf, int n_buf)
         snprintf(buf, n, "width=%d rho=%d damping=%g groups=%d roll=%d blocks=%d,%d,%d in_ch=%d classes=%d",
                  c->width, c->rho, c->damping, c->groups, c->roll, c->blocks[0], c->blocks[1],
                  c->blocks[2], c->in_ch, c->classes);
+        if (cpresnet_custom(c)) {
+            snprintf(buf + strlen(buf), n - strlen(buf), " stages=%d,%d,%d inner=", c->stages[0], c->stages[1],
+                     c->stages[2]);
+            for (int i = 0; i < 12; i++)
+                snprintf(buf + strlen(buf), n - strlen(buf), "%s%d", i ? "," : "", c->inner[i]);
+        }
         break;
     case ARCH_SEPNET: {
         char ch[96] = "";
@@ -248,13 +281,15 @@ static void build_cpresnet(struct graph *g, const struct model_config *c)
     int ks[3][4][2];
     cpresnet_kernels(c->rho, ks);
     float m = (float)c->damping;
+    int custom = cpresnet_custom(c);
     int x = graph_input(g, c->in_ch);
-    x = graph_conv2d(g, "stem.conv", x, c->width, 5, 5, 2, 2, 1, 1, 1, 1, 1, m);
+    x = graph_conv2d(g, "stem.conv", x, cpresnet_stage_width(c, 0), 5, 5, 2, 2, 1, 1, 1, 1, 1, m);
     x = graph_batchnorm(g, "stem.bn", x, 1);
-    int ci = c->width;
-    for (int s = 0; s < 3; s++) {
-        int co = c->width << s;
-        for (int b = 0; b < c->blocks[s]; b++) {
+    int ci = cpresnet_stage_width(c, 0);
+    for (int s = 0, k = 0; s < 3; s++) {
+        int co = cpresnet_stage_width(c, s);
+        for (int b = 0; b < c->blocks[s]; b++, k++) {
+            int mid = c->inner[k] ? c->inner[k] : co;
             char name[48];
             int k1 = ks[s][b][0], k2 = ks[s][b][1];
             /* Channel roll (DCASE21 report 3.3; basin_ref Block): the conv branch sees the
@@ -262,7 +297,7 @@ static void build_cpresnet(struct graph *g, const struct model_config *c)
             int br = (c->roll && c->groups > 1) ? graph_roll(g, x, ci / c->groups) : x;
             snprintf(name, sizeof name, "s%d.b%d.conv1", s + 1, b + 1);
             /* ref: mission-anchors 2.1, padding k // 3 */
-            int h = graph_conv2d(g, name, br, co, k1, k1, 1, 1, k1 / 3, k1 / 3, 1, 1, c->groups, m);
+            int h = graph_conv2d(g, name, br, mid, k1, k1, 1, 1, k1 / 3, k1 / 3, 1, 1, c->groups, m);
             snprintf(name, sizeof name, "s%d.b%d.bn1", s + 1, b + 1);
             h = graph_batchnorm(g, name, h, 1);
             snprintf(name, sizeof name, "s%d.b%d.conv2", s + 1, b + 1);
@@ -270,7 +305,8 @@ static void build_cpresnet(struct graph *g, const struct model_config *c)
             snprintf(name, sizeof name, "s%d.b%d.bn2", s + 1, b + 1);
             h = graph_batchnorm(g, name, h, 0);
             int sc = x;
-            if (ci != co) {
+            /* with default widths ci != co exactly at the first block of stages 2 and 3 */
+            if (ci != co || (custom && s > 0 && b == 0)) {
                 snprintf(name, sizeof name, "s%d.b%d.proj.conv", s + 1, b + 1);
                 sc = graph_conv2d(g, name, x, co, 1, 1, 1, 1, 0, 0, 1, 1, 1, m);
                 snprintf(name, sizeof name, "s%d.b%d.proj.bn", s + 1, b + 1);

@@ -76,7 +76,7 @@ double distill_loss(const struct distill *d, int n, const float *logits, const i
         double mx = -INFINITY, sum = 0;
         for (int k = 0; k < M; k++) mx = fmax(mx, z[k] / T);
         for (int k = 0; k < M; k++) sum += exp(z[k] / T - mx);
-        double lse = mx + log(sum);
+        double lse = mx + (sum > 0 ? log(sum) : 0); /* sum >= 1: the max term is 1 */
         for (int k = 0; k < M; k++) {
             double q = l * qa[k] + (1 - l) * qb[k];
             double logp = z[k] / T - lse;

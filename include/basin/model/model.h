@@ -8,7 +8,8 @@
  * Architectures (tensor names in the README and in ../shared/peers/basin_ref.py):
  *   cpresnet  CP-ResNet (Koutini et al.): 5x5/2 stem, three stages of rho-sized basic
  *             blocks, 1x1 conv + BN head, global average pool. Options width, rho, damping,
- *             groups, roll, blocks, in_ch, classes.
+ *             groups, roll, blocks, in_ch, classes; stages and inner (per-stage and
+ *             per-block widths: what structured pruning leaves, basin only).
  *   sepnet    SP4ASC Cnn6_60k (Puy et al.): bn0 over mel bins, four separable blocks
  *             (1x1, then dilated depthwise along T and F, summed), mean/max head, MLP.
  *             Options channels, mels, classes, in_ch.
@@ -40,6 +41,13 @@ struct model_config {
     int groups;                 /* groups of both block convs */
     int roll;                   /* channel roll of the conv branch by one group */
     int blocks[3];              /* blocks per stage, 0..4 each */
+    int stages[3];              /* channels of each stage's residual stream (the stem's for
+                                 * stage 1); 0: width << stage (all 0 by default) */
+    int inner[12];              /* channels inside each block (conv1's outputs, bn1), blocks
+                                 * in order over the stages; 0: the stage's (all 0 by
+                                 * default). Structured pruning (model/structured.h) sets
+                                 * stages and inner; any non-zero makes every stage's first
+                                 * block after stage 1 carry a projection shortcut. */
     /* sepnet */
     int channels[MODEL_MAX_CHANNELS];
     int n_channels;
