@@ -48,6 +48,7 @@
 #include "basin/dsp/frontend.h"
 #include "basin/model/model.h"
 #include "bench_listen.h"
+#include "bench_prune.h"
 #include "bench_pipeline.h"
 #include "ref/naive.h"
 
@@ -545,5 +546,6 @@ int main(int argc, char **argv)
     }
     if (all || !strcmp(what, "logmel")) run_logmel();
     if (all || !strcmp(what, "listen")) bench_listen(argc > 2 ? atof(argv[2]) : 0);
+    if (all || !strcmp(what, "prune")) bench_prune();
     return 0;
 }

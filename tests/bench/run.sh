@@ -1,7 +1,7 @@
 #!/bin/sh
 # run.sh: `make bench`: basin's benchmarks, then the PyTorch peer (shared/peers/bench_ref.sh)
 # on the same shapes in the same run, then a markdown summary with the ratios.
-#   tests/bench/run.sh BENCH_BINARY [conv|dwpair|train|infer|predict|avx2|logmel|listen|landscape|workbench|all]
+#   tests/bench/run.sh BENCH_BINARY [conv|dwpair|train|infer|predict|avx2|logmel|listen|prune|landscape|workbench|all]
 # OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are unset by the Makefile for this command only.
 #
 # Every training and inference case runs in a process of its own, basin's and PyTorch's
@@ -57,7 +57,7 @@ run_case() {
 }
 
 "$bench" machine | tee -a "$log"
-for w in conv dwpair logmel listen; do want $w && "$bench" $w | grep -v '^RESULT machine\|^basin bench' | tee -a "$log"; done
+for w in conv dwpair logmel listen prune; do want $w && "$bench" $w | grep -v '^RESULT machine\|^basin bench' | tee -a "$log"; done
 if want train; then
     for model in cpresnet sepnet; do
         for batch in 16 32; do
