@@ -134,6 +134,12 @@ static void test_lessons_run(void)
         {"flat-vs-sharp", "EPOCHS=1 GRID=3 PAIRS=2 SUBSET=n=32", 0,
          {"sharpness over 2 pairs: mean ", "overall: accuracy", "A - B: sharpness", "A - B: accuracy"},
          {2, 2, 1, 1}},
+        {"width-vs-pruning", "EPOCHS=1 ERF_N=4", 0,
+         {"overall: accuracy", "68 % of the gradient mass", "(15,372 kept by the pruning masks)", "A - B: accuracy"},
+         {2, 2, 1, 1}},
+        {"microphone", "MIC=file:assets/park.wav PACE=fast REC_S=3 WINDOWS=4 OUT=runs/lesson-test-microphone", 1,
+         {"recorded 3.00 s", "   1. park ", "     4  ", "top scene park"},
+         {1, 1, 1, 1}},
     };
     for (size_t i = 0; i < sizeof lessons / sizeof lessons[0]; i++) {
         char cmd[4096], dir[700];
