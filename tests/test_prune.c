@@ -362,6 +362,13 @@ static void test_prune_command(void)
     o = cli_run("new cpresnet width=16 blocks=1,1,1 sparse=3000 seed=2\n");
     EXPECT_EQ_INT(o.n_errors, 0);
     EXPECT(strstr(o.out, "(3,000 kept by the pruning masks)") != NULL);
+    /* the prune view: a bar per layer with its sparsity, and the total */
+    o = cli_run("load tests/data/models/cpresnet.safetensors\nprune magnitude target=0.5 scope=layer cap=1\n"
+                "view prune\n");
+    EXPECT_EQ_INT(o.n_errors, 0);
+    const char *view = strstr(o.out, "prune: magnitude (layer)");
+    view = view ? strstr(view + 1, "prune: magnitude (layer)") : NULL;   /* the view's title, after the table's */
+    EXPECT_MSG(view && strstr(view, "s3.b1.proj.conv") && strstr(view, "#####") && strstr(view, "50.0%"), "%s", o.out);
     o = cli_run("load tests/data/models/cpresnet.safetensors\nprune magnitude target=1.5\n");
     EXPECT_EQ_INT(o.n_errors, 1);
     EXPECT(strstr(o.err, "target=1.5") != NULL && count_char(o.err, '\n') == 1);
