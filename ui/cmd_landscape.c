@@ -180,8 +180,16 @@ static int lview_add_run(struct lview *lv, struct lsurf **s, int n)
 
 #define N_LEVELS 8
 
+/* A surface whose loss spans orders of magnitude (a trajectory's plane, li18's +-1: the
+ * loss explodes at the edges) is drawn on a logarithmic scale. */
+static int wide_range(double lo, double hi)
+{
+    return hi - lo > 20 * (1 + fabs(lo));
+}
+
 /* Contour levels between the smallest and the largest value there is, denser near the
- * minimum (quadratic spacing), where a landscape's shape is. */
+ * minimum (quadratic spacing), where a landscape's shape is; for a wide range quadratic in
+ * log(1 + loss - min), so the levels near the minimum are not all below the first one. */
 static int levels_of(const struct lsurf *s, double *lv, double *lo_out, double *hi_out)
 {
     double lo = INFINITY, hi = -INFINITY;
@@ -189,9 +197,10 @@ static int levels_of(const struct lsurf *s, double *lv, double *lo_out, double *
         if (s->done[k] && isfinite(s->loss[k])) lo = fmin(lo, s->loss[k]), hi = fmax(hi, s->loss[k]);
     *lo_out = lo, *hi_out = hi;
     if (!(hi > lo)) return 0;
+    const int wide = wide_range(lo, hi);
     for (int k = 0; k < N_LEVELS; k++) {
         double q = (k + 0.5) / N_LEVELS;
-        lv[k] = lo + (hi - lo) * q * q;
+        lv[k] = wide ? lo + expm1(q * q * log1p(hi - lo)) : lo + (hi - lo) * q * q;
     }
     return N_LEVELS;
 }
@@ -440,14 +449,21 @@ static void lview_draw(struct canvas *c, void *data)
 
 /* ============================================================================ PNG */
 
-/* Axis ticks of a landscape: the grid coordinate at a position along the cells. */
+/* Axis ticks of a landscape: one at every cell's centre, labelled with its grid coordinate
+ * every `every` cells counted from the centre (about five labels). */
 struct coord_ticks {
     double lo, hi;              /* the outer edges of the first and last cells */
+    int n, every;
 };
 
 static void coord_tick(void *user, double pos, char *buf, int n)
 {
     const struct coord_ticks *t = user;
+    const int i = (int)floor(pos * t->n), c = (t->n - 1) / 2;
+    if ((i - c) % t->every) {
+        buf[0] = '\0';
+        return;
+    }
     double v = t->lo + (t->hi - t->lo) * pos;
     snprintf(buf, (size_t)n, "%.3g", fabs(v) < 1e-12 ? 0.0 : v);
 }
@@ -504,7 +520,11 @@ static int lview_export(const char *path, void *data, int w, int h)
             if (!isfinite(a) || !isfinite(b) || !isfinite(cc) || !isfinite(d)) continue;
             for (int l = 0; l < nl; l++) cell_contour(&g, l, lv_[l], i, j, a, b, cc, d, r, step);
         }
-    for (int k = 0; m && k < np; k++) m[k] = s->done[k] && isfinite(s->loss[k]) ? (float)s->loss[k] : NAN;
+    /* the colours: log10 of the loss when it spans orders of magnitude (as the contours) */
+    const int wide = isfinite(lo) && hi > lo && lo > 0 && wide_range(lo, hi);
+    for (int k = 0; m && k < np; k++)
+        m[k] = s->done[k] && isfinite(s->loss[k]) ? (float)(wide ? log10(s->loss[k]) : s->loss[k]) : NAN;
+    if (wide) lo = log10(lo), hi = log10(hi);
     if (!isfinite(lo)) lo = 0, hi = 1;
     if (!(hi > lo)) hi = lo + 1;
     /* the overlay: the disc, the path, the centre */
@@ -529,14 +549,14 @@ static int lview_export(const char *path, void *data, int w, int h)
     lines[n_lines] = (struct export_series){c0x, c0y, 1, 0x000000, NULL};
     dots[n_lines++] = 4;
     const struct export_overlay ov = {g.xy, g.n, 0x000000, lines, n_lines, dots};
-    struct coord_ticks t = {-r - step / 2, r + step / 2};
-    const int centred = s->n_x <= 13;
+    struct coord_ticks t = {-r - step / 2, r + step / 2, s->n_x, s->n_x <= 13 ? 1 : (s->n_x - 1) / 4};
     const struct export_axis xa = {.lo = t.lo, .hi = t.hi, .label = "alpha (direction x)", .ticks = coord_tick,
-                                   .user = &t, .n_ticks = centred ? s->n_x : 5, .centred = centred};
+                                   .user = &t, .n_ticks = s->n_x, .centred = 1};
     const struct export_axis ya = {.lo = t.lo, .hi = t.hi, .label = "beta (direction y)", .ticks = coord_tick,
-                                   .user = &t, .n_ticks = centred ? s->n_y : 5, .centred = centred};
+                                   .user = &t, .n_ticks = s->n_y, .centred = 1};
     if (!m || (s->n_path > 1 && !(qx && qy))) st = (int)status_set(STATUS_NOMEM, "out of memory");
-    else st = export_heatmap_overlay_png(path, w, h, title, m, s->n_y, s->n_x, (float)lo, (float)hi, "loss", &xa, &ya, &ov);
+    else st = export_heatmap_overlay_png(path, w, h, title, m, s->n_y, s->n_x, (float)lo, (float)hi,
+                                        wide ? "log10 loss" : "loss", &xa, &ya, &ov);
     pthread_mutex_unlock(&lv->lock);
     free(m), free(g.xy), free(g.level), free(qx), free(qy);
     return st;
