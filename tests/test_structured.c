@@ -12,6 +12,10 @@
 #include "basin/model/model.h"
 #include "basin/model/predict.h"
 #include "basin/model/structured.h"
+#include "basin/core/mem.h"
+#include "basin/data/features.h"
+#include "basin/train/admm.h"
+#include "basin/train/train.h"
 #include "test.h"
 #include "util.h"
 
@@ -165,10 +169,112 @@ static void test_structured_command(void)
     EXPECT_EQ_INT(o.n_errors, 1);
 }
 
+/* ADMM: Z starts as the budget's structure of W (removed groups zero, the rest W), U at 0;
+ * the gradient term is rho (W - Z + U) on the weights only; after an update U = W - Z. */
+static void test_admm_projection_and_gradient(void)
+{
+    struct model *m;
+    REQUIRE_OK(model_load(&m, "assets/default-model.safetensors"));
+    struct graph *g = m->g;
+    const long n = g->store.n_params;
+    struct admm *a;
+    REQUIRE_OK(admm_create(&a, m, 5e6, 8000, 0.5, 64, 1001));
+    struct structured_plan p;
+    REQUIRE_OK(structured_search(m, 5e6, 8000, 64, 1001, &p));
+    EXPECT_EQ_INT(a->n_removed, p.n_removed);
+    float *want = malloc(sizeof(float) * (size_t)n);
+    memset(want, 0, sizeof(float) * (size_t)n);
+    for (int i = 0; i < g->n_tensors; i++)
+        if (g->tensors[i].kind == TENSOR_WEIGHT)
+            memcpy(want + g->tensors[i].offset, g->store.w + g->tensors[i].offset, sizeof(float) * (size_t)g->tensors[i].numel);
+    structured_zero(m, &p, want);
+    EXPECT(memcmp(want, a->z, sizeof(float) * (size_t)n) == 0);
+    /* the gradient term */
+    float *gr = malloc(sizeof(float) * (size_t)n);
+    for (long j = 0; j < n; j++) gr[j] = 0.25f;
+    a->u[7] = 0.125f;
+    admm_gradient(a, g->store.w, gr);
+    long bad = 0;
+    for (int i = 0; i < g->n_tensors; i++) {
+        const struct graph_tensor *t = &g->tensors[i];
+        if (!tensor_kind_is_param(t->kind)) continue; /* BN statistics live in store.buf */
+        for (long j = t->offset; j < t->offset + t->numel; j++) {
+            float e = t->kind == TENSOR_WEIGHT ? 0.25f + 0.5f * (g->store.w[j] - a->z[j] + a->u[j]) : 0.25f;
+            bad += fabsf(gr[j] - e) > 1e-6f;
+        }
+    }
+    EXPECT_EQ_INT(bad, 0);
+    a->u[7] = 0;
+    /* an update with W unchanged: Z = P(W) again and U = W - Z, the part Z removes */
+    REQUIRE_OK(admm_update(a));
+    bad = 0;
+    for (long j = 0; j < n; j++) bad += a->z[j] != want[j];
+    for (int i = 0; i < g->n_tensors; i++) {
+        const struct graph_tensor *t = &g->tensors[i];
+        if (t->kind != TENSOR_WEIGHT) continue;
+        for (long j = t->offset; j < t->offset + t->numel; j++) bad += a->u[j] != g->store.w[j] - want[j];
+    }
+    EXPECT_EQ_INT(bad, 0);
+    EXPECT(a->removed_norm > 0);
+    struct admm *b;
+    EXPECT_EQ_INT(admm_create(&b, m, 10, -1, 0.5, 64, 1001), STATUS_INVALID);
+    EXPECT_EQ_INT(admm_create(&b, m, 5e6, -1, 0, 64, 1001), STATUS_INVALID);
+    structured_plan_fini(&p);
+    admm_destroy(a);
+    free(want);
+    free(gr);
+    model_destroy(m);
+}
+
+/* Training with ADMM pulls the weights of the groups the budget removes towards zero:
+ * their norm after four epochs (three updates) is well below where it started. */
+static void test_admm_training_shrinks_removed_groups(void)
+{
+    struct model_config c;
+    model_config_default(&c, ARCH_CPRESNET);
+    REQUIRE_OK(model_config_set(&c, "width", "6"));
+    REQUIRE_OK(model_config_set(&c, "blocks", "1,1,1"));
+    REQUIRE_OK(model_config_set(&c, "classes", "3"));
+    struct model *m;
+    REQUIRE_OK(model_create(&m, &c, 5));
+    struct rng r;
+    rng_seed(&r, 6);
+    rng_fill_normal(&r, m->g->store.w, m->g->store.n_params, 0, 0.3f);
+    struct features f = {.n = 12, .n_channels = 1, .n_mels = 32, .n_frames = 32, .n_classes = 3};
+    f.x = mem_alloc(sizeof(float) * 12 * 32 * 32);
+    f.labels = mem_alloc(sizeof(int) * 12);
+    f.items = mem_alloc(sizeof(int) * 12);
+    rng_fill_normal(&r, f.x, 12 * 32 * 32, 0, 1);
+    for (int i = 0; i < 12; i++) f.labels[i] = i % 3, f.items[i] = i;
+    struct admm *a;
+    REQUIRE_OK(admm_create(&a, m, -1, graph_param_count(m->g) / 2, 5, 32, 32));
+    double start = a->removed_norm;
+    REQUIRE(start > 0);
+    struct train_opts o;
+    train_opts_default(&o);
+    /* SGD: the penalty's pull is proportional to the distance (Adam would take lr-sized steps) */
+    optim_init(&o.optim, OPTIM_SGD);
+    o.epochs = 4, o.batch.batch_size = 4, o.threads = 2, o.eval = 0, o.optim.lr = 0.02f;
+    struct trainer *t;
+    REQUIRE_OK(train_create(&t, m, &f, NULL, NULL, &o, NULL, NULL));
+    REQUIRE_OK(train_set_admm(t, a));
+    REQUIRE_OK(train_run(t, NULL, NULL));
+    train_destroy(t);
+    EXPECT_EQ_INT(a->n_updates, 3);
+    EXPECT_MSG(a->removed_norm < 0.5 * start, "removed groups' norm %g, from %g", a->removed_norm, start);
+    admm_destroy(a);
+    mem_free(f.x);
+    mem_free(f.labels);
+    mem_free(f.items);
+    model_destroy(m);
+}
+
 const struct test tests_structured[] = {
     TEST(test_budgets_exact_and_equal_logits),
     TEST(test_small_model_round_trip),
     TEST(test_refusals),
     TEST(test_structured_command),
+    TEST(test_admm_projection_and_gradient),
+    TEST(test_admm_training_shrinks_removed_groups),
     {0},
 };

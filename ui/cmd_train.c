@@ -16,7 +16,9 @@
 #include "basin/core/threads.h"
 #include "basin/data/dataset.h"
 #include "basin/data/features.h"
+#include "basin/model/compress.h"
 #include "basin/model/model.h"
+#include "basin/train/admm.h"
 #include "basin/train/distill.h"
 #include "basin/train/eval.h"
 #include "basin/train/pipeline.h"
@@ -73,6 +75,8 @@ struct train_cli {
     char out[2048];
     char teacher[2048];  /* distil from this model ("" none) */
     double kd, T;        /* its weight alpha and temperature */
+    char admm[64];       /* "MACS,PARAMS" ("" none) */
+    double rho;
     int norm;            /* -1 default, 0 none, 1 train, 2 model */
     int specaug_scale;   /* SpecAugment widths are SP4ASC's for 431 x 256: scale them */
 };
@@ -89,6 +93,7 @@ static int parse_train(struct app *a, int argc, char **argv, struct train_opts *
     cli->out[0] = 0;
     cli->teacher[0] = 0;
     cli->kd = 0.5, cli->T = 2;
+    cli->admm[0] = 0, cli->rho = 1e-2;
     cli->norm = -1;
     o->seed = a->seed;
     int epochs_given = 0, steps_given = 0, mixup_mode = -1, k;
@@ -225,6 +230,12 @@ static int parse_train(struct app *a, int argc, char **argv, struct train_opts *
         } else if (!strcmp(key, "teacher")) {
             if (!*v || strlen(v) >= sizeof cli->teacher) return app_fail(a, STATUS_INVALID, "teacher=%s: a model file", v);
             snprintf(cli->teacher, sizeof cli->teacher, "%s", v);
+        } else if (!strcmp(key, "admm")) {
+            if (!strchr(v, ',') || strlen(v) >= sizeof cli->admm)
+                return app_fail(a, STATUS_INVALID, "admm=%s: expected MACS,PARAMS (5M,8k; either may be -)", v);
+            snprintf(cli->admm, sizeof cli->admm, "%s", v);
+        } else if (!strcmp(key, "rho")) {
+            if (arg_real(a, key, v, 1e-9, 1e6, &cli->rho)) return STATUS_INVALID;
         } else if (!strcmp(key, "kd")) {
             if (arg_real(a, key, v, 0, 1, &cli->kd)) return STATUS_INVALID;
         } else if (!strcmp(key, "T")) {
@@ -274,6 +285,10 @@ struct train_job {
     struct trainer *t;
     int created;                /* train_create succeeded */
     struct model *teacher;      /* distillation (owned), or NULL */
+    double admm_macs, rho;      /* ADMM: the budget (< 0: no limit), rho; want_admm set */
+    long admm_params;
+    int want_admm, admm_f, admm_t;
+    struct admm *admm;          /* its state, made on the job's thread */
     double kd, T;
     struct distill *distill;    /* its targets, made on the job's thread */
 };
@@ -311,6 +326,9 @@ static int on_epoch(void *user, const struct train_epoch_report *r)
                           100 * r->eval->unseen.acc);
     }
     k += snprintf(line + k, sizeof line - (size_t)k, "  lr %.3g  %.1f s", r->lr, r->seconds);
+    if (tj->admm)
+        k += snprintf(line + k, sizeof line - (size_t)k, "  admm |W-Z| %.3g, groups to go |W| %.3g", tj->admm->primal,
+                      tj->admm->removed_norm);
     if (r->swa_final) snprintf(line + k, sizeof line - (size_t)k, "  (SWA average of %d, BN recomputed)", r->swa_n);
     else if (r->swa_n) snprintf(line + k, sizeof line - (size_t)k, "  swa %d", r->swa_n);
     app_out(a, "%s\n", line);
@@ -361,6 +379,13 @@ static int train_work(struct job *j, void *arg)
         app_out(a, "train: distilling from the teacher (kd=%g, T=%g): its targets for %d clips cached\n", tj->kd, tj->T,
                 tj->tr->n);
     }
+    if (tj->want_admm) {
+        if ((s = admm_create(&tj->admm, tj->m, tj->admm_macs, tj->admm_params, tj->rho, tj->admm_f, tj->admm_t)) ||
+            (s = train_set_admm(tj->t, tj->admm)))
+            return s;
+        app_out(a, "train: ADMM (rho %g) toward %d of %d channel groups removed (MACs <= %.4g, params <= %ld)\n",
+                tj->rho, tj->admm->n_removed, tj->admm->n_groups, tj->admm_macs, tj->admm_params);
+    }
     if (!tj->want_eval && tj->o.eval && !tj->resume)
         app_out(a, "train: no evaluate split in the data set: no per-epoch evaluation\n");
     describe_run(a, tj->m, train_get_opts(tj->t), tj->tr, tj->ev, &tj->fe, tj->dir, train_get_state(tj->t));
@@ -403,6 +428,10 @@ static void train_done(struct job *j, void *arg, int s)
         }
     }
     train_destroy(tj->t);
+    if (tj->admm && s == STATUS_OK)
+        app_out(a, "admm: the weights of the %d channel groups to remove are now |W| %.3g; `prune structured` with the "
+                "same budget cuts them\n", tj->admm->n_removed, tj->admm->removed_norm);
+    admm_destroy(tj->admm);
     distill_destroy(tj->distill);
     model_destroy(tj->teacher);
     features_destroy(tj->tr);
@@ -494,6 +523,28 @@ static void scale_specaug(struct train_opts *o, const struct features *f)
     }
 }
 
+/* admm=MACS,PARAMS: counts (5M, 8k) or percentages of the model's today, "-" for none;
+ * MACs per 10-second clip at the model's front end, as `prune structured` counts them. */
+static int parse_admm(struct app *a, const struct model *m, const struct train_cli *cli, struct train_job *tj)
+{
+    char buf[64];
+    snprintf(buf, sizeof buf, "%s", cli->admm);
+    char *comma = strchr(buf, ',');
+    *comma = 0;
+    struct frontend_params fe;
+    int f, t;
+    if (!pipeline_model_frontend(m, &fe)) f = fe.n_mels, t = (int)(1 + 10L * fe.sample_rate_hz / fe.hop);
+    else model_default_input(m, &f, &t);
+    struct budget_counts c;
+    if (compress_counts(m, f, t, &c)) return app_fail(a, STATUS_INVALID, "admm: %s", status_detail());
+    double macs = -1, params = -1;
+    if (strcmp(buf, "-") && arg_count(a, "train", "admm", buf, c.macs, &macs)) return STATUS_INVALID;
+    if (strcmp(comma + 1, "-") && arg_count(a, "train", "admm", comma + 1, (double)c.params, &params))
+        return STATUS_INVALID;
+    tj->want_admm = 1, tj->admm_macs = macs, tj->admm_params = (long)params, tj->admm_f = f, tj->admm_t = t;
+    return STATUS_OK;
+}
+
 int cmd_train(struct app *a, int argc, char **argv)
 {
     struct train_opts o;
@@ -533,7 +584,12 @@ int cmd_train(struct app *a, int argc, char **argv)
     }
     *tj = (struct train_job){.a = a, .m = m, .o = o, .specaug_scale = cli.specaug_scale, .fe = fe, .norm = norm,
                              .want_eval = o.eval && dataset_count(a->ds, DATASET_SPLIT_EVAL, -1, -1) > 0,
-                             .set_labels = 1, .teacher = teacher, .kd = cli.kd, .T = cli.T};
+                             .set_labels = 1, .teacher = teacher, .kd = cli.kd, .T = cli.T, .rho = cli.rho};
+    if (cli.admm[0] && parse_admm(a, m, &cli, tj)) {
+        model_destroy(teacher);
+        free(tj);
+        return STATUS_INVALID;
+    }
     snprintf(tj->dir, sizeof tj->dir, "%s", cli.out);
     char name[2100];
     snprintf(name, sizeof name, "train out=%s", cli.out);

@@ -31,7 +31,7 @@ static const char *const train_options[] = {"epochs=", "steps=", "recipe=", "opt
                                             "gamma=", "mixup=", "mixup_mode=", "specaug=", "roll=", "gain=", "swa=",
                                             "swa_every=", "clip=", "seed=", "out=", "eval=", "norm=", "keep=", "prune=",
                                             "prune_ramp=", "prune_len=", "prune_scope=", "prune_cap=", "teacher=",
-                                            "kd=", "T=", NULL};
+                                            "kd=", "T=", "admm=", "rho=", NULL};
 static const char *const resume_options[] = {"eval=", NULL};
 static const char *const landscape_options[] = {"preset=", "grid=", "range=", "seed=", "pairs=", "dims=", "eps=", "split=",
                                                 "n=", "by=", "dirs=", "save-dirs=", "resume=", "batch=", "compare=",
@@ -314,7 +314,10 @@ const struct command commands[] = {
      "            [global] prune_cap=F [0.5: the classifier at most half pruned] (help prune)\n"
      "  teacher=PATH  distil from a model trained on the same data and front end: its soft\n"
      "            targets computed once per clip; kd=ALPHA [0.5] weighs them against the labels,\n"
-     "            T=TEMP [2] softens both (loss (1 - a) CE + a T^2 KL)",
+     "            T=TEMP [2] softens both (loss (1 - a) CE + a T^2 KL)\n"
+     "  admm=MACS,PARAMS  ADMM toward a structured budget (FAU): the gradient gets\n"
+     "            rho (W - Z + U), Z the budget's structure nearest W + U (as `prune structured`\n"
+     "            finds it), updated each epoch; rho=R [0.01]; then `prune structured` cuts",
      cmd_train, train_options, CMD_CHANGES_MODEL | CMD_CHANGES_DATA, complete_values},
     {"resume", "PATH [eval=0|1]", "continue a training run from its checkpoint",
      "PATH is a run's checkpoint.safetensors; open the same data set first. The run goes on\n"

@@ -96,10 +96,10 @@ static int supported(const struct model *m)
 }
 
 /* Sum of squares of the slice of channel j of tensor t along dim (0: outputs, 1: inputs). */
-static double slice_ss(const struct graph *g, int t, int dim, int j)
+static double slice_ss(const struct graph *g, const float *base, int t, int dim, int j)
 {
     const struct graph_tensor *gt = &g->tensors[t];
-    const float *w = g->store.w + gt->offset;
+    const float *w = base + gt->offset;
     long O = gt->shape[0], I = gt->n_dims > 1 ? gt->shape[1] : 1, K = gt->numel / (O * I);
     double ss = 0;
     for (long o = 0; o < O; o++)
@@ -164,6 +164,12 @@ void structured_plan_fini(struct structured_plan *p)
 int structured_search(const struct model *m, double max_macs, long max_params, int f, int t,
                       struct structured_plan *p)
 {
+    return structured_search_at(m, m->g->store.w, max_macs, max_params, f, t, p);
+}
+
+int structured_search_at(const struct model *m, const float *values, double max_macs, long max_params, int f,
+                         int t, struct structured_plan *p)
+{
     memset(p, 0, sizeof *p);
     int s = supported(m);
     if (s) return s;
@@ -202,11 +208,11 @@ int structured_search(const struct model *m, double max_macs, long max_params, i
                 if (refs[r].bn) {
                     if (refs[r].out_set != x) continue;
                     int bb = find(g, refs[r].name, "bias");
-                    ss += slice_ss(g, w, 0, j) + slice_ss(g, bb, 0, j);
+                    ss += slice_ss(g, values, w, 0, j) + slice_ss(g, values, bb, 0, j);
                     continue;
                 }
-                if (refs[r].out_set == x) ss += slice_ss(g, w, 0, j);
-                if (refs[r].in_set == x) ss += slice_ss(g, w, 1, j);
+                if (refs[r].out_set == x) ss += slice_ss(g, values, w, 0, j);
+                if (refs[r].in_set == x) ss += slice_ss(g, values, w, 1, j);
             }
             gr[n++] = (struct group){sqrt(ss), x, j};
             if (sqrt(ss) > best_norm) best_norm = sqrt(ss), best = n - 1;
@@ -249,7 +255,13 @@ done:
 
 void structured_apply(struct model *m, const struct structured_plan *p)
 {
-    struct graph *g = m->g;
+    structured_zero(m, p, m->g->store.mask);
+    m->g->masked = 1;
+}
+
+void structured_zero(const struct model *m, const struct structured_plan *p, float *x)
+{
+    const struct graph *g = m->g;
     struct tref refs[MAX_REFS];
     int width[STRUCTURED_SETS];
     int n_refs = walk(&m->cfg, refs, width);
@@ -259,14 +271,13 @@ void structured_apply(struct model *m, const struct structured_plan *p)
         if (w < 0) continue;
         const struct graph_tensor *gt = &g->tensors[w];
         long O = gt->shape[0], I = gt->shape[1], K = gt->numel / (O * I);
-        float *mk = g->store.mask + gt->offset;
+        float *mk = x + gt->offset;
         for (long o = 0; o < O; o++)
             for (long i = 0; i < I; i++) {
                 int gone = (refs[r].out_set >= 0 && !p->keep[refs[r].out_set][o]) ||
                            (refs[r].in_set >= 0 && !p->keep[refs[r].in_set][i]);
                 if (!gone) continue;
                 for (long k = 0; k < K; k++) mk[(o * I + i) * K + k] = 0;
-                g->masked = 1;
             }
     }
 }

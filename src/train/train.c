@@ -36,6 +36,7 @@
 #include "basin/model/model.h"
 #include "basin/model/predict.h"
 #include "basin/model/safetensors.h"
+#include "basin/train/admm.h"
 #include "basin/train/distill.h"
 #include "basin/train/eval.h"
 
@@ -77,6 +78,7 @@ struct trainer {
     double epoch_t0;            /* first step of the epoch in this session */
     long epoch_n, epoch_steps;  /* samples and steps of the epoch in this session */
     const struct distill *kd;   /* distillation targets (borrowed), or NULL */
+    struct admm *admm;          /* ADMM toward a structured budget (borrowed), or NULL */
 };
 
 static double now_s(void)
@@ -589,6 +591,7 @@ static int one_step(struct trainer *t, struct train_step_report *r)
         return numeric_stop(t, what);
     }
     if ((s = plan_backward(t->plan, t->dl, NULL))) return s;
+    if (t->admm) admm_gradient(t->admm, st->w, st->g);
     double ss = 0;
     for (long i = 0; i < st->n_params; i++) ss += (double)st->g[i] * st->g[i];
     double norm = sqrt(ss);
@@ -773,6 +776,7 @@ static int run_loop(struct trainer *t, const struct train_callbacks *cb, const s
             t->epoch_n = t->epoch_steps = 0;
             /* pruning at an epoch's start only: a run resumed mid-epoch has its masks */
             if (t->st.batch == 0 && (s = prune_epoch(t->g, &t->o.prune, t->st.epoch))) return s;
+            if (t->admm && t->st.batch == 0 && t->st.epoch > 0 && (s = admm_update(t->admm))) return s;
         }
         struct train_step_report r;
         if ((s = one_step(t, &r))) return s;
@@ -799,6 +803,14 @@ int train_set_distill(struct trainer *t, const struct distill *d)
         return status_set(STATUS_MISMATCH, "train: the teacher's targets are for %d clips of %d classes, "
                           "the run has %d of %d", d->n, d->m, t->train->n, t->m->cfg.classes);
     t->kd = d;
+    return STATUS_OK;
+}
+
+int train_set_admm(struct trainer *t, struct admm *a)
+{
+    if (a && t->o.parity) return status_set(STATUS_INVALID, "train: the parity protocol does not use ADMM");
+    if (a && a->m != t->m) return status_set(STATUS_MISMATCH, "train: the ADMM state is for another model");
+    t->admm = a;
     return STATUS_OK;
 }
 

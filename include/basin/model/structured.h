@@ -48,6 +48,12 @@ struct structured_plan {
 int structured_search(const struct model *m, double max_macs, long max_params, int f, int t,
                       struct structured_plan *p);
 void structured_plan_fini(struct structured_plan *p);
+/* The same with the group norms taken from w (n_params floats in the store's layout)
+ * instead of m's weights: ADMM projects W + U (train/admm.h). */
+int structured_search_at(const struct model *m, const float *w, double max_macs, long max_params, int f, int t,
+                         struct structured_plan *p);
+/* Zero, in x (n_params floats in the store's layout), every weight of the removed groups. */
+void structured_zero(const struct model *m, const struct structured_plan *p, float *x);
 
 /* Zero the masks of the removed groups' weights in m (g->masked set). */
 void structured_apply(struct model *m, const struct structured_plan *p);

@@ -295,6 +295,12 @@ int train_run(struct trainer *t, const struct train_callbacks *cb, const struct 
  * STATUS_MISMATCH when d was made for other clips or classes. */
 struct distill;
 int train_set_distill(struct trainer *t, const struct distill *d);
+/* ADMM toward a structured budget (admm.h; borrowed until train_destroy or the next call;
+ * NULL: stop): every later step adds rho (W - Z + U) to the gradient (before the norm and
+ * clipping), and every epoch's start after the first updates Z and U. Not saved in
+ * checkpoints. STATUS_INVALID in parity mode, STATUS_MISMATCH for another model's state. */
+struct admm;
+int train_set_admm(struct trainer *t, struct admm *a);
 
 const struct train_state *train_get_state(const struct trainer *t);
 const struct train_opts *train_get_opts(const struct trainer *t);
