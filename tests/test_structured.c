@@ -165,6 +165,10 @@ static void test_structured_command(void)
     EXPECT_MSG(strstr(o.out, "largest difference 0 ") != NULL, "%s", o.out);
     EXPECT(strstr(o.out, "faster") != NULL);
     EXPECT(strstr(o.out, "stages=8,16,32 inner=") != NULL);
+    o = cli_run("load assets/default-model.safetensors\nprune structured macs=50% cut=0\n");
+    EXPECT_EQ_INT(o.n_errors, 0);
+    EXPECT(strstr(o.out, "prune: structured, masked (cut=0") != NULL);
+    EXPECT(strstr(o.out, "of 15,372 parameters kept") != NULL);
     o = cli_run("load assets/default-model.safetensors\nprune magnitude macs=50%\n");
     EXPECT_EQ_INT(o.n_errors, 1);
 }

@@ -172,6 +172,7 @@ struct prune_cli {
     long len;
     double cap;
     long seed;
+    long cut;               /* structured: 1 the smaller model replaces it, 0 masks only */
 };
 
 static void input_size(const struct model *m, int *f, int *t)
@@ -263,8 +264,14 @@ static int structured(struct app *a, const struct prune_cli *o, char *what, size
             t, 1e3 * t_dense, 1e3 * t_small, t_dense / t_small);
     char cfg[300];
     model_config_str(&p.cfg, cfg, sizeof cfg);
-    snprintf(what, n_what, "structured to %s", cfg);
     structured_plan_fini(&p);
+    if (!o->cut) {
+        /* the dense layout with the removed channels masked: loads in basin_ref.py too */
+        model_destroy(small);
+        snprintf(what, n_what, "structured, masked (cut=0; cut=1 makes it %s)", cfg);
+        return STATUS_OK;
+    }
+    snprintf(what, n_what, "structured to %s", cfg);
     model_destroy(a->model);
     a->model = small;
     snprintf(a->model_name + strnlen(a->model_name, sizeof a->model_name - 12),
@@ -276,7 +283,7 @@ static int structured(struct app *a, const struct prune_cli *o, char *what, size
 static int parse(struct app *a, int argc, char **argv, int first, struct prune_cli *o)
 {
     *o = (struct prune_cli){-1, -1, -1, PRUNE_GLOBAL, PRUNE_RAMP_LINEAR, 50, PRUNE_CLASSIFIER_CAP,
-                            (long)(a->seed & 0x7fffffffffffffffL)};
+                            (long)(a->seed & 0x7fffffffffffffffL), 1};
     double total = (double)graph_param_count(a->model->g);
     for (int i = first; i < argc; i++) {
         char *v = arg_split(argv[i]);
@@ -297,6 +304,8 @@ static int parse(struct app *a, int argc, char **argv, int first, struct prune_c
             o->cap = strtod(v, &end);
             if (end == v || *end || !(o->cap >= 0 && o->cap <= 1))
                 return app_fail(a, STATUS_INVALID, "prune: cap=%s: expected a fraction in [0, 1]", v);
+        } else if (!strcmp(k, "cut")) {
+            if (arg_int(a, k, v, 0, 1, &o->cut)) return STATUS_INVALID;
         } else if (!strcmp(k, "seed")) {
             if (arg_int(a, k, v, 0, 0x7fffffffffffffffL, &o->seed)) return STATUS_INVALID;
         } else if (!strcmp(k, "macs")) {

@@ -43,7 +43,7 @@ static const char *const device_options[] = {"in=", "out=", "pace=", "rate=", NU
 static const char *const play_options[] = {"from=", "to=", NULL};
 static const char *const record_options[] = {"seconds=", "out=", "rate=", "channels=", "format=", NULL};
 static const char *const prune_options[] = {"magnitude", "random", "structured", "step", "reset", "target=",
-                                            "params=", "macs=", "scope=",
+                                            "params=", "macs=", "cut=", "scope=",
                                             "cap=", "seed=", "ramp=", "len=", NULL};
 static const char *const fold_options[] = {"mode=", NULL};
 static const char *const quantize_options[] = {"fp16", "int8", NULL};
@@ -452,7 +452,9 @@ const struct command commands[] = {
      "                            smallest group norms first, as few as meet both limits\n"
      "                            (FAU's binary search, counted on the smaller structure); the\n"
      "                            model becomes the physically smaller one (new widths), checked\n"
-     "                            against the masked one, with the measured speed-up\n"
+     "                            against the masked one, with the measured speed-up; cut=0\n"
+     "                            keeps the dense layout with those channels masked instead\n"
+     "                            (it loads in basin_ref.py; the smaller widths do not)\n"
      "  prune reset               every mask back to 1\n"
      "In training: train prune=F|N [prune_ramp=linear|exp] [prune_len=L] [prune_scope=...]\n"
      "[prune_cap=F] applies the ramp at the start of every epoch.",

@@ -43,6 +43,27 @@ print(f"{sys.argv[3]:10s} pruned (60 %, {len(masks)} masks) in PyTorch vs basin:
 sys.exit(0 if err < 1e-4 and masks else 1)
 PYEOF
 done
+# 1c. structured pruning kept masked (cut=0: the dense layout, removed channels masked) loads in
+#     PyTorch with the same logits; the physically smaller widths are basin's own keys.
+"$PY" - "$tmp/x-default.safetensors" <<'PYEOF'
+import sys, os
+sys.path.insert(0, os.environ.get("REF_DIR", "../shared/peers"))
+import basin_ref as r, torch
+g = torch.Generator().manual_seed(3)
+r.st_save(sys.argv[1], {"x": torch.randn(3, 1, 64, 120, generator=g)}, {"basin.format": "1"})
+PYEOF
+printf 'load assets/default-model.safetensors\nprune structured macs=50%% cut=0\nsave %s/sm.safetensors\nforward %s/x-default.safetensors %s/basin-sm.safetensors\n' \
+    "$tmp" "$tmp" "$tmp" | "$BASIN" >/dev/null
+"$PY" "$REF" forward "$tmp/sm.safetensors" "$tmp/x-default.safetensors" "$tmp/ref-sm.safetensors"
+"$PY" - "$tmp/basin-sm.safetensors" "$tmp/ref-sm.safetensors" <<'PYEOF' || fail=1
+import sys, os
+sys.path.insert(0, os.environ.get("REF_DIR", "../shared/peers"))
+import basin_ref as r
+a = r.st_load(sys.argv[1])[0]["logits"]; b = r.st_load(sys.argv[2])[0]["logits"]
+err = ((a - b).abs().max() / b.abs().max()).item()
+print(f"default    structured macs=50% (masked) in PyTorch vs basin: max relative difference {err:.2e}")
+sys.exit(0 if err < 1e-4 else 1)
+PYEOF
 BASIN="$BASIN" REF="$REF" sh tests/interop/predict_parity.sh || fail=1   # predict vs PyTorch on the same clips
 BASIN="$BASIN" REF="$REF" sh tests/interop/landscape_parity.sh || fail=1   # landscape grids both ways, same saved directions
 BASIN="$BASIN" REF="$REF" sh tests/interop/analysis.sh || fail=1   # erf maps and Hessian eigenvalues on fresh inputs
