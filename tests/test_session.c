@@ -27,17 +27,20 @@ static void test_save_load_replay(void)
     path_of(csv, sizeof csv, "sess-eval.csv");
     snprintf(script, sizeof script,
              "synth out=%s clips=40 seconds=1 seed=5\nset seed=7\ndata %s\npreset demo\n"
-             "new cpresnet width=4 rho=3 blocks=1,1,1\ntrain epochs=2 bs=8 out=%s\neval --csv %s\nsession save %s\n",
-             data, data, run, csv, sess);
+             "new cpresnet width=4 rho=3 blocks=1,1,1\ntrain epochs=2 bs=8 out=%s\neval --csv %s\n"
+             "landscape grid=3 --csv %s-land.csv\nsession save %s\n",
+             data, data, run, csv, csv, sess);
     struct cli_output o = cli_run(script);
     REQUIRE(o.n_errors == 0);
     /* the files the commands wrote are kept under results/, byte for byte */
-    EXPECT(strstr(o.out, "2 result files in results/") != NULL);
+    EXPECT(strstr(o.out, "3 result files in results/") != NULL);
     snprintf(path, sizeof path, "%s/results/sess-eval.csv", sess);
     char *kept = file_text(path), *orig = file_text(csv);
     EXPECT(kept && orig && !strcmp(kept, orig));
     free(kept), free(orig);
     snprintf(path, sizeof path, "%s/results/sess-eval-confusion.csv", sess);
+    EXPECT(access(path, R_OK) == 0);
+    snprintf(path, sizeof path, "%s/results/sess-eval.csv-land.csv", sess);
     EXPECT(access(path, R_OK) == 0);
     char before[512], after[512];
     line_of(o.out, "overall:", before, sizeof before);

@@ -383,6 +383,7 @@ static int erf_report(struct app *a, struct erf_job *e, int cancelled)
         if (s) return fail_in(a, s, "erf");
         app_out(a, "wrote %s (f,t,df,dt,erf,erf_rel%s: %ld rows, the RF within the input)\n", e->csv,
                 r->n_channels > 1 ? ",erf_c0.." : "", (long)area);
+        app_result_add(a, e->csv);
     }
     return STATUS_OK;
 }
@@ -729,6 +730,7 @@ static int hessian_report(struct app *a, struct hessian_job *e, int cancelled)
         if (s) return fail_in(a, s, "hessian");
         app_out(a, "wrote %s (block,params,eig1..eig%d,trace,trace_se: the whole Hessian, then each tensor)\n", e->csv,
                 r->top);
+        app_result_add(a, e->csv);
     }
     return STATUS_OK;
 }

@@ -1499,7 +1499,7 @@ static void print_timing(struct app *a, const struct ljob *lj)
     if (lj->pts_reused) app_out(a, "  %ld points reused from the session's landscapes\n", lj->pts_reused);
     if (lj->n_files) {
         app_out(a, "  wrote");
-        for (int i = 0; i < lj->n_files; i++) app_out(a, "%s %s", i ? "," : "", lj->files[i]);
+        for (int i = 0; i < lj->n_files; i++) app_out(a, "%s %s", i ? "," : "", lj->files[i]), app_result_add(a, lj->files[i]);
         if (lj->n_dev_files) app_out(a, " (+ %d per-device files, -dev-<device>.csv)", lj->n_dev_files);
         app_out(a, "\n");
     }
@@ -1563,7 +1563,7 @@ static void report(struct app *a, struct ljob *lj)
             else app_out(a, " %10.5g%s\n", s->sh.s, s->complete ? "" : " (partial)");
         }
         if (lj->o.compare[0] && !isnan(v[0]) && !isnan(v[1]))
-            app_out(a, "  A - B: sharpness %+.4g (A %s is %s)\n", v[0] - v[1], lj->name[0],
+            app_out(a, "  A - B: sharpness %+.4g (A, %s, is %s)\n", v[0] - v[1], lj->name[0],
                     v[0] < v[1] ? "flatter" : v[0] > v[1] ? "sharper" : "as sharp");
         if (lj->n_surf > 1 && !lj->o.compare[0]) {
             struct sharpness_stats st;
@@ -1666,7 +1666,7 @@ static void ldone(struct job *j, void *arg, int status)
         s = write_sharpness_csv(lj, lv, lj->sharp_csv);
         pthread_mutex_unlock(&lv->lock);
         if (s) app_fail(a, s, "%s: %s", cmd, status_detail());
-        else app_out(a, "  wrote %s (sharpness per device and pair, and mean, std, max)\n", lj->sharp_csv);
+        else app_out(a, "  wrote %s (sharpness per device and pair, and mean, std, max)\n", lj->sharp_csv), app_result_add(a, lj->sharp_csv);
     }
     if (!s && lj->kind == LK_TRAJECTORY) {
         char path[FS_PATH_MAX + 32];
@@ -1675,7 +1675,7 @@ static void ldone(struct job *j, void *arg, int status)
         snprintf(path, sizeof path, "%.*s-path.csv", (int)(ext ? len - 4 : len), lj->o.csv);
         s = write_path_csv(lj, path);
         if (s) app_fail(a, s, "%s: %s", cmd, status_detail());
-        else app_out(a, "  wrote %s (epoch,x,y,distance,residual,loss,acc)\n", path);
+        else app_out(a, "  wrote %s (epoch,x,y,distance,residual,loss,acc)\n", path), app_result_add(a, path);
     }
     if (status == STATUS_CANCELLED && lj->wrote && lj->kind != LK_TRAJECTORY)
         app_fail(a, status, "%s: %s; the files hold them: `landscape resume=%s` goes on", cmd,
