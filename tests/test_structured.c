@@ -11,6 +11,7 @@
 #include "basin/core/status.h"
 #include "basin/model/model.h"
 #include "basin/model/predict.h"
+#include "basin/model/prune.h"
 #include "basin/model/structured.h"
 #include "basin/core/mem.h"
 #include "basin/data/features.h"
@@ -139,6 +140,30 @@ static void test_small_model_round_trip(void)
     model_destroy(small);
     structured_plan_fini(&p);
     model_destroy(m);
+}
+
+/* On a model with unstructured masks (random, two thirds: the norms change a lot) the norms
+ * see masked weights as zeros: the same plan as on a copy whose pruned weights are hard
+ * zeros. */
+static void test_masked_weights_count_as_zero(void)
+{
+    struct model *a, *b;
+    REQUIRE_OK(model_load(&a, "assets/default-model.safetensors"));
+    REQUIRE_OK(model_load(&b, "assets/default-model.safetensors"));
+    REQUIRE_OK(prune_random(a->g, graph_param_count(a->g) / 3, 7));
+    for (long i = 0; i < b->g->store.n_params; i++) b->g->store.w[i] *= a->g->store.mask[i];
+    struct structured_plan pa, pb;
+    REQUIRE_OK(structured_search(a, 4e6, -1, 64, 1001, &pa));
+    REQUIRE_OK(structured_search(b, 4e6, -1, 64, 1001, &pb));
+    EXPECT_EQ_INT(pa.n_removed, pb.n_removed);
+    int same = 1;
+    for (int x = 0; x < STRUCTURED_SETS; x++)
+        if (pa.width[x]) same &= !memcmp(pa.keep[x], pb.keep[x], (size_t)pa.width[x]);
+    EXPECT(same);
+    structured_plan_fini(&pa);
+    structured_plan_fini(&pb);
+    model_destroy(a);
+    model_destroy(b);
 }
 
 static void test_refusals(void)
@@ -276,6 +301,7 @@ static void test_admm_training_shrinks_removed_groups(void)
 const struct test tests_structured[] = {
     TEST(test_budgets_exact_and_equal_logits),
     TEST(test_small_model_round_trip),
+    TEST(test_masked_weights_count_as_zero),
     TEST(test_refusals),
     TEST(test_structured_command),
     TEST(test_admm_projection_and_gradient),

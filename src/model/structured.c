@@ -164,7 +164,15 @@ void structured_plan_fini(struct structured_plan *p)
 int structured_search(const struct model *m, double max_macs, long max_params, int f, int t,
                       struct structured_plan *p)
 {
-    return structured_search_at(m, m->g->store.w, max_macs, max_params, f, t, p);
+    const struct graph *g = m->g;
+    if (!g->masked) return structured_search_at(m, g->store.w, max_macs, max_params, f, t, p);
+    /* a weight an earlier pruning masked counts as the zero the forward sees */
+    float *w = mem_alloc(sizeof(float) * (size_t)g->store.n_params);
+    if (!w) return status_set(STATUS_NOMEM, "structured pruning: out of memory");
+    for (long i = 0; i < g->store.n_params; i++) w[i] = g->store.w[i] * g->store.mask[i];
+    int s = structured_search_at(m, w, max_macs, max_params, f, t, p);
+    mem_free(w);
+    return s;
 }
 
 int structured_search_at(const struct model *m, const float *values, double max_macs, long max_params, int f,

@@ -9,7 +9,8 @@
  *                                later block's conv2) with their BN channels, and every
  *                                input slice j reading it (the blocks' conv1s, the next
  *                                stage's projection, the head conv).
- * A group's norm is the L2 norm of all of those weights and BN gammas and betas. Every
+ * A group's norm is the L2 norm of all of those weights (masked ones as 0) and BN gammas
+ * and betas. Every
  * layer keeps at least its largest-norm channel; the classifier's outputs are never
  * removed.
  * Search (ref: FAU DCASE23 report, Algorithm 1, ../shared/seeds): the groups sorted by norm
