@@ -9,7 +9,10 @@
 
 #include "app.h"
 #include "basin/core/status.h"
+#include "basin/core/mem.h"
 #include "basin/data/dataset.h"
+#include "basin/data/features.h"
+#include "basin/dsp/frontend.h"
 #include "basin/model/compress.h"
 #include "basin/model/model.h"
 #include "basin/train/eval.h"
@@ -111,29 +114,106 @@ int cmd_fold(struct app *a, int argc, char **argv)
     return STATUS_OK;
 }
 
+/* n clips of split spread evenly over it (all when n is 0 or the split is smaller), as the
+ * model's front end, channels and basin.norm give them. */
+static int calib_clips(struct app *a, enum dataset_split split, int n, struct features **out)
+{
+    *out = NULL;
+    struct model *m = a->model;
+    struct frontend_params fp;
+    int s;
+    if ((s = pipeline_model_frontend(m, &fp)) || (s = dataset_require_split(a->ds, split)) ||
+        (s = pipeline_check(m, &fp, a->ds)))
+        return s;
+    struct frontend *fe = NULL;
+    if ((s = frontend_create(&fe, &fp))) return s;
+    int *idx = mem_alloc(sizeof *idx * (size_t)dataset_n_items(a->ds));
+    if (!idx) {
+        frontend_destroy(fe);
+        return status_set(STATUS_NOMEM, "out of memory");
+    }
+    const int total = dataset_split_items(a->ds, split, idx);
+    if (n > 0 && n < total)
+        for (int i = 0; i < n; i++) idx[i] = idx[(long)i * total / n];
+    else
+        n = total;
+    const struct features_opts fo = {.in_ch = m->cfg.in_ch, .pad = FEATURES_PAD_REPEAT};
+    s = features_load_items(out, a->ds, n, idx, fe, &fo, &a->progress);
+    if (!s && m->n_norm > 0) features_znorm_apply(*out, m->norm_mean, m->norm_std);
+    mem_free(idx);
+    frontend_destroy(fe);
+    return s;
+}
+
+/* int8 activations: calibrate on the clips, saying what was set. */
+static int calibrate(struct app *a, enum dataset_split split, int n)
+{
+    struct features *f = NULL;
+    struct calib_report r;
+    int s = calib_clips(a, split, n, &f);
+    if (!s && !f->n) s = status_set(STATUS_INVALID, "no clip of the split loaded");
+    if (!s)
+        s = compress_calibrate(a->model, f->x, f->n, f->n_channels, f->n_mels, f->n_frames, f->n, &a->progress, &r);
+    if (s) {
+        features_destroy(f);
+        return app_fail(a, s, "quantize: calib=%s: %s", dataset_split_name(split), status_detail());
+    }
+    app_out(a, "activations: the inputs of %d convs and linears calibrated on %d clips of the %s split "
+            "(eval mode): per-tensor symmetric int8, scale max|x| / 127 (%.3g to %.3g)%s\n",
+            r.n_inputs, r.n_clips, dataset_split_name(split), r.min_scale, r.max_scale,
+            r.n_zero ? "; all-zero inputs left float" : "");
+    features_destroy(f);
+    return STATUS_OK;
+}
+
 int cmd_quantize(struct app *a, int argc, char **argv)
 {
     if (app_need_model(a, "quantize")) return STATUS_INVALID;
     if (argc < 2 || (strcmp(argv[1], "fp16") && strcmp(argv[1], "int8")))
-        return app_fail(a, STATUS_INVALID, "usage: quantize fp16|int8");
-    for (int i = 2; i < argc; i++) {
-        if (!strncmp(argv[i], "calib=", 6))
-            return app_fail(a, STATUS_UNSUPPORTED, "quantize: calib=: basin quantises weights only; activations "
-                            "stay float, so there is nothing to calibrate");
-        return app_fail(a, STATUS_INVALID, "quantize: unknown option '%s'", argv[i]);
-    }
+        return app_fail(a, STATUS_INVALID, "usage: quantize fp16|int8 [calib=train|evaluate] [n=N]");
     enum quant_kind k = strcmp(argv[1], "fp16") ? QUANT_INT8 : QUANT_FP16;
+    enum dataset_split split = DATASET_SPLIT_TRAIN;
+    int calib_given = 0;
+    long n_calib = QUANT_CALIB_N;
+    for (int i = 2; i < argc; i++) {
+        char *v = arg_split(argv[i]);
+        if (!v) return app_fail(a, STATUS_INVALID, "quantize: unknown option '%s' (calib=, n=)", argv[i]);
+        if (k == QUANT_FP16)
+            return app_fail(a, STATUS_INVALID, "quantize fp16: %s=: only int8 calibrates activations", argv[i]);
+        if (!strcmp(argv[i], "calib")) {
+            if (dataset_split_parse(v, &split) || (split != DATASET_SPLIT_TRAIN && split != DATASET_SPLIT_EVAL &&
+                                                   split != DATASET_SPLIT_TEST))
+                return app_fail(a, STATUS_INVALID, "quantize: calib=%s: expected train, evaluate or test", v);
+            calib_given = 1;
+        } else if (!strcmp(argv[i], "n")) {
+            if (arg_int(a, "n", v, 1, 1000000, &n_calib)) return STATUS_INVALID;
+        } else {
+            return app_fail(a, STATUS_INVALID, "quantize: unknown option '%s' (calib=, n=)", argv[i]);
+        }
+    }
+    if (calib_given && !a->ds)
+        return app_fail(a, STATUS_INVALID, "quantize: calib=: no data set open (`data` opens one)");
     struct budget_counts b, c;
     if (counts(a, "quantize", &b)) return STATUS_INVALID;
     struct eval_result *eb = evaluate(a, "quantize");
     struct quant_report r;
     compress_quantize(a->model, k, &r);
+    int acts = k == QUANT_INT8 && a->ds;
+    if (acts && calibrate(a, split, (int)n_calib)) {
+        app_views_changed(a);
+        app_out(a, "quantize int8: the weights are int8 now, the activations stay float\n");
+        eval_result_destroy(eb);
+        return STATUS_INVALID;
+    }
     app_views_changed(a);
     struct eval_result *ec = eb ? evaluate(a, "quantize") : NULL;
     if (counts(a, "quantize", &c)) return STATUS_INVALID;
     app_out(a, "quantize %s: %ld values replaced by their %s representatives (largest change %.3g)%s\n", argv[1],
             r.n_values, argv[1], r.max_abs_change,
-            k == QUANT_INT8 ? "; weights per output channel, symmetric; biases, BN and activations float" : "");
+            k != QUANT_INT8 ? ""
+            : acts ? "; weights per output channel, symmetric; activations as above; biases and BN float"
+                   : "; weights per output channel, symmetric; biases, BN and activations float (no data set "
+                     "open to calibrate the activations on)");
     report(a, &b, &c, eb, ec);
     eval_result_destroy(eb);
     eval_result_destroy(ec);

@@ -46,7 +46,7 @@ static const char *const prune_options[] = {"magnitude", "random", "structured",
                                             "params=", "macs=", "cut=", "scope=",
                                             "cap=", "seed=", "ramp=", "len=", NULL};
 static const char *const fold_options[] = {"mode=", NULL};
-static const char *const quantize_options[] = {"fp16", "int8", NULL};
+static const char *const quantize_options[] = {"fp16", "int8", "calib=", "n=", NULL};
 static const char *const budget_options[] = {"macs=", "params=", "bytes=", "precision=", NULL};
 static const char *const listen_options[] = {"window=", "hop=", "smooth=", "first=", "windows=", NULL};
 
@@ -467,12 +467,18 @@ const struct command commands[] = {
      "and bytes before and after, and with a data set open the accuracy and log loss per\n"
      "device on the evaluate split.",
      cmd_fold, fold_options, CMD_CHANGES_MODEL, complete_values},
-    {"quantize", "fp16|int8", "round the weights to fp16 or int8 (simulated) and measure the cost",
+    {"quantize", "fp16|int8 [calib=train|evaluate] [n=N]", "fp16 or int8 weights (and int8 activations), simulated; measure the cost",
      "fp16: every parameter and BN statistic to the nearest half (SP4ASC's .half().float()).\n"
      "int8: the weights of every conv and linear, per output channel, symmetric (scale\n"
-     "max|w| / 127); biases and BN stay float, activations are not quantised (so there is no\n"
-     "calibration). The model keeps float storage holding exactly the rounded values. Shows\n"
-     "sizes before and after and, with a data set open, accuracy and log loss per device.",
+     "max|w| / 127); with a data set open, also the input of every conv and linear (what an\n"
+     "int8 kernel reads): N clips of the calib split (default train, N 256 or the whole split,\n"
+     "spread evenly) run in eval mode, and each input gets one per-tensor symmetric scale\n"
+     "s = max|x| / 127; from then on every inference replaces it by clamp(round(x/s), +-127) * s.\n"
+     "Biases and BN stay float. The values are simulated exactly in float (int8 weights times\n"
+     "int8 activations summed, then rescaled, as an int32 accumulator would, to float rounding);\n"
+     "the scales are saved with the model (basin.quant). Without a data set only the weights\n"
+     "are quantised. Shows sizes before and after and, with a data set open, accuracy and log\n"
+     "loss per device on the evaluate split.",
      cmd_quantize, quantize_options, CMD_CHANGES_MODEL, NULL},
     {"budget", "[macs=N] [params=N] [bytes=N] [precision=fp32|fp16|int8]", "does the model fit a budget, by how much",
      "Counts as DCASE's low-complexity task: non-zero parameters (pruned weights do not count),\n"

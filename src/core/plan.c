@@ -106,6 +106,9 @@ struct plan {
     unsigned char *gready;      /* per backward: the bn's gsums were summed this pass */
     int last_n, last_train, forwarded;
     double *prof;               /* 2 * n_nodes seconds when profiling, else NULL */
+    float *xq;                  /* simulated int8: a conv's or linear's quantised input (graph.h);
+                                   allocated at the first such pass, NULL before */
+    int aq_blocked;             /* fuses a conv whose input act_quant would quantise */
 };
 
 static double wall(void)
@@ -409,7 +412,9 @@ int plan_create_opts(struct plan **out, struct graph *g, int n, int c, int f, in
             status = STATUS_NOMEM;
         }
     }
-    if (!opts->no_fuse && !(flags & PLAN_KEEP) && (status = find_groups(p))) goto fail;
+    /* with activation scales the inputs of every conv must exist to be quantised */
+    int fuse = !opts->no_fuse && !g->act_quant;
+    if (fuse && !(flags & PLAN_KEEP) && (status = find_groups(p))) goto fail;
     status = STATUS_NOMEM;
     /* Count consumers to find convs whose only consumer is a channel BN. */
     for (int i = 0; i < nn; i++) {
@@ -442,7 +447,7 @@ int plan_create_opts(struct plan **out, struct graph *g, int n, int c, int f, in
      * gradient is applied as that conv packs its input (struct conv2d_prologue): in a
      * training plan its output is never stored (an inference plan folds it into the conv
      * before it instead). */
-    for (int i = 0; i < nn && (flags & PLAN_BACKWARD) && !opts->no_fuse && !(flags & PLAN_KEEP); i++) {
+    for (int i = 0; i < nn && (flags & PLAN_BACKWARD) && fuse && !(flags & PLAN_KEEP); i++) {
         const struct node *bn = &g->nodes[i];
         struct pnode *q = &p->pn[i];
         if (bn->op != OP_BATCHNORM || bn->axis != 1 || q->group >= 0 || i == g->output) continue;
@@ -593,6 +598,9 @@ int plan_create_opts(struct plan **out, struct graph *g, int n, int c, int f, in
     p->bn_shift = arena_floats(&p->arena, (size_t)max_c);
     if (p->n_groups) p->gw_tmp = arena_floats(&p->arena, 3 * (size_t)max_w);
     if ((status = size_scratch(p, nt))) goto fail;
+    for (int i = 0; i < nn; i++)
+        p->aq_blocked |= p->pn[i].pro_from >= 0 ||
+                         (p->pn[i].group >= 0 && p->groups[p->pn[i].group].kind == GROUP_DWPAIR);
     mem_free(info);
     mem_free(iv);
     mem_free(tmp);
@@ -636,6 +644,7 @@ void plan_destroy(struct plan *p)
     mem_free(p->has_grad);
     mem_free(p->gready);
     mem_free(p->prof);
+    mem_free(p->xq);
     mem_free(p);
 }
 
@@ -718,6 +727,38 @@ static void reduce_view(const struct plan *p, int i, int n, int *outer, int *len
     else *outer = n * a->c * a->f, *len = a->t, *inner = 1;
 }
 
+float graph_act_quant(float x, float s)
+{
+    float q = nearbyintf(x / s);
+    q = q > 127 ? 127 : q < -127 ? -127 : q;
+    return q * s;
+}
+
+/* Simulated int8 input of conv / linear node i (graph.h): a, quantised into p->xq. */
+static const float *act_quantised(struct plan *p, int i, int n, const float *a)
+{
+    float s = p->g->nodes[i].act_scale;
+    long len = (long)n * p->pn[p->g->nodes[i].in[0]].size;
+    for (long j = 0; j < len; j++) p->xq[j] = graph_act_quant(a[j], s);
+    return p->xq;
+}
+
+/* The buffer act_quantised needs (the largest quantised input of a full batch), made once. */
+static int act_quant_begin(struct plan *p)
+{
+    const struct graph *g = p->g;
+    if (p->aq_blocked)
+        return status_set(STATUS_INVALID, "forward: this plan fuses convs whose inputs the model's "
+                          "int8 activation scales quantise (made before they were set); make a new plan");
+    if (p->xq) return STATUS_OK;
+    long need = 1;
+    for (int i = 0; i < g->n_nodes; i++)
+        if ((g->nodes[i].op == OP_CONV2D || g->nodes[i].op == OP_LINEAR) && g->nodes[i].act_scale > 0 &&
+            p->pn[g->nodes[i].in[0]].size * p->n > need)
+            need = p->pn[g->nodes[i].in[0]].size * p->n;
+    return (p->xq = mem_alloc((size_t)need * sizeof(float))) ? STATUS_OK : STATUS_NOMEM;
+}
+
 /* A fused group's forward at its last node. */
 static void group_forward(struct plan *p, const struct fgroup *G, int n, int train, int eff)
 {
@@ -781,6 +822,8 @@ int plan_forward(struct plan *p, int n, const float *x, int train, struct rng *r
         for (int i = 0; i < g->n_nodes; i++)
             if (g->nodes[i].op == OP_DROPOUT && g->nodes[i].p > 0)
                 return status_set(STATUS_INVALID, "forward: training with dropout needs an rng");
+    int aq = g->act_quant && !train, st;
+    if (aq && (st = act_quant_begin(p))) return st;
     int pin = begin_pass(p);
     if (pin < 0) return STATUS_NOMEM;
     int eff = weights_need_eff(g);
@@ -814,6 +857,7 @@ int plan_forward(struct plan *p, int n, const float *x, int train, struct rng *r
                 a = p->pn[g->nodes[q->pro_from].in[0]].out;
             }
             const struct conv2d_prologue *prp = q->pro_from >= 0 ? &pro : NULL;
+            if (aq && nd->act_scale > 0) a = act_quantised(p, i, n, a);
             if (fold && q->fused_bn >= 0) {
                 const struct node *bn = &g->nodes[q->fused_bn];
                 const float *gam = graph_tensor_data(g, bn->tensor[0]);
@@ -899,6 +943,7 @@ int plan_forward(struct plan *p, int n, const float *x, int train, struct rng *r
         }
         case OP_LINEAR: {
             const float *b = nd->tensor[1] >= 0 ? graph_tensor_data(g, nd->tensor[1]) : NULL;
+            if (aq && nd->act_scale > 0) a = act_quantised(p, i, n, a);
             linear_forward(n, p->pn[nd->in[0]].c, nd->c, q->out, a,
                            weight_of(p, nd->tensor[0], eff), b);
             break;

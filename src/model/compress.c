@@ -138,6 +138,75 @@ void compress_quantize(struct model *m, enum quant_kind k, struct quant_report *
     }
 }
 
+/* ----------------------------------------------------------------------------- activations */
+
+static int quantised_op(const struct node *nd)
+{
+    return nd->op == OP_CONV2D || nd->op == OP_LINEAR;
+}
+
+void compress_act_clear(struct model *m)
+{
+    struct graph *g = m->g;
+    for (int i = 0; i < g->n_nodes; i++) g->nodes[i].act_scale = 0;
+    g->act_quant = 0;
+}
+
+int compress_calibrate(struct model *m, const float *x, int n_total, int c, int f, int t, int n,
+                       const struct progress *pr, struct calib_report *r)
+{
+    struct graph *g = m->g;
+    memset(r, 0, sizeof *r);
+    if (n < 1 || n_total < 1) return status_set(STATUS_INVALID, "calibrate: %d of %d clips", n, n_total);
+    if (n > n_total) n = n_total;
+    compress_act_clear(m);
+    const int batch = n < 16 ? n : 16;
+    const long per = (long)c * f * t;
+    double *mx = mem_calloc((size_t)g->n_nodes, sizeof *mx);
+    float *xb = mem_alloc((size_t)batch * per * sizeof *xb);
+    struct plan *p = NULL;
+    int s = mx && xb ? STATUS_OK : STATUS_NOMEM;
+    if (!s) s = plan_create(&p, g, batch, c, f, t, PLAN_KEEP);
+    for (int done = 0; done < n && !s;) {
+        int b = n - done < batch ? n - done : batch;
+        for (int k = 0; k < b; k++)
+            memcpy(xb + k * per, x + (long)(done + k) * n_total / n * per, (size_t)per * sizeof *xb);
+        if ((s = plan_forward(p, b, xb, 0, NULL))) break;
+        for (int i = 0; i < g->n_nodes; i++) {
+            if (!quantised_op(&g->nodes[i])) continue;
+            int in = g->nodes[i].in[0], ci, fi, ti;
+            plan_node_shape(p, in, &ci, &fi, &ti);
+            const float *a = plan_node_output(p, in);
+            CHECK(a != NULL);
+            long len = (long)b * ci * fi * ti;
+            for (long j = 0; j < len; j++)
+                if (fabsf(a[j]) > mx[i]) mx[i] = fabsf(a[j]);
+        }
+        done += b;
+        if (!progress_report(pr, "calibrate", done, n)) s = status_set(STATUS_CANCELLED, "calibrate: cancelled");
+    }
+    if (!s) {
+        for (int i = 0; i < g->n_nodes; i++) {
+            if (!quantised_op(&g->nodes[i])) continue;
+            float sc = (float)(mx[i] / 127);
+            if (!(sc > 0) || !isfinite(sc)) {
+                r->n_zero++;
+                continue;
+            }
+            g->nodes[i].act_scale = sc;
+            if (!r->n_inputs || sc < r->min_scale) r->min_scale = sc;
+            if (sc > r->max_scale) r->max_scale = sc;
+            r->n_inputs++;
+        }
+        g->act_quant = r->n_inputs;
+        r->n_clips = n;
+    }
+    plan_destroy(p);
+    mem_free(mx);
+    mem_free(xb);
+    return s;
+}
+
 /* ----------------------------------------------------------------------------- counts */
 
 int compress_counts(const struct model *m, int f, int t, struct budget_counts *c)

@@ -7,6 +7,7 @@
  * writes its masks in every file. Loading is
  * strict and checks everything before the model is handed out.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,12 +85,31 @@ static int norm_json(const struct model *m, char **out)
     return s;
 }
 
+/* basin.quant: {"act_scale": {"<conv or linear>": s, ...}}, the int8 activation scales
+ * (model/compress.h); written only when the model has some. */
+static int quant_json(const struct graph *g, char **out)
+{
+    struct json *o = json_create_object(), *sc = json_create_object();
+    int s = o && sc ? 0 : STATUS_NOMEM;
+    for (int i = 0; i < g->n_nodes && !s; i++)
+        if (g->nodes[i].act_scale > 0) s = json_set_double(sc, g->nodes[i].name, g->nodes[i].act_scale);
+    if (!s) s = json_set_string(o, "scheme", "int8 per-tensor symmetric: clamp(round(x / s), -127, 127) * s");
+    if (!s) {
+        s = json_set_value(o, "act_scale", sc);
+        sc = NULL;
+    }
+    if (!s) s = json_dump(o, out);
+    json_destroy(sc);
+    json_destroy(o);
+    return s;
+}
+
 int model_save(const struct model *m, const char *path, int checkpoint,
                const char *const *extra_meta)
 {
     const struct graph *g = m->g;
     struct st_writer *w = st_writer_create();
-    char *cfg = NULL, *labels = NULL, *norm = NULL;
+    char *cfg = NULL, *labels = NULL, *norm = NULL, *quant = NULL;
     char (*names)[96] = NULL;
     float *zeros = NULL;
     int status = STATUS_NOMEM;
@@ -97,6 +117,7 @@ int model_save(const struct model *m, const char *path, int checkpoint,
     if ((status = config_json(&m->cfg, &cfg))) goto done;
     if (m->n_labels && (status = labels_json(m, &labels))) goto done;
     if (m->n_norm && (status = norm_json(m, &norm))) goto done;
+    if (g->act_quant && (status = quant_json(g, &quant))) goto done;
     status = st_writer_meta(w, "basin.format", MODEL_FORMAT);
     if (!status) status = st_writer_meta(w, "basin.arch", arch_name(m->cfg.arch));
     if (!status) status = st_writer_meta(w, "basin.config", cfg);
@@ -104,6 +125,7 @@ int model_save(const struct model *m, const char *path, int checkpoint,
     if (!status && m->input) status = st_writer_meta(w, "basin.input", m->input);
     if (!status && labels) status = st_writer_meta(w, "basin.labels", labels);
     if (!status && norm) status = st_writer_meta(w, "basin.norm", norm);
+    if (!status && quant) status = st_writer_meta(w, "basin.quant", quant);
     for (int i = 0; extra_meta && extra_meta[i] && !status; i += 2)
         status = st_writer_meta(w, extra_meta[i], extra_meta[i + 1]);
     if (status) goto done;
@@ -151,6 +173,7 @@ done:
     mem_free(cfg);
     mem_free(labels);
     mem_free(norm);
+    mem_free(quant);
     mem_free(names);
     mem_free(zeros);
     return status;
@@ -271,6 +294,33 @@ static int load_norm(struct model *m, const char *path, const char *text)
         if (!(m->norm_std[i] > 0))
             s = status_set(STATUS_FORMAT, "%s: basin.norm std[%d] = %g is not positive", path, i, m->norm_std[i]);
     if (!s) m->n_norm = n;
+    json_destroy(root);
+    return s;
+}
+
+/* basin.quant (see quant_json) into the nodes' act_scale: each key a conv or linear of the
+ * model, each scale a positive finite number. */
+static int load_quant(struct graph *g, const char *path, const char *text)
+{
+    struct json *root;
+    char label[600];
+    snprintf(label, sizeof label, "%s: basin.quant", path);
+    int s = json_parse_max(text, label, 4L + 2L * g->n_nodes, &root);
+    if (s) return s;
+    const struct json *sc = json_find(root, "act_scale");
+    if (!sc || json_kind_of(sc) != JSON_KIND_OBJECT)
+        s = status_set(STATUS_FORMAT, "%s: basin.quant needs an 'act_scale' object", path);
+    for (int i = 0; !s && i < json_len(sc); i++) {
+        const char *name = json_key_at(sc, i);
+        int k = graph_find_node(g, name);
+        float v;
+        if (k < 0 || (g->nodes[k].op != OP_CONV2D && g->nodes[k].op != OP_LINEAR))
+            s = status_set(STATUS_FORMAT, "%s: basin.quant: '%s' is not a conv or linear of this model", path, name);
+        else if (json_to_float(json_at(sc, i), &v) || !(v > 0) || !isfinite(v))
+            s = status_set(STATUS_FORMAT, "%s: basin.quant: the scale of '%s' is not a positive number", path, name);
+        else
+            g->nodes[k].act_scale = v, g->act_quant++;
+    }
     json_destroy(root);
     return s;
 }
@@ -474,6 +524,8 @@ int model_load_progress(struct model **out, const char *path, const struct progr
             goto fail;
         }
     }
+    const char *quant = st_meta(f, "basin.quant");
+    if (quant && (s = load_quant(mg, path, quant))) goto fail;
     st_destroy(f);
     *out = m;
     return STATUS_OK;

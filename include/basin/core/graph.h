@@ -97,6 +97,7 @@ struct node {
     float p;                /* dropout probability */
     float eps, momentum;    /* batchnorm */
     int tensor[4];          /* conv/linear: weight, bias (-1); bn: gamma, beta, mean, var */
+    float act_scale;        /* conv/linear: int8 scale of its input (0: float); see below */
 };
 
 struct graph {
@@ -108,7 +109,18 @@ struct graph {
     int output;             /* the logits node: the last one added */
     int error;              /* first build error (enum status), reported by graph_finish */
     int masked;             /* set by whoever zeroes a mask: plans then use w * mask */
+    int act_quant;          /* nodes with act_scale > 0 (model/compress.h calibrates them) */
 };
+
+/* Simulated int8 activations: when g->act_quant is set, an eval-mode forward (train 0) gives
+ * every conv and linear node with act_scale s > 0 its input fake-quantised, each value x
+ * replaced by graph_act_quant(x, s) = clamp(nearbyintf(x / s), -127, 127) * s (per-tensor
+ * symmetric int8, ties to even), what an int8 kernel consumes; the node's input buffer
+ * itself (read by other consumers too) is left as it is. Plans made while act_quant is
+ * set do not fuse (fusion hides the inputs of a dwpair group's convs); an inference pass
+ * on a plan made before the scales were set that fuses such convs fails with
+ * STATUS_INVALID. With act_quant 0 nothing of this runs. Training passes never quantise. */
+float graph_act_quant(float x, float s);
 
 /* ----------------------------------------------------------------------------- building */
 

@@ -17,13 +17,25 @@
  * int8: per output channel (filter of a conv, row of a linear) symmetric: scale
  *   max|w| / 127, w -> round(w / scale) * scale, so every channel holds at most 255 levels
  *   and zeros (pruned weights) stay zero. Biases and BN parameters stay float (they would
- *   be int32 / folded on a device). Activations are not quantised here.
+ *   be int32 / folded on a device).
+ * int8 activations (compress_calibrate): the input of every conv and linear node (what an
+ *   int8 kernel consumes: the log-mel input of the first conv, post-ReLU maps, the pooled
+ *   embedding of the classifier) gets one per-tensor symmetric scale s = max|x| / 127, the
+ *   largest |x| over the calibration clips run in eval mode with float activations (the
+ *   weights as they are, int8 when quantised first); from then on every eval-mode forward
+ *   replaces that input by clamp(round(x / s), -127, 127) * s (graph.h, graph_act_quant).
+ *   Symmetric, so post-ReLU inputs use only 0..127 (one bit less than asymmetric uint8
+ *   would), but one scheme throughout and no zero points. With int8 weights w = k_w s_w the
+ *   conv then computes, in float, sum k_w k_x (s_w s_x): an int8 kernel's int32 accumulator
+ *   times one rescale, equal to it up to float rounding of the products and sums (exactly
+ *   when s_w and s_x are powers of two). The scales are saved with the model (basin.quant).
  * fp16: every parameter and BN statistic rounded to the nearest half (ties to even,
  *   overflow to +-inf, as torch's .half()).
  */
 #ifndef BASIN_MODEL_COMPRESS_H
 #define BASIN_MODEL_COMPRESS_H
 
+#include "basin/core/progress.h"
 #include "basin/model/model.h"
 
 enum fold_mode {
@@ -52,6 +64,27 @@ struct quant_report {
 
 /* Replace the values by their fp16 or int8 representatives (see above). Never fails. */
 void compress_quantize(struct model *m, enum quant_kind k, struct quant_report *r);
+
+/* Clips `quantize int8` calibrates on by default (all when the split is smaller). */
+#define QUANT_CALIB_N 256
+
+struct calib_report {
+    int n_inputs;               /* conv / linear inputs given a scale */
+    int n_zero;                 /* inputs that were all zero on every clip (left float) */
+    int n_clips;                /* clips run */
+    double min_scale, max_scale;
+};
+
+/* Calibrate the int8 activation scales (see above) on n clips of x, which holds n_total
+ * clips of (c, f, t) floats each, spread evenly over them (all when n >= n_total), in
+ * batches of at most 16. Scales set before are cleared first (calibration runs float
+ * activations). Returns 0, STATUS_INVALID (n or n_total < 1), STATUS_MISMATCH (the input
+ * does not fit the model), STATUS_NOMEM or STATUS_CANCELLED (reported as "calibrate"; the
+ * model then has no scales). */
+int compress_calibrate(struct model *m, const float *x, int n_total, int c, int f, int t, int n,
+                       const struct progress *p, struct calib_report *r);
+/* Remove every activation scale: the model computes in float again. */
+void compress_act_clear(struct model *m);
 
 /* x rounded to the nearest fp16 value, as a float (ties to even; beyond 65520 -> inf). */
 float compress_fp16_round(float x);
