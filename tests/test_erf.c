@@ -390,6 +390,62 @@ static void test_erf_command(void)
     dataset_destroy(ds);
 }
 
+/* erf compare=PATH: both models on the same inputs, side by side, both areas and their
+ * difference. The default model against itself: the two maps equal bit for bit (the CSVs
+ * byte for byte) and a difference of 0; against a copy with half its weights pruned: the
+ * maps differ, and so does A's map from a plain erf of the same inputs not at all. The
+ * PNG export writes both figures. */
+static void test_erf_compare(void)
+{
+    char pruned[700], a[700], b[700], a2[720], b2[720], plain[700], png[700], png2[720], script[4800];
+    snprintf(pruned, sizeof pruned, "%s", test_path("erf-pruned.safetensors"));
+    snprintf(a, sizeof a, "%s", test_path("erf-same.csv"));
+    snprintf(a2, sizeof a2, "%s", test_path("erf-same-compare.csv"));
+    snprintf(b, sizeof b, "%s", test_path("erf-pruned.csv"));
+    snprintf(b2, sizeof b2, "%s", test_path("erf-pruned-compare.csv"));
+    snprintf(plain, sizeof plain, "%s", test_path("erf-plain.csv"));
+    snprintf(png, sizeof png, "%s", test_path("erf-cmp.png"));
+    snprintf(png2, sizeof png2, "%s", test_path("erf-cmp-compare.png"));
+    snprintf(script, sizeof script,
+             "load assets/default-model.safetensors\nprune magnitude target=0.5\nsave %s\n"
+             "load assets/default-model.safetensors\n"
+             "erf input=noise n=3 compare=assets/default-model.safetensors --csv %s\n"
+             "erf input=noise n=3 compare=%s --csv %s\n"
+             "view erf\nexport erf %s width=400 height=300\n"
+             "erf input=noise n=3 --csv %s\n"
+             "erf input=noise compare=nowhere.safetensors\n",
+             pruned, a, pruned, b, png, plain);
+    struct cli_output o = cli_run(script);
+    EXPECT_EQ_INT(o.n_errors, 1);
+    EXPECT(strstr(o.err, "erf: compare=") && strstr(o.err, "nowhere.safetensors"));
+    EXPECT(strstr(o.out, "erf: A (assets/default-model.safetensors), head.bn, over 3 N(0, 1) noise inputs") != NULL);
+    EXPECT(strstr(o.out, "erf: B (assets/default-model.safetensors), head.bn, over 3 N(0, 1) noise inputs") != NULL);
+    const char *same = strstr(o.out, "erf compare (B - A): 68 % of the mass in ");
+    REQUIRE(same);
+    const char *eol = strchr(same, '\n');
+    REQUIRE(eol);
+    char line[600];
+    snprintf(line, sizeof line, "%.*s", (int)(eol - same), same);
+    EXPECT_MSG(strstr(line, "(+0, +0.0 %); 95 %") && strstr(line, "(+0, +0.0 %); maps") &&
+               strstr(line, "differ by 0 in total variation"), "%s", line);
+    const char *other = strstr(eol, "erf compare (B - A): ");
+    REQUIRE(other);
+    EXPECT_MSG(!strstr(other, "differ by 0 in total variation"), "%.300s", other);
+    const char *left = strstr(o.out, "\nA (default-model.safetensors): ERF of head.bn"); /* side by side */
+    REQUIRE(left);
+    const char *right = strstr(left, "B (default-model.safetensors): ERF of head.bn");
+    EXPECT(right && right < strchr(left + 1, '\n'));
+    char *ta = file_text(a), *ta2 = file_text(a2), *tb = file_text(b), *tb2 = file_text(b2), *tp = file_text(plain);
+    REQUIRE(ta && ta2 && tb && tb2 && tp);
+    EXPECT(!strcmp(ta, ta2));
+    EXPECT(!strcmp(ta, tb) && !strcmp(ta, tp));
+    EXPECT(strcmp(tb, tb2) != 0);
+    free(ta), free(ta2), free(tb), free(tb2), free(tp);
+    int w = 0, h = 0;
+    EXPECT(png_size(png, &w, &h, NULL) && w == 400 && h == 300);
+    EXPECT(png_size(png2, &w, &h, NULL) && w == 400 && h == 300);
+}
+
 const struct test tests_erf[] = {
     TEST(test_single_conv_footprint),
     TEST(test_mass_measures),
@@ -398,5 +454,6 @@ const struct test tests_erf[] = {
     TEST(test_matches_reference_fixture),
     TEST(test_inputs_batches_csv_cancel),
     TEST(test_erf_command),
+    TEST(test_erf_compare),
     {0},
 };

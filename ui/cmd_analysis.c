@@ -115,9 +115,9 @@ static int complete_from(const char *text, const char *const *options, const cha
     return n;
 }
 
-const char *const erf_options[] = {"layer=", "n=", "split=", "input=", "seed=", "--csv", NULL};
+const char *const erf_options[] = {"layer=", "n=", "split=", "input=", "seed=", "compare=", "--csv", NULL};
 static const char *const erf_values[][6] = {
-    {NULL}, {NULL}, {"train", "evaluate", "test", "all", NULL}, {"data", "zero", "noise", NULL}, {NULL}, {NULL}};
+    {NULL}, {NULL}, {"train", "evaluate", "test", "all", NULL}, {"data", "zero", "noise", NULL}, {NULL}, {NULL}, {NULL}};
 const char *const hessian_options[] = {"top=", "iters=", "tol=", "probes=", "trace=", "by=", "split=", "n=",
                                        "seed=", "hvp=", "step=", "--csv", NULL};
 static const char *const hessian_values[][6] = {{NULL}, {NULL}, {NULL}, {NULL}, {"on", "off", NULL}, {"layer", "none", NULL},
@@ -143,6 +143,9 @@ struct erf_view {
     pthread_mutex_t lock;
     struct erf_result *r;   /* the latest result (owned), NULL before the first batch */
     char what[400];         /* over which inputs ("100 clips of the train split") */
+    int compare;            /* compare=: two models side by side */
+    struct erf_result *r2;  /* compare=: the second model's (owned), NULL before its first batch */
+    char who[2][320];       /* compare=: "A: <model>", "B: <model>" */
 };
 
 static void erf_view_release(void *data)
@@ -151,6 +154,7 @@ static void erf_view_release(void *data)
     if (!v) return;
     pthread_mutex_destroy(&v->lock);
     erf_result_destroy(v->r);
+    erf_result_destroy(v->r2);
     free(v);
 }
 
@@ -233,12 +237,54 @@ static void draw_erf_result(struct canvas *c, const struct erf_result *r, const 
     canvas_textf(c, x0 + sw + 2, c->h - 2, CANVAS_NONE, "|d unit / d input| / peak (%.3g); frames across", r->peak);
 }
 
+/* "A (dir/model.safetensors)" -> "model.safetensors)": the file name, for narrow titles. */
+static const char *short_name(const char *who)
+{
+    const char *slash = strrchr(who, '/');
+    return slash ? slash + 1 : who + 3;
+}
+
+/* One model's figure into columns x0 .. x0 + w - 1 of c (compare=: side by side). */
+static void draw_erf_half(struct canvas *c, int x0, int w, const struct erf_result *r, const char *who)
+{
+    struct canvas t;
+    if (w < 8 || canvas_init(&t, w, c->h, c->mode)) return;
+    if (r) {
+        draw_erf_result(&t, r, who);
+        /* the model first: the half is narrow */
+        for (int x = 0; x < w; x++) canvas_set(&t, x, 0, ' ', CANVAS_NONE, CANVAS_NONE);
+        canvas_textf(&t, 0, 0, CANVAS_NONE, "%c (%s: ERF of %s, unit (%d, %d)%s", who[0], short_name(who), r->layer,
+                     r->unit_f, r->unit_t, r->n < r->n_total ? " (running)" : "");
+    } else {
+        canvas_textf(&t, 0, 0, CANVAS_NONE, "%s: computing ...", who);
+    }
+    for (int y = 0; y < c->h; y++)
+        for (int x = 0; x < w; x++) {
+            const struct canvas_cell *k = canvas_at(&t, x, y);
+            canvas_set(c, x0 + x, y, k->ch, k->fg, k->bg);
+        }
+    canvas_fini(&t);
+}
+
+/* The view, or (compare=) both models' views side by side. */
+static void draw_erf_view(struct canvas *c, const struct erf_view *v)
+{
+    if (v->compare) {
+        int half = c->w / 2;
+        draw_erf_half(c, 0, half - 1, v->r, v->who[0]);
+        draw_erf_half(c, half + 1, c->w - half - 1, v->r2, v->who[1]);
+    } else if (v->r) {
+        draw_erf_result(c, v->r, v->what);
+    } else {
+        canvas_textf(c, 0, 0, CANVAS_NONE, "erf: computing, %s ...", v->what);
+    }
+}
+
 static void draw_erf(struct canvas *c, void *data)
 {
     struct erf_view *v = data;
     pthread_mutex_lock(&v->lock);
-    if (v->r) draw_erf_result(c, v->r, v->what);
-    else canvas_textf(c, 0, 0, CANVAS_NONE, "erf: computing, %s ...", v->what);
+    draw_erf_view(c, v);
     pthread_mutex_unlock(&v->lock);
 }
 
@@ -254,23 +300,41 @@ static void cell_tick(void *user, double pos, char *buf, int n)
 /* `export erf PATH.png`: the map around the theoretical RF (as the view shows it), axes in
  * cells from the RF's centre cell, the RF box and the centred boxes holding 68 % and 95 %
  * of the gradient mass. */
+static int erf_export_one(const char *path, const struct erf_result *r, const char *what, int w, int h);
+
+/* compare=: model A's figure at PATH, model B's at PATH with "-compare" before ".png". */
 static int erf_export(const char *path, void *data, int w, int h)
 {
     struct erf_view *v = data;
     pthread_mutex_lock(&v->lock);
-    const struct erf_result *r = v->r;
-    if (!r) {
-        pthread_mutex_unlock(&v->lock);
-        return status_set(STATUS_INVALID, "no ERF yet (erf)");
+    int s;
+    if (!v->r) {
+        s = status_set(STATUS_INVALID, "no ERF yet (erf)");
+    } else if (!v->compare) {
+        s = erf_export_one(path, v->r, v->what, w, h);
+    } else if (!v->r2) {
+        s = status_set(STATUS_INVALID, "no ERF of the second model yet (erf compare=)");
+    } else {
+        char what[800], p2[FS_PATH_MAX + 16];
+        size_t len = strlen(path);
+        const int ext = len > 4 && !strcmp(path + len - 4, ".png");
+        snprintf(p2, sizeof p2, "%.*s-compare.png", (int)(ext ? len - 4 : len), path);
+        snprintf(what, sizeof what, "%.300s, %.400s", v->who[0], v->what);
+        s = erf_export_one(path, v->r, what, w, h);
+        snprintf(what, sizeof what, "%.300s, %.400s", v->who[1], v->what);
+        if (!s) s = erf_export_one(p2, v->r2, what, w, h);
     }
+    pthread_mutex_unlock(&v->lock);
+    return s;
+}
+
+static int erf_export_one(const char *path, const struct erf_result *r, const char *what, int w, int h)
+{
     long lo[2], hi[2];
     erf_region(r, lo, hi);
     const int rows = (int)(hi[0] - lo[0] + 1), cols = (int)(hi[1] - lo[1] + 1);
     float *m = malloc(sizeof *m * (size_t)rows * cols);
-    if (!m) {
-        pthread_mutex_unlock(&v->lock);
-        return status_set(STATUS_NOMEM, "out of memory");
-    }
+    if (!m) return status_set(STATUS_NOMEM, "out of memory");
     for (int i = 0; i < rows; i++)
         memcpy(m + (long)i * cols, r->map + (lo[0] + i) * r->n_frames + lo[1], sizeof *m * (size_t)cols);
     /* cell (f, t) spans offsets [t - ct - 0.5, t - ct + 0.5] across, [f - cf - 0.5, ...] up */
@@ -302,11 +366,10 @@ static int erf_export(const char *path, void *data, int w, int h)
                                            {bx[2], by[2], 5, 0xff00ff, n2}};
     const int n_lines = r->m68.box_f > 0 ? 3 : 1;
     const struct export_overlay ov = {NULL, 0, 0, lines, n_lines, NULL};
-    snprintf(title, sizeof title, "ERF of %s, unit (%d, %d), %.400s%s", r->layer, r->unit_f, r->unit_t, v->what,
+    snprintf(title, sizeof title, "ERF of %s, unit (%d, %d), %.400s%s", r->layer, r->unit_f, r->unit_t, what,
              r->n < r->n_total ? " (running)" : "");
     int s = export_heatmap_overlay_png(path, w, h, title, m, rows, cols, 0.0f, r->peak > 0 ? (float)r->peak : 1.0f,
                                        "|d unit / d input|", &xa, &ya, &ov);
-    pthread_mutex_unlock(&v->lock);
     free(m);
     return s;
 }
@@ -324,6 +387,9 @@ struct erf_job {
     float *x;               /* input=FILE: its 'x' */
     struct erf_view *view;  /* the view's data (owned by the view slot) */
     struct erf_result *r;
+    struct model *mb;       /* compare=: the second model (owned), run on the same inputs */
+    struct erf_result *r2;  /* its ERF */
+    int q;                  /* the model running: 0 (e->m) or 1 (mb) */
 };
 
 static void erf_partial(void *user, const struct erf_result *r)
@@ -332,12 +398,13 @@ static void erf_partial(void *user, const struct erf_result *r)
     struct erf_result *copy = erf_result_copy(r);
     if (copy) {
         pthread_mutex_lock(&e->view->lock);
-        erf_result_destroy(e->view->r);
-        e->view->r = copy;
+        struct erf_result **dst = e->q ? &e->view->r2 : &e->view->r;
+        erf_result_destroy(*dst);
+        *dst = copy;
         pthread_mutex_unlock(&e->view->lock);
     }
-    job_set_message(e->job, "erf %s: %d/%d inputs, 68 %% in %ld cells, 95 %% in %ld", r->layer, r->n, r->n_total,
-                    r->m68.cells, r->m95.cells);
+    job_set_message(e->job, "erf %s%s: %d/%d inputs, 68 %% in %ld cells, 95 %% in %ld", e->mb ? (e->q ? "B " : "A ") : "",
+                    r->layer, r->n, r->n_total, r->m68.cells, r->m95.cells);
     app_views_changed(e->a);
 }
 
@@ -345,16 +412,24 @@ static int erf_work(struct job *j, void *arg)
 {
     struct erf_job *e = arg;
     e->job = j;
-    return erf_model(&e->r, e->m, e->a->ds, &e->p, &e->o, job_progress(j));
+    int s = erf_model(&e->r, e->m, e->a->ds, &e->p, &e->o, job_progress(j));
+    if (s || !e->mb) return s;
+    e->q = 1; /* the same inputs: the same clips, noise seed or file, through the same front end */
+    return erf_model(&e->r2, e->mb, e->a->ds, &e->p, &e->o, job_progress(j));
 }
 
-/* The summary lines, the figure headless, the CSV. */
-static int erf_report(struct app *a, struct erf_job *e, int cancelled)
+/* The RF within the input, in cells. */
+static double erf_area(const struct erf_result *r)
 {
-    const struct erf_result *r = e->r;
-    const double area = (double)(r->crop[0][1] - r->crop[0][0] + 1) * (r->crop[1][1] - r->crop[1][0] + 1);
-    app_out(a, "erf: %s, %s%s: the centre unit (%d, %d) of its %d x %d x %d map, summed over channels\n", r->layer,
-            e->view->what, cancelled ? " (stopped early)" : "", r->unit_f, r->unit_t, r->tap_c, r->tap_f, r->tap_t);
+    return (double)(r->crop[0][1] - r->crop[0][0] + 1) * (r->crop[1][1] - r->crop[1][0] + 1);
+}
+
+/* One model's summary lines (who: "" or "A (<model>) " with compare=). */
+static void erf_summary(struct app *a, const struct erf_result *r, const char *who, const char *what, int cancelled)
+{
+    const double area = erf_area(r);
+    app_out(a, "erf: %s%s, %s%s: the centre unit (%d, %d) of its %d x %d x %d map, summed over channels\n", who, r->layer,
+            what, cancelled ? " (stopped early)" : "", r->unit_f, r->unit_t, r->tap_c, r->tap_f, r->tap_t);
     app_out(a, "  theoretical RF %ld x %ld: mel bins %ld..%ld, frames %ld..%ld%s; within the input %.0f cells\n", r->rf[0],
             r->rf[1], r->box[0][0], r->box[0][1], r->box[1][0], r->box[1][1],
             r->whole[0] || r->whole[1] ? " (the whole input along a pooled axis)" : "", area);
@@ -364,26 +439,95 @@ static int erf_report(struct app *a, struct erf_job *e, int cancelled)
                    "(%ld cells)\n",
                 100 * ms[k]->frac, ms[k]->cells, area > 0 ? 100 * ms[k]->cells / area : 0.0, ms[k]->box_f, ms[k]->box_t,
                 ms[k]->box_cells);
-    if (!a->workbench) {
-        struct canvas c;
-        const int per = canvas_mode_for(a->out) == CANVAS_COLOR ? 2 : 1;
+}
+
+/* compare=: B's areas against A's. */
+static void erf_difference(struct app *a, const struct erf_result *ra, const struct erf_result *rb)
+{
+    const struct erf_mass *ma[2] = {&ra->m68, &ra->m95}, *mb[2] = {&rb->m68, &rb->m95};
+    double d = 0;
+    long n = 0;
+    if (ra->n_mels == rb->n_mels && ra->n_frames == rb->n_frames) {
+        /* the maps, each over its own mass: how far apart their shapes are */
+        const double sa = ra->mass > 0 ? ra->mass : 1, sb = rb->mass > 0 ? rb->mass : 1;
+        n = (long)ra->n_mels * ra->n_frames;
+        for (long i = 0; i < n; i++) d += fabs(ra->map[i] / sa - rb->map[i] / sb);
+    }
+    app_out(a, "erf compare (B - A):");
+    for (int k = 0; k < 2; k++)
+        app_out(a, "%s %2.0f %% of the mass in %ld vs %ld cells (%+ld, %+.1f %%)", k ? ";" : "", 100 * ma[k]->frac,
+                ma[k]->cells, mb[k]->cells, mb[k]->cells - ma[k]->cells,
+                ma[k]->cells > 0 ? 100.0 * (mb[k]->cells - ma[k]->cells) / ma[k]->cells : 0.0);
+    if (n) app_out(a, "; maps (each over its mass) differ by %.3g in total variation\n", d / 2);
+    else app_out(a, "; the maps have different sizes\n");
+}
+
+/* The figure headless: one model's, or (compare=) both side by side. */
+static void erf_print_figure(struct app *a, const struct erf_view *v, const struct erf_result *r, const struct erf_result *r2)
+{
+    struct canvas c;
+    const int per = canvas_mode_for(a->out) == CANVAS_COLOR ? 2 : 1;
+    long text_rows = 0;
+    for (int k = 0; k < 2; k++) {
+        const struct erf_result *x = k ? r2 : r;
+        if (!x) continue;
         long lo[2], hi[2];
-        erf_region(r, lo, hi);
-        long text_rows = (hi[0] - lo[0] + 1 + per - 1) / per;
-        if (text_rows > 32) text_rows = 32;
-        if (!canvas_init(&c, render_columns(a->out), (int)text_rows + 6, canvas_mode_for(a->out))) {
-            draw_erf_result(&c, r, e->view->what);
-            fflush(a->out);
-            canvas_print(&c, a->out);
-            canvas_fini(&c);
+        erf_region(x, lo, hi);
+        long tr = (hi[0] - lo[0] + 1 + per - 1) / per;
+        if (tr > text_rows) text_rows = tr;
+    }
+    if (text_rows > 32) text_rows = 32;
+    if (!canvas_init(&c, render_columns(a->out), (int)text_rows + 6, canvas_mode_for(a->out))) {
+        draw_erf_view(&c, v);
+        fflush(a->out);
+        canvas_print(&c, a->out);
+        canvas_fini(&c);
+    }
+}
+
+static int erf_csv(struct app *a, const struct erf_result *r, const char *path)
+{
+    int s = erf_write_csv(r, path);
+    if (s) return fail_in(a, s, "erf");
+    app_out(a, "wrote %s (f,t,df,dt,erf,erf_rel%s: %ld rows, the RF within the input)\n", path,
+            r->n_channels > 1 ? ",erf_c0.." : "", (long)erf_area(r));
+    app_result_add(a, path);
+    return STATUS_OK;
+}
+
+/* The summary lines, the figure headless, the CSV (compare=: both models', B's CSV at FILE
+ * with "-compare" before ".csv"). */
+static int erf_report(struct app *a, struct erf_job *e, int cancelled)
+{
+    const struct erf_result *r = e->r, *r2 = e->r2;
+    struct erf_view *v = e->view;
+    if (e->mb) {
+        char who[340];
+        snprintf(who, sizeof who, "%s, ", v->who[0]);
+        erf_summary(a, r, who, v->what, cancelled && !r2);
+        if (r2) {
+            snprintf(who, sizeof who, "%s, ", v->who[1]);
+            erf_summary(a, r2, who, v->what, cancelled);
+            erf_difference(a, r, r2);
         }
+    } else {
+        erf_summary(a, r, "", v->what, cancelled);
+    }
+    if (!a->workbench) {
+        /* the view's own results are what the figure shows (set by erf_done) */
+        pthread_mutex_lock(&v->lock);
+        erf_print_figure(a, v, v->r, v->r2);
+        pthread_mutex_unlock(&v->lock);
     }
     if (e->csv[0]) {
-        int s = erf_write_csv(r, e->csv);
-        if (s) return fail_in(a, s, "erf");
-        app_out(a, "wrote %s (f,t,df,dt,erf,erf_rel%s: %ld rows, the RF within the input)\n", e->csv,
-                r->n_channels > 1 ? ",erf_c0.." : "", (long)area);
-        app_result_add(a, e->csv);
+        if (erf_csv(a, r, e->csv)) return STATUS_INVALID;
+        if (r2) {
+            char p2[sizeof e->csv + 16];
+            size_t len = strlen(e->csv);
+            const int ext = len > 4 && !strcmp(e->csv + len - 4, ".csv");
+            snprintf(p2, sizeof p2, "%.*s-compare.csv", (int)(ext ? len - 4 : len), e->csv);
+            if (erf_csv(a, r2, p2)) return STATUS_INVALID;
+        }
     }
     return STATUS_OK;
 }
@@ -393,22 +537,29 @@ static void erf_done(struct job *j, void *arg, int status)
     (void)j;
     struct erf_job *e = arg;
     struct app *a = e->a;
-    if (e->r) {
-        /* the view keeps the final map (also what a stop left) */
-        struct erf_result *copy = erf_result_copy(e->r);
+    for (int k = 0; k < 2; k++) {
+        /* the view keeps the final maps (also what a stop left) */
+        const struct erf_result *r = k ? e->r2 : e->r;
+        struct erf_result *copy = r ? erf_result_copy(r) : NULL;
         if (copy) {
             pthread_mutex_lock(&e->view->lock);
-            erf_result_destroy(e->view->r);
-            e->view->r = copy;
+            struct erf_result **dst = k ? &e->view->r2 : &e->view->r;
+            erf_result_destroy(*dst);
+            *dst = copy;
             pthread_mutex_unlock(&e->view->lock);
             app_views_changed(a);
         }
     }
     if (status && status != STATUS_CANCELLED) fail_in(a, status, "erf");
     else if (e->r) erf_report(a, e, status == STATUS_CANCELLED);
-    if (status == STATUS_CANCELLED) app_fail(a, status, "erf: stopped after %d of %d inputs", e->r ? e->r->n : 0,
-                                             e->r ? e->r->n_total : 0);
+    if (status == STATUS_CANCELLED) {
+        const struct erf_result *r = e->r2 ? e->r2 : e->r;
+        app_fail(a, status, "erf: stopped after %d of %d inputs%s", r ? r->n : 0, r ? r->n_total : 0,
+                 e->r2 ? " of model B" : "");
+    }
     erf_result_destroy(e->r);
+    erf_result_destroy(e->r2);
+    model_destroy(e->mb);
     free(e->x);
     free(e);
 }
@@ -437,10 +588,10 @@ static int read_inputs(struct app *a, const char *path, struct erf_job *e)
     return s;
 }
 
-/* erf [layer=NAME] [n=N] [split=S] [input=data|zero|noise|FILE] [seed=N] [--csv FILE] */
+/* erf [layer=NAME] [n=N] [split=S] [input=data|zero|noise|FILE] [seed=N] [compare=PATH] [--csv FILE] */
 int cmd_erf(struct app *a, int argc, char **argv)
 {
-    const char *csv = NULL, *layer = NULL, *file = NULL;
+    const char *csv = NULL, *layer = NULL, *file = NULL, *compare = NULL;
     long n = 0, seed = (long)(a->seed & 0x7fffffffffffffffULL);
     enum dataset_split split = DATASET_SPLIT_TRAIN;
     enum erf_input input = ERF_INPUT_DATA;
@@ -453,7 +604,7 @@ int cmd_erf(struct app *a, int argc, char **argv)
         char *v = arg_split(argv[i]);
         if (!v) {
             return app_fail(a, STATUS_INVALID, "erf: unexpected '%s' (layer=NAME, n=N, split=S, input=data|zero|noise|FILE, "
-                                               "seed=N, --csv FILE)", argv[i]);
+                                               "seed=N, compare=PATH, --csv FILE)", argv[i]);
         } else if (!strcmp(argv[i], "layer")) {
             if (!*v) return app_fail(a, STATUS_INVALID, "erf: layer= needs a name (see info)");
             layer = v;
@@ -471,9 +622,12 @@ int cmd_erf(struct app *a, int argc, char **argv)
             if (arg_int(a, "seed", v, 0, 0x7fffffffffffffffL, &seed)) return STATUS_INVALID;
         } else if (!strcmp(argv[i], "csv")) {
             csv = v;
+        } else if (!strcmp(argv[i], "compare")) {
+            if (!*v) return app_fail(a, STATUS_INVALID, "erf: compare= needs a model file");
+            compare = v;
         } else {
             return app_fail(a, STATUS_INVALID, "erf: unknown option '%s' (layer=NAME, n=N, split=S, "
-                                               "input=data|zero|noise|FILE, seed=N, --csv FILE)", argv[i]);
+                                               "input=data|zero|noise|FILE, seed=N, compare=PATH, --csv FILE)", argv[i]);
         }
     }
     if (csv && !*csv) return app_fail(a, STATUS_INVALID, "erf: --csv needs a FILE");
@@ -498,6 +652,23 @@ int cmd_erf(struct app *a, int argc, char **argv)
         free(e);
         return STATUS_INVALID;
     }
+    if (compare) {
+        int s = model_load(&e->mb, compare);
+        if (!s && e->mb->cfg.in_ch != a->model->cfg.in_ch)
+            s = status_set(STATUS_MISMATCH, "%s takes %d input channels, the model %d", compare, e->mb->cfg.in_ch,
+                           a->model->cfg.in_ch);
+        if (s) {
+            app_fail(a, s, "erf: compare=%s", status_detail());
+            erf_view_release(view);
+            model_destroy(e->mb);
+            free(e->x);
+            free(e);
+            return STATUS_INVALID;
+        }
+        view->compare = 1;
+        snprintf(view->who[0], sizeof view->who[0], "A (%.300s)", a->model_name);
+        snprintf(view->who[1], sizeof view->who[1], "B (%.300s)", compare);
+    }
     /* what the inputs are, for the report and the view */
     if (file) {
         snprintf(view->what, sizeof view->what, "over the %d inputs of %s", e->o.x_n, file);
@@ -513,9 +684,9 @@ int cmd_erf(struct app *a, int argc, char **argv)
     app_view_set(a, VIEW_ERF, draw_erf, view, erf_view_release);
     app_view_set_export(a, VIEW_ERF, erf_export);
     char name[1400];
-    snprintf(name, sizeof name, "erf%s%s n=%ld split=%s input=%s%s%s", layer ? " layer=" : "", layer ? layer : "", n,
+    snprintf(name, sizeof name, "erf%s%s n=%ld split=%s input=%s%s%.400s%s%s", layer ? " layer=" : "", layer ? layer : "", n,
              split == DATASET_SPLIT_ANY ? "all" : dataset_split_name(split), file ? file : erf_input_name(input),
-             csv ? " --csv " : "", csv ? csv : "");
+             compare ? " compare=" : "", compare ? compare : "", csv ? " --csv " : "", csv ? csv : "");
     struct job_desc d = {.name = name, .work = erf_work, .done = erf_done, .arg = e};
     return app_run_job(a, &d, APP_HOLD_MODEL_READ | (input == ERF_INPUT_DATA && !file ? APP_HOLD_DATA : 0));
 }

@@ -396,7 +396,7 @@ const struct command commands[] = {
      "  grid=N [21]  range=R [1.2 x the path's extent]  split= [train]  n=N (a subset)\n"
      "  --csv FILE [runs/trajectory-DATE-TIME.csv]  the landscape; FILE-path.csv the path",
      cmd_trajectory, trajectory_options, 0, complete_values},
-    {"erf", "[layer=NAME] [n=N] [split=S] [input=data|zero|noise|FILE] [seed=N] [--csv FILE]",
+    {"erf", "[layer=NAME] [n=N] [split=S] [input=data|zero|noise|FILE] [seed=N] [compare=PATH] [--csv FILE]",
      "effective receptive field (Luo et al.): the input gradient of a map's centre unit, live",
      "The gradient of the centre unit (H//2, W//2) of a feature map, summed over its channels,\n"
      "with respect to the input, |.| averaged over inputs, the model in eval mode; drawn around\n"
@@ -410,7 +410,10 @@ const struct command commands[] = {
      "  input=zero  one all-zero input;  input=noise: n= [100] N(0, 1) inputs, seed= [session]\n"
      "  input=FILE  the 'x' (N, C, F, T) of a .safetensors file (basin_ref.py erf's contract)\n"
      "  --csv FILE  f,t,df,dt,erf,erf_rel (and erf_c0.. per input channel): every cell of the\n"
-     "              RF within the input, df and dt from its centre cell (csv=FILE works too)",
+     "              RF within the input, df and dt from its centre cell (csv=FILE works too)\n"
+     "  compare=PATH  a second model (a pruned one, say) on the same inputs and layer name:\n"
+     "              both maps side by side, both areas and their difference; its CSV goes to\n"
+     "              FILE-compare.csv, `export erf P.png` its figure to P-compare.png",
      cmd_erf, erf_options, CMD_READS_WEIGHTS, complete_erf},
     {"hessian", "[top=K] [iters=N] [trace=on|off] [by=layer] [split=S] [n=N] [seed=N] ...",
      "curvature: the Hessian's top eigenvalues and trace (PyHessian), overall and per tensor",
