@@ -212,6 +212,8 @@ int cmd_quantize(struct app *a, int argc, char **argv)
             r.n_values, argv[1], r.max_abs_change,
             k != QUANT_INT8 ? ""
             : acts ? "; weights per output channel, symmetric; activations as above; biases and BN float"
+            : a->model->g->act_quant ? "; weights per output channel, symmetric; the activations keep the scales "
+                                       "they had (no data set open to calibrate them again)"
                    : "; weights per output channel, symmetric; biases, BN and activations float (no data set "
                      "open to calibrate the activations on)");
     report(a, &b, &c, eb, ec);

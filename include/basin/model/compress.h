@@ -29,6 +29,10 @@
  *   conv then computes, in float, sum k_w k_x (s_w s_x): an int8 kernel's int32 accumulator
  *   times one rescale, equal to it up to float rounding of the products and sums (exactly
  *   when s_w and s_x are powers of two). The scales are saved with the model (basin.quant).
+ *   They are for inference: training passes never quantise, but a model trained again
+ *   keeps its scales (its evaluations quantise with them) until it is calibrated again or
+ *   compress_act_clear removes them; backward passes (ERF, Hessian) go straight through
+ *   the rounding.
  * fp16: every parameter and BN statistic rounded to the nearest half (ties to even,
  *   overflow to +-inf, as torch's .half()).
  */
