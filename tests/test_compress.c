@@ -479,6 +479,32 @@ static void test_int8_activations_cost_nothing_when_unset(void)
     model_destroy(m);
 }
 
+/* basin.quant that does not fit the model is refused, naming the file and the layer. */
+static void test_int8_bad_scales_refused(void)
+{
+    struct model *m;
+    REQUIRE_OK(model_load(&m, models[3]));
+    const char *conv = NULL;
+    for (int i = 0; i < m->g->n_nodes && !conv; i++)
+        if (m->g->nodes[i].op == OP_CONV2D) conv = m->g->nodes[i].name;
+    REQUIRE(conv);
+    char neg[200];
+    snprintf(neg, sizeof neg, "{\"act_scale\": {\"%s\": -0.5}}", conv);
+    const char *bad[3][2] = {{"{\"act_scale\": {\"nope\": 0.1}}", "basin.quant: 'nope' is not a conv or linear"},
+                             {neg, "is not a positive number"},
+                             {"{\"scales\": 1}", "basin.quant needs an 'act_scale' object"}};
+    const char *path = test_path("badquant.safetensors");
+    for (int k = 0; k < 3; k++) {
+        const char *meta[] = {"basin.quant", bad[k][0], NULL};
+        REQUIRE_OK(model_save(m, path, 0, meta));
+        struct model *l = NULL;
+        EXPECT_EQ_INT(model_load(&l, path), STATUS_FORMAT);
+        EXPECT_MSG(strstr(status_detail(), bad[k][1]) && strstr(status_detail(), path), "%s", status_detail());
+        EXPECT(l == NULL);
+    }
+    model_destroy(m);
+}
+
 static void test_commands(void)
 {
     struct cli_output o = cli_run("load assets/default-model.safetensors\n"
@@ -509,6 +535,7 @@ const struct test tests_compress[] = {
     TEST(test_int8_conv_equals_int32_twin),
     TEST_HEAVY(test_int8_activations_default_model),
     TEST(test_int8_activations_cost_nothing_when_unset),
+    TEST(test_int8_bad_scales_refused),
     TEST(test_commands),
     {0},
 };
