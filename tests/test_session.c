@@ -140,18 +140,30 @@ static void test_lessons_run(void)
         {"width-vs-pruning", "EPOCHS=1 ERF_N=4", 0,
          {"overall: accuracy", "68 % of the gradient mass", "(15,372 kept by the pruning masks)", "A - B: accuracy"},
          {2, 2, 1, 1}},
-        {"microphone", "MIC=file:assets/park.wav PACE=fast REC_S=3 WINDOWS=4 OUT=runs/lesson-test-microphone", 1,
+        {"big-to-small", "EPOCHS=1 OUT=@", 1,
+         {"overall: accuracy", "  MACs ", "OVER (", "the model fits the budget"},
+         {3, 0, 3, 1}},
+        {"microphone", "MIC=file:assets/park.wav PACE=fast REC_S=3 WINDOWS=4 OUT=@", 1,
          {"recorded 3.00 s", "   1. park ", "     4  ", "top scene park"},
          {1, 1, 1, 1}},
     };
     for (size_t i = 0; i < sizeof lessons / sizeof lessons[0]; i++) {
-        char cmd[4096], dir[700];
+        char cmd[6144], dir[700];
         static char out[1 << 18];
         if (lessons[i].here) snprintf(dir, sizeof dir, ".");
         else snprintf(dir, sizeof dir, "%s-%s", test_path("lesson"), lessons[i].name);
+        /* OUT=@: the lesson's output in the test's own folder */
+        char quick[1200], *at;
+        snprintf(quick, sizeof quick, "%s", lessons[i].quick);
+        if ((at = strchr(quick, '@'))) {
+            *at = 0;
+            char rest[1200];
+            snprintf(rest, sizeof rest, "%.300s%.600s-out%.200s", quick, test_path(lessons[i].name), at + 1);
+            snprintf(quick, sizeof quick, "%s", rest);
+        }
         snprintf(cmd, sizeof cmd,
                  "mkdir -p '%s' && cd '%s' && printf 'lesson %s\\n' | %s XDG_CACHE_HOME='%s' '%s' 2>&1", dir,
-                 dir, lessons[i].name, lessons[i].quick, test_path("lesson-cache"), bin);
+                 dir, lessons[i].name, quick, test_path("lesson-cache"), bin);
         int rc = shell_output(cmd, out, sizeof out);
         char done[128];
         snprintf(done, sizeof done, "[lesson %s: done,", lessons[i].name);
