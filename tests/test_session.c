@@ -52,6 +52,7 @@ static void test_save_load_replay(void)
     EXPECT_EQ_INT(o.n_errors, 0);
     EXPECT(strstr(o.out, "loaded the session") != NULL);
     EXPECT(strstr(o.out, "  result: ") && strstr(o.out, "results/sess-eval-confusion.csv\n"));
+    EXPECT_MSG(strstr(o.out, "9 points read back from the files (resume=)") && !strstr(o.out, "points computed"), "%s", o.out);
     EXPECT(strstr(o.out, "seen") && strstr(o.out, "epochs;"));
     EXPECT_STR(line_of(o.out, "overall:", after, sizeof after), before);
     /* replay from scratch through the binary: the same numbers */

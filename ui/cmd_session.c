@@ -8,7 +8,8 @@
  *   sessions/NAME/eval.safetensors  the last evaluation: probs (N, M), labels, devices (I32)
  *   sessions/NAME/trainlog.tsv, epochs.tsv   the last training run's logs
  *   sessions/NAME/results/          copies of the files the commands wrote (CSV tables,
- *                                   saved directions, PNG figures), listed in state.json
+ *                                   saved directions, PNG figures), listed in state.json;
+ *                                   the last landscape is shown again from its CSV on load
  *
  * A folder is written beside its target and renamed into place, so a saved session is never
  * half written. A newer format is refused with a message saying so.
@@ -449,6 +450,23 @@ static int session_load(struct app *a, const char *name)
             continue;
         }
         app_result_add(a, path);
+    }
+    /* the last landscape comes back from its CSV, every point read back, none recomputed */
+    for (int i = a->n_results - 1; i >= 0 && a->model && a->ds; i--) {
+        const char *base = strrchr(a->results[i], '/');
+        base = base ? base + 1 : a->results[i];
+        size_t n = strlen(base);
+        if (n < 4 || strcmp(base + n - 4, ".csv") || strstr(base, "-dev-") || strstr(base, "-compare")) continue;
+        /* a landscape's own CSV: its header, and a "# basin landscape " settings line (not a
+         * trajectory's plane or a sharpness table) */
+        char *csv = slurp(a->results[i]);
+        int is_landscape = csv && !strncmp(csv, "ix,iy,alpha,beta,loss,acc\n", 26) && strstr(csv, "\n# basin landscape ");
+        free(csv);
+        if (!is_landscape) continue;
+        snprintf(line, sizeof line, "landscape resume='%.1100s'", a->results[i]);
+        problems += app_run_line(a, line) != 0;
+        a->cmd = saved;
+        break;
     }
     if (view && view_parse(view) >= 0) a->views.current = view_parse(view);
     /* the commands go on from where the saved session stopped */
