@@ -54,6 +54,7 @@ struct tune_entry {
 static pthread_mutex_t tune_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct tune_entry *memo;   /* choices known to this process, guarded by tune_lock */
 static int n_memo, cap_memo;
+static char memo_path[FS_PATH_MAX]; /* the cache file they belong to ("" none yet) */
 static pthread_once_t cpu_once = PTHREAD_ONCE_INIT;
 static char cpu_model[160];
 
@@ -350,6 +351,12 @@ int conv2d_tune(const struct conv2d_shape *s, int n_threads, int flags, struct c
     int have_cache = cache_path(path, sizeof path, dir, sizeof dir) == 0;
     if (!have_cache) status_clear();
     pthread_mutex_lock(&tune_lock);
+    /* the choices belong to a cache file: another one (XDG_CACHE_HOME changed) starts afresh,
+     * so one file's entries are never written into another */
+    if (have_cache && strcmp(memo_path, path)) {
+        n_memo = 0;
+        snprintf(memo_path, sizeof memo_path, "%s", path);
+    }
     struct tune_entry *e = memo_find(key);
     if (!e && have_cache && !(flags & CONV2D_TUNE_FRESH)) {
         load_file(path);
