@@ -187,7 +187,12 @@ static void test_structured_command(void)
 {
     struct cli_output o = cli_run("load assets/default-model.safetensors\nprune structured macs=50% params=8k\ninfo\n");
     EXPECT_EQ_INT(o.n_errors, 0);
-    EXPECT_MSG(strstr(o.out, "largest difference 0 ") != NULL, "%s", o.out);
+    /* the smaller model and the masked one: the same sums, in another order where the
+     * kernels chosen for the new widths differ (0 in release builds here, 1e-7 under ASan) */
+    const char *d = strstr(o.out, "largest difference ");
+    double diff = -1, scale = 0;
+    if (d) sscanf(d, "largest difference %lg (of %lg)", &diff, &scale);
+    EXPECT_MSG(d && diff >= 0 && diff <= 1e-5 * scale, "%s", o.out);
     EXPECT(strstr(o.out, "faster") != NULL);
     EXPECT(strstr(o.out, "stages=8,16,32 inner=") != NULL);
     o = cli_run("load assets/default-model.safetensors\nprune structured macs=50% cut=0\n");
