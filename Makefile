@@ -127,7 +127,8 @@ test: $(TESTBIN) $(BIN) headers
 	$(Q)BASIN_BIN=$(abspath $(BIN)) ./$(TESTBIN) $(T)
 
 sanitize:
-	$(Q)$(MAKE) --no-print-directory BUILD=asan test
+	$(Q)LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp):print_suppressions=0 \
+	    $(MAKE) --no-print-directory BUILD=asan test
 
 # Benchmarks run with OpenBLAS free to pick its best kernel (the environment pins it for
 # tests); both the pinned variables are unset for the benchmark command alone.

@@ -160,8 +160,11 @@ static void test_ctrl_c_at_the_prompt(void)
     mark = t->n;
     term_send(t, "info 64 10 bogus half typ");
     EXPECT(term_wait(t, mark, "half typ", 5));
+    mark = t->n;
     term_send(t, "\x03");
-    EXPECT(term_wait(t, mark, "^C", 5));
+    /* the terminal echoes ^C itself at once; basin's fresh prompt follows when it has
+     * cleared the line (typing before it would race the clearing) */
+    EXPECT(term_wait(t, mark, "basin> ", 5));
     mark = t->n;
     term_send(t, "info 64 100\r");
     EXPECT(term_wait(t, mark, "total: 15,372 parameters", 10)); /* model kept, line clean */
