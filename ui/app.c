@@ -6,7 +6,8 @@
  * unquoted '~' starting a token, or a value after "key=", followed by '/' or nothing is
  * the home folder ($HOME), so "clip ~/rec/park.flac" and "synth out=~/sets/a" work.
  * "${NAME:-default}" (outside single quotes) is an environment variable, or the default;
- * an unquoted word that comes out empty ("${QUICK:-}") is no word at all, as in sh.
+ * an unquoted word that comes out empty ("${QUICK:-}") is no word at all, as in sh. A
+ * path "assets/NAME" that the current folder lacks is the file shipped with basin.
  */
 #include "app.h"
 
@@ -400,6 +401,29 @@ static int put_variable(const char **p, char *buf, size_t n_buf, size_t *k, cons
     return 0;
 }
 
+/* A word (or the value of a key=value word other than out=) "assets/NAME" names the file
+ * shipped with basin (app_asset_path) when the current folder has no such file, so the
+ * README's session and the lessons work from any folder. The word is buf[start..*k). */
+static int put_shipped_asset(char *buf, size_t n_buf, size_t start, size_t *k)
+{
+    char *w = buf + start, *v = w, *eq = strchr(w, '=');
+    if (eq && eq != w && strspn(w, "abcdefghijklmnopqrstuvwxyz_-") == (size_t)(eq - w)) {
+        if (eq - w == 3 && !strncmp(w, "out", 3)) return 0;
+        v = eq + 1;
+    }
+    char shipped[4096];
+    if (strncmp(v, "assets/", 7) || !v[7] || access(v, F_OK) == 0) return 0;
+    if (app_asset_path(v + 7, shipped, sizeof shipped)) {
+        status_clear();
+        return 0;
+    }
+    size_t at = (size_t)(v - buf), len = strlen(shipped);
+    if (at + len + 1 >= n_buf) return -1;
+    memcpy(buf + at, shipped, len + 1);
+    *k = at + len;
+    return 0;
+}
+
 /* Split line into argv (pointers into buf). Returns argc, or -1 with *why set. */
 static int tokenize(const char *line, char *buf, size_t n_buf, char **argv, const char **why)
 {
@@ -461,6 +485,11 @@ static int tokenize(const char *line, char *buf, size_t n_buf, char **argv, cons
         if (k == start && !quoted) {   /* only ${NAME:-} that came out empty: no word, as in sh */
             argc--;
             continue;
+        }
+        buf[k] = 0;
+        if (put_shipped_asset(buf, n_buf, start, &k)) {
+            *why = "line too long";
+            return -1;
         }
         buf[k++] = 0;
     }
