@@ -22,9 +22,11 @@
 #include "basin/core/status.h"
 #include "basin/core/threads.h"
 #include "basin/data/dataset.h"
+#include "basin/data/synth.h"
 #include "basin/model/model.h"
 #include "basin/train/eval.h"
 #include "job.h"
+#include "render.h"
 #include "views.h"
 #include "commands.h"
 
@@ -110,6 +112,36 @@ int app_need_model(struct app *a, const char *cmd)
     snprintf(a->model_name, sizeof a->model_name, "%.255s", path);
     app_out(a, "(no model: using the default model %s)\n", path);
     return STATUS_OK;
+}
+
+int app_need_dataset(struct app *a, const char *cmd)
+{
+    if (a->ds) return STATUS_OK;
+    struct synth_params p;
+    synth_params_default(&p);
+    char where[SYNTH_PATH_MAX], size[32];
+    int s = synth_cache_dir(&p, where, sizeof where);
+    if (!s && !synth_present(&p, where)) {
+        fmt_bytes(size, sizeof size, (double)synth_bytes(&p));
+        app_out(a, "generating the default data set (%ld clips, about %s) in %s\n", synth_clip_count(&p), size, where);
+    }
+    if (!s) s = synth_ensure_default(where, sizeof where, &a->progress);
+    struct dataset *ds = NULL;
+    const struct dataset_opts o = {.split_seed = a->seed};
+    if (!s) s = dataset_open(&ds, where, &o);
+    if (s) return app_fail_in(a, s, cmd);
+    a->ds = ds;
+    snprintf(a->ds_path, sizeof a->ds_path, "%s", where);
+    app_out(a, "%s: no data set was open: using the default one (%s)\n", cmd, where);
+    return STATUS_OK;
+}
+
+int app_fail_in(struct app *a, int status, const char *cmd)
+{
+    const char *d = status_detail();
+    size_t n = strlen(cmd);
+    if (!strncmp(d, cmd, n) && d[n] == ':') return app_fail(a, status, "%s", d);
+    return app_fail(a, status, "%s: %s", cmd, d);
 }
 
 void app_result_add(struct app *a, const char *path)

@@ -145,6 +145,12 @@ int app_asset_path(const char *name, char *buf, size_t n);
 /* Make sure the session has a model for `cmd`: when it has none, load the default model
  * (assets/default-model.safetensors) and say so. 0, or the error (printed). */
 int app_need_model(struct app *a, const char *cmd);
+/* Make sure the session has a data set for `cmd`: when none is open, open the embedded
+ * default one (generated on first use, said before) and say so. 0, or the error (printed). */
+int app_need_dataset(struct app *a, const char *cmd);
+/* "error: <cmd>: <detail of the last status>", without doubling a prefix the detail already
+ * has. Returns status. */
+int app_fail_in(struct app *a, int status, const char *cmd);
 #define APP_DEFAULT_MODEL "default-model.safetensors"
 
 /* Run d as a job (job.h) on behalf of the running command: in the foreground (the

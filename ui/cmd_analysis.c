@@ -18,7 +18,6 @@
 #include "basin/core/status.h"
 #include "basin/core/strbuf.h"
 #include "basin/data/dataset.h"
-#include "basin/data/synth.h"
 #include "basin/model/model.h"
 #include "basin/model/safetensors.h"
 #include "canvas.h"
@@ -30,39 +29,6 @@
 #include "views.h"
 
 enum { COLOR_LINE = 15, COLOR_BAR = 39, COLOR_BAR2 = 208 };
-
-/* "error: <cmd>: <detail>", without doubling a prefix the detail already has. */
-static int fail_in(struct app *a, int status, const char *cmd)
-{
-    const char *d = status_detail();
-    size_t n = strlen(cmd);
-    if (!strncmp(d, cmd, n) && d[n] == ':') return app_fail(a, status, "%s", d);
-    return app_fail(a, status, "%s: %s", cmd, d);
-}
-
-/* The session's data set, opening the embedded default one when none is open (as eval
- * does), saying so before it is generated. */
-static int ensure_dataset(struct app *a, const char *cmd)
-{
-    if (a->ds) return STATUS_OK;
-    struct synth_params p;
-    synth_params_default(&p);
-    char where[SYNTH_PATH_MAX], size[32];
-    int s = synth_cache_dir(&p, where, sizeof where);
-    if (!s && !synth_present(&p, where)) {
-        fmt_bytes(size, sizeof size, (double)synth_bytes(&p));
-        app_out(a, "generating the default data set (%ld clips, about %s) in %s\n", synth_clip_count(&p), size, where);
-    }
-    if (!s) s = synth_ensure_default(where, sizeof where, &a->progress);
-    struct dataset *ds = NULL;
-    const struct dataset_opts o = {.split_seed = a->seed};
-    if (!s) s = dataset_open(&ds, where, &o);
-    if (s) return fail_in(a, s, cmd);
-    a->ds = ds;
-    snprintf(a->ds_path, sizeof a->ds_path, "%s", where);
-    app_out(a, "%s: no data set was open: using the default one (%s)\n", cmd, where);
-    return STATUS_OK;
-}
 
 static int arg_real(struct app *a, const char *cmd, const char *key, const char *value, double lo, double hi,
                     double *out)
@@ -488,7 +454,7 @@ static void erf_print_figure(struct app *a, const struct erf_view *v, const stru
 static int erf_csv(struct app *a, const struct erf_result *r, const char *path)
 {
     int s = erf_write_csv(r, path);
-    if (s) return fail_in(a, s, "erf");
+    if (s) return app_fail_in(a, s, "erf");
     app_out(a, "wrote %s (f,t,df,dt,erf,erf_rel%s: %ld rows, the RF within the input)\n", path,
             r->n_channels > 1 ? ",erf_c0.." : "", (long)erf_area(r));
     app_result_add(a, path);
@@ -550,7 +516,7 @@ static void erf_done(struct job *j, void *arg, int status)
             app_views_changed(a);
         }
     }
-    if (status && status != STATUS_CANCELLED) fail_in(a, status, "erf");
+    if (status && status != STATUS_CANCELLED) app_fail_in(a, status, "erf");
     else if (e->r) erf_report(a, e, status == STATUS_CANCELLED);
     if (status == STATUS_CANCELLED) {
         const struct erf_result *r = e->r2 ? e->r2 : e->r;
@@ -632,7 +598,7 @@ int cmd_erf(struct app *a, int argc, char **argv)
     }
     if (csv && !*csv) return app_fail(a, STATUS_INVALID, "erf: --csv needs a FILE");
     if (app_need_model(a, "erf")) return STATUS_INVALID;
-    if (input == ERF_INPUT_DATA && !file && ensure_dataset(a, "erf")) return STATUS_INVALID;
+    if (input == ERF_INPUT_DATA && !file && app_need_dataset(a, "erf")) return STATUS_INVALID;
     struct erf_job *e = calloc(1, sizeof *e);
     struct erf_view *view = calloc(1, sizeof *view);
     if (!e || !view) {
@@ -898,7 +864,7 @@ static int hessian_report(struct app *a, struct hessian_job *e, int cancelled)
     }
     if (e->csv[0]) {
         int s = write_hessian_csv(r, e->csv);
-        if (s) return fail_in(a, s, "hessian");
+        if (s) return app_fail_in(a, s, "hessian");
         app_out(a, "wrote %s (block,params,eig1..eig%d,trace,trace_se: the whole Hessian, then each tensor)\n", e->csv,
                 r->top);
         app_result_add(a, e->csv);
@@ -921,7 +887,7 @@ static void hessian_done(struct job *j, void *arg, int status)
             app_views_changed(a);
         }
     }
-    if (status && status != STATUS_CANCELLED) fail_in(a, status, "hessian");
+    if (status && status != STATUS_CANCELLED) app_fail_in(a, status, "hessian");
     else if (e->r) hessian_report(a, e, status == STATUS_CANCELLED);
     if (status == STATUS_CANCELLED) app_fail(a, status, "hessian: stopped (%s)", e->r ? e->r->phase : "before the loss");
     hessian_result_destroy(e->r);
@@ -987,7 +953,7 @@ int cmd_hessian(struct app *a, int argc, char **argv)
     if (top > a->model->g->store.n_params)
         return app_fail(a, STATUS_INVALID, "hessian: top=%ld, but the model has %ld parameters", top,
                         a->model->g->store.n_params);
-    if (ensure_dataset(a, "hessian")) return STATUS_INVALID;
+    if (app_need_dataset(a, "hessian")) return STATUS_INVALID;
     struct hessian_job *e = calloc(1, sizeof *e);
     struct hessian_view *view = calloc(1, sizeof *view);
     if (!e || !view) {

@@ -118,31 +118,10 @@ int cmd_fold(struct app *a, int argc, char **argv)
  * model's front end, channels and basin.norm give them. */
 static int calib_clips(struct app *a, enum dataset_split split, int n, struct features **out)
 {
-    *out = NULL;
-    struct model *m = a->model;
     struct frontend_params fp;
-    int s;
-    if ((s = pipeline_model_frontend(m, &fp)) || (s = dataset_require_split(a->ds, split)) ||
-        (s = pipeline_check(m, &fp, a->ds)))
-        return s;
-    struct frontend *fe = NULL;
-    if ((s = frontend_create(&fe, &fp))) return s;
-    int *idx = mem_alloc(sizeof *idx * (size_t)dataset_n_items(a->ds));
-    if (!idx) {
-        frontend_destroy(fe);
-        return status_set(STATUS_NOMEM, "out of memory");
-    }
-    const int total = dataset_split_items(a->ds, split, idx);
-    if (n > 0 && n < total)
-        for (int i = 0; i < n; i++) idx[i] = idx[(long)i * total / n];
-    else
-        n = total;
-    const struct features_opts fo = {.in_ch = m->cfg.in_ch, .pad = FEATURES_PAD_REPEAT};
-    s = features_load_items(out, a->ds, n, idx, fe, &fo, &a->progress);
-    if (!s && m->n_norm > 0) features_znorm_apply(*out, m->norm_mean, m->norm_std);
-    mem_free(idx);
-    frontend_destroy(fe);
-    return s;
+    *out = NULL;
+    int s = pipeline_model_frontend(a->model, &fp);
+    return s ? s : pipeline_features(out, a->model, a->ds, &fp, split, n, NULL, &a->progress);
 }
 
 /* int8 activations: calibrate on the clips, saying what was set. */

@@ -24,15 +24,6 @@
 #include "render.h"
 #include "session.h"
 
-/* "error: <cmd>: <detail>", without doubling a prefix the detail already has. */
-static int fail_in(struct app *a, int status, const char *cmd)
-{
-    const char *d = status_detail();
-    size_t n = strlen(cmd);
-    if (!strncmp(d, cmd, n) && d[n] == ':') return app_fail(a, status, "%s", d);
-    return app_fail(a, status, "%s: %s", cmd, d);
-}
-
 /* A warning through the log sink ("warning: ..." headless), after the output so far. */
 static void warn(struct app *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void warn(struct app *a, const char *fmt, ...)
@@ -83,7 +74,7 @@ static int synth_one_clip(struct app *a, const struct synth_params *p, const cha
     if (!s) s = synth_clip(p, k, d, p->seed, af.x, n);
     if (!s) s = audio_file_write(out, &af, fmt);
     audio_file_fini(&af);
-    if (s) return fail_in(a, s, "synth");
+    if (s) return app_fail_in(a, s, "synth");
     app_out(a, "synth: %s on device %s, %.2f s at %d Hz (seed %llu) in %s\n", scene, device ? device : "a",
             p->clip_s, p->sample_rate_hz, (unsigned long long)p->seed, out);
     return STATUS_OK;
@@ -130,14 +121,14 @@ int cmd_synth(struct app *a, int argc, char **argv)
         return synth_one_clip(a, &p, scene, device, out);
     }
     if (device) return app_fail(a, STATUS_INVALID, "device= goes with scene= (one clip)");
-    if (clips && synth_params_set_clips(&p, clips)) return fail_in(a, STATUS_INVALID, "synth");
-    if (synth_params_validate(&p)) return fail_in(a, STATUS_INVALID, "synth");
+    if (clips && synth_params_set_clips(&p, clips)) return app_fail_in(a, STATUS_INVALID, "synth");
+    if (synth_params_validate(&p)) return app_fail_in(a, STATUS_INVALID, "synth");
     int s = out ? (snprintf(dir, sizeof dir, "%s", out), 0) : synth_cache_dir(&p, dir, sizeof dir);
-    if (s) return fail_in(a, s, "synth");
+    if (s) return app_fail_in(a, s, "synth");
     announce_synth(a, &p, dir, "a data set");
-    if ((s = synth_write(&p, dir, &a->progress))) return fail_in(a, s, "synth");
+    if ((s = synth_write(&p, dir, &a->progress))) return app_fail_in(a, s, "synth");
     long n_train = 0, n_eval = 0;
-    if ((s = synth_split_counts(&p, &n_train, &n_eval))) return fail_in(a, s, "synth");
+    if ((s = synth_split_counts(&p, &n_train, &n_eval))) return app_fail_in(a, s, "synth");
     char desc[512];
     synth_params_string(&p, desc, sizeof desc);
     app_out(a, "synth: %ld clips in %s: train %ld, evaluate %ld (%s)\n", synth_clip_count(&p), dir,
@@ -214,7 +205,7 @@ static int data_export(struct app *a, int argc, char **argv)
     if (!strcmp(norm, "model") && !(m && m->n_norm == p.n_mels))
         return app_fail(a, STATUS_INVALID, "data export: norm=model needs a model with %d-bin normalisation statistics", p.n_mels);
     if (dataset_require_split(a->ds, split) || (!strcmp(norm, "train") && dataset_require_split(a->ds, DATASET_SPLIT_TRAIN)))
-        return fail_in(a, STATUS_INVALID, "data export");
+        return app_fail_in(a, STATUS_INVALID, "data export");
     /* The first use of the feature cache says where it is and what bounds it. */
     char cdir[4096];
     struct stat sb;
@@ -242,7 +233,7 @@ static int data_export(struct app *a, int argc, char **argv)
                 f->n_computed, f->n_cached, f->n_skipped);
     features_destroy(f);
     frontend_destroy(fe);
-    if (s) return fail_in(a, s, "data export");
+    if (s) return app_fail_in(a, s, "data export");
     return STATUS_OK;
 }
 
@@ -354,7 +345,7 @@ int cmd_cache(struct app *a, int argc, char **argv)
 {
     char dir[4096], b1[32], b2[32];
     int s = cache_dir(dir, sizeof dir);
-    if (s) return fail_in(a, s, "cache");
+    if (s) return app_fail_in(a, s, "cache");
     if (argc == 2 && !strcmp(argv[1], "clear")) {
         /* The session's data set goes too when it lives in the cache. */
         size_t n = strlen(dir);
@@ -365,15 +356,15 @@ int cmd_cache(struct app *a, int argc, char **argv)
             a->ds_path[0] = 0;
         }
         uint64_t freed = 0;
-        if ((s = cache_clear(&freed))) return fail_in(a, s, "cache clear");
+        if ((s = cache_clear(&freed))) return app_fail_in(a, s, "cache clear");
         app_out(a, "cache clear: freed %s in %s (features and generated data sets)\n",
                 fmt_bytes(b1, sizeof b1, (double)freed), dir);
         return STATUS_OK;
     }
     if (argc == 2 && !strncmp(argv[1], "cap=", 4)) {
         uint64_t cap, freed = 0;
-        if (cache_parse_size(argv[1] + 4, &cap)) return fail_in(a, STATUS_INVALID, "cache cap");
-        if ((s = cache_cap_set(cap))) return fail_in(a, s, "cache cap");
+        if (cache_parse_size(argv[1] + 4, &cap)) return app_fail_in(a, STATUS_INVALID, "cache cap");
+        if ((s = cache_cap_set(cap))) return app_fail_in(a, s, "cache cap");
         char fdir[4096];
         if (!features_cache_dir_default(fdir, sizeof fdir)) cache_trim(fdir, cap, &freed);
         app_out(a, "cache cap: features up to %s (kept in %s/cap)", fmt_bytes(b1, sizeof b1, (double)cap), dir);
@@ -385,7 +376,7 @@ int cmd_cache(struct app *a, int argc, char **argv)
     }
     if (argc != 1) return app_fail(a, STATUS_INVALID, "usage: cache | cache clear | cache cap=SIZE");
     struct cache_usage u;
-    if ((s = cache_usage(&u))) return fail_in(a, s, "cache");
+    if ((s = cache_usage(&u))) return app_fail_in(a, s, "cache");
     app_out(a, "cache      %s\n", dir);
     app_out(a, "features   %ld files, %s (cap %s, %s; least recently used go first)\n", u.feature_files,
             fmt_bytes(b1, sizeof b1, (double)u.feature_bytes), fmt_bytes(b2, sizeof b2, (double)u.cap_bytes),

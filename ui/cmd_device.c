@@ -125,15 +125,6 @@ static int arg_real(struct app *a, const char *cmd, const char *key, const char 
     return STATUS_OK;
 }
 
-/* "error: <cmd>: <detail>" without doubling a prefix the detail has. */
-static int fail_detail(struct app *a, int status, const char *cmd)
-{
-    const char *d = status_detail();
-    size_t n = strlen(cmd);
-    if (!strncmp(d, cmd, n) && d[n] == ':') return app_fail(a, status, "%s", d);
-    return app_fail(a, status, "%s: %s", cmd, d);
-}
-
 static void fmt_time(char *buf, size_t n, double s)
 {
     int t = (int)(s < 0 ? 0 : s > 359999 ? 359999 : s);
@@ -174,7 +165,7 @@ int cmd_devices(struct app *a, int argc, char **argv)
     int n = 0;
     char version[200] = "";
     int s = device_list(&list, &n, version, sizeof version);
-    if (s) return fail_detail(a, s, "devices");
+    if (s) return app_fail_in(a, s, "devices");
     if (!n) {
         app_out(a, "%s: no audio devices (no sound card, or no access to it)\n", version);
     } else {
@@ -237,7 +228,7 @@ int cmd_device(struct app *a, int argc, char **argv)
         if (!v) return app_fail(a, STATUS_INVALID, "device: expected key=value, got '%s' (in=, out=, pace=, rate=)", argv[i]);
         if (!strcmp(argv[i], "in") || !strcmp(argv[i], "out")) {
             struct device_spec sp;
-            if (device_spec_parse(&sp, v)) return fail_detail(a, STATUS_INVALID, "device");
+            if (device_spec_parse(&sp, v)) return app_fail_in(a, STATUS_INVALID, "device");
             if (!strcmp(argv[i], "in")) in = sp, new_in = 1;
             else out = sp, new_out = 1;
         } else if (!strcmp(argv[i], "pace")) {
@@ -255,8 +246,8 @@ int cmd_device(struct app *a, int argc, char **argv)
     if (rate >= 0) in.rate_hz = out.rate_hz = rate;
     /* a new choice must exist now, not at the next recording */
     struct device_format f;
-    if (new_in && device_negotiate(&in, DEVICE_INPUT, 0, 1, &f)) return fail_detail(a, STATUS_INVALID, "device");
-    if (new_out && device_negotiate(&out, DEVICE_OUTPUT, 0, 1, &f)) return fail_detail(a, STATUS_INVALID, "device");
+    if (new_in && device_negotiate(&in, DEVICE_INPUT, 0, 1, &f)) return app_fail_in(a, STATUS_INVALID, "device");
+    if (new_out && device_negotiate(&out, DEVICE_OUTPUT, 0, 1, &f)) return app_fail_in(a, STATUS_INVALID, "device");
     pthread_mutex_lock(&u->lock);
     u->in = in, u->out = out;
     pthread_mutex_unlock(&u->lock);
@@ -362,7 +353,7 @@ static void play_done(struct job *j, void *arg, int s)
 {
     (void)j;
     struct play_job *pj = arg;
-    if (s) fail_detail(pj->a, s, "play");
+    if (s) app_fail_in(pj->a, s, "play");
     else
         app_out(pj->a, "%s %.2f s of %s on %s at %g Hz\n", pj->stopped ? "stopped after" : "played", pj->played_s,
                 pj->label, pj->device, pj->rate_hz);
@@ -544,7 +535,7 @@ static void record_done(struct job *j, void *arg, int s)
     struct record_job *rj = arg;
     struct app *a = rj->a;
     if (s) {
-        fail_detail(a, s, "record");
+        app_fail_in(a, s, "record");
     } else {
         const struct audio_file *r = &rj->rec;
         double peak = 0, sum2 = 0;
@@ -801,7 +792,7 @@ static void listen_done(struct job *j, void *arg, int s)
     pthread_mutex_unlock(&lj->ui->lock);
     app_views_changed(a);
     if (s) {
-        fail_detail(a, s, "listen");
+        app_fail_in(a, s, "listen");
     } else if (!t->windows) {
         app_out(a, "listened %.1f s to %s: not enough audio for a window\n", t->heard_s, lj->device);
     } else {

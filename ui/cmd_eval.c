@@ -13,7 +13,6 @@
 #include "basin/core/status.h"
 #include "basin/core/strbuf.h"
 #include "basin/data/dataset.h"
-#include "basin/data/synth.h"
 #include "basin/dsp/frontend.h"
 #include "basin/model/model.h"
 #include "basin/train/eval.h"
@@ -23,15 +22,6 @@
 #include "views.h"
 #include "render.h"
 #include "session.h"
-
-/* "error: <cmd>: <detail>", without doubling a prefix the detail already has. */
-static int fail_in(struct app *a, int status, const char *cmd)
-{
-    const char *d = status_detail();
-    size_t n = strlen(cmd);
-    if (!strncmp(d, cmd, n) && d[n] == ':') return app_fail(a, status, "%s", d);
-    return app_fail(a, status, "%s: %s", cmd, d);
-}
 
 /* A number of seconds in (0, max]; fails naming the key. */
 static int arg_seconds(struct app *a, const char *cmd, const char *key, const char *value, double max,
@@ -43,30 +33,6 @@ static int arg_seconds(struct app *a, const char *cmd, const char *key, const ch
     if (end == value || *end || errno || !(v > 0 && v <= max))
         return app_fail(a, STATUS_INVALID, "%s: %s=%s: seconds, more than 0 and at most %g", cmd, key, value, max);
     *out = v;
-    return STATUS_OK;
-}
-
-/* The session's data set, opening the embedded default one when none is open (as data
- * export does), saying so before it is generated. */
-static int ensure_dataset(struct app *a, const char *cmd)
-{
-    if (a->ds) return STATUS_OK;
-    struct synth_params p;
-    synth_params_default(&p);
-    char where[SYNTH_PATH_MAX], size[32];
-    int s = synth_cache_dir(&p, where, sizeof where);
-    if (!s && !synth_present(&p, where)) {
-        fmt_bytes(size, sizeof size, (double)synth_bytes(&p));
-        app_out(a, "generating the default data set (%ld clips, about %s) in %s\n", synth_clip_count(&p), size, where);
-    }
-    if (!s) s = synth_ensure_default(where, sizeof where, &a->progress);
-    struct dataset *ds = NULL;
-    const struct dataset_opts o = {.split_seed = a->seed};
-    if (!s) s = dataset_open(&ds, where, &o);
-    if (s) return fail_in(a, s, cmd);
-    a->ds = ds;
-    snprintf(a->ds_path, sizeof a->ds_path, "%s", where);
-    app_out(a, "%s: no data set was open: using the default one (%s)\n", cmd, where);
     return STATUS_OK;
 }
 
@@ -197,7 +163,7 @@ static int eval_report(struct app *a, struct eval_job *e)
         if (!s) app_out(a, "wrote %s (metrics) and %s (confusion)\n", csv, conf);
         if (!s) app_result_add(a, csv), app_result_add(a, conf);
     }
-    if (s) return fail_in(a, s, "eval");
+    if (s) return app_fail_in(a, s, "eval");
     return STATUS_OK;
 }
 
@@ -224,7 +190,7 @@ static void eval_done(struct job *j, void *arg, int status)
     struct eval_job *e = arg;
     struct app *a = e->a;
     if (status) {
-        fail_in(a, status, "eval");
+        app_fail_in(a, status, "eval");
     } else if (eval_report(a, e) == STATUS_OK) {
         struct app_views *v = &a->views;
         eval_result_destroy(v->eval);
@@ -275,7 +241,7 @@ int cmd_eval(struct app *a, int argc, char **argv)
     }
     if (csv && !*csv) return app_fail(a, STATUS_INVALID, "eval: --csv needs a FILE");
     if (app_need_model(a, "eval")) return STATUS_INVALID;
-    if (ensure_dataset(a, "eval")) return STATUS_INVALID;
+    if (app_need_dataset(a, "eval")) return STATUS_INVALID;
     struct eval_job *e = calloc(1, sizeof *e);
     if (!e) return app_fail(a, STATUS_NOMEM, "eval: out of memory");
     e->a = a;
@@ -378,7 +344,7 @@ int cmd_predict(struct app *a, int argc, char **argv)
     struct predict_result *r = NULL;
     const char *label = path ? path : a->clip_path;
     int s = path ? predict_file(&r, m, path, &o, &a->progress) : predict_clip(&r, m, &a->clip, &o, &a->progress);
-    if (s) return path ? app_fail(a, s, "predict: %s", status_detail()) : fail_in(a, s, "predict");
+    if (s) return path ? app_fail(a, s, "predict: %s", status_detail()) : app_fail_in(a, s, "predict");
     const double rate = r->sample_rate_hz, clip_s = r->n_samples / rate, win_s = r->window_samples / rate;
     app_out(a, "%s: %d Hz, %d channel%s, %.2f s; %s front end (%s) at %d Hz, %d x %d x %d per window%s\n", label,
             r->file_rate_hz, r->file_channels, r->file_channels == 1 ? "" : "s", clip_s, p.preset,
@@ -442,6 +408,6 @@ int cmd_predict(struct app *a, int argc, char **argv)
         if (!s) app_result_add(a, csv);
     }
     predict_result_destroy(r);
-    if (s) return fail_in(a, s, "predict");
+    if (s) return app_fail_in(a, s, "predict");
     return STATUS_OK;
 }

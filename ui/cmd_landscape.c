@@ -32,7 +32,6 @@
 #include "basin/core/threads.h"
 #include "basin/data/dataset.h"
 #include "basin/data/features.h"
-#include "basin/data/synth.h"
 #include "basin/model/model.h"
 #include "basin/train/pipeline.h"
 #include "canvas.h"
@@ -1691,29 +1690,6 @@ static void ldone(struct job *j, void *arg, int status)
 
 /* ============================================================================ commands */
 
-/* The session's data set, opening the embedded default one when none is open (as eval). */
-static int need_dataset(struct app *a, const char *cmd)
-{
-    if (a->ds) return STATUS_OK;
-    struct synth_params p;
-    synth_params_default(&p);
-    char where[SYNTH_PATH_MAX], size[32];
-    int s = synth_cache_dir(&p, where, sizeof where);
-    if (!s && !synth_present(&p, where)) {
-        fmt_bytes(size, sizeof size, (double)synth_bytes(&p));
-        app_out(a, "generating the default data set (%ld clips, about %s) in %s\n", synth_clip_count(&p), size, where);
-    }
-    if (!s) s = synth_ensure_default(where, sizeof where, &a->progress);
-    struct dataset *ds = NULL;
-    const struct dataset_opts o = {.split_seed = a->seed};
-    if (!s) s = dataset_open(&ds, where, &o);
-    if (s) return app_fail(a, s, "%s: %s", cmd, status_detail());
-    a->ds = ds;
-    snprintf(a->ds_path, sizeof a->ds_path, "%s", where);
-    app_out(a, "%s: no data set was open: using the default one (%s)\n", cmd, where);
-    return STATUS_OK;
-}
-
 /* runs/<what>-<date>-<time>.csv, not used yet. */
 static void default_csv(char *buf, size_t n, const char *what)
 {
@@ -1755,7 +1731,7 @@ static void job_name(char *buf, size_t n, int argc, char **argv)
 /* landscape and sharpness: the models, directions and surfaces, then the job. */
 static int start(struct app *a, enum lkind kind, struct lopts *o, const char *cmd, const char *name)
 {
-    if (app_need_model(a, cmd) || need_dataset(a, cmd)) return STATUS_INVALID;
+    if (app_need_model(a, cmd) || app_need_dataset(a, cmd)) return STATUS_INVALID;
     struct ljob *lj = calloc(1, sizeof *lj);
     if (!lj) return app_fail(a, STATUS_NOMEM, "%s: out of memory", cmd);
     lj->a = a, lj->kind = kind, lj->o = *o, lj->ds = a->ds;
@@ -1886,7 +1862,7 @@ int cmd_trajectory(struct app *a, int argc, char **argv)
         return app_fail(a, STATUS_INVALID, "trajectory: %s has %d checkpoint%s; the path's PCA needs 3 at least "
                                            "(train keep=all keeps one per epoch and the start)", o.dir, n, n == 1 ? "" : "s");
     }
-    if (need_dataset(a, "trajectory")) {
+    if (app_need_dataset(a, "trajectory")) {
         trajectory_list_free(paths, epochs, n);
         return STATUS_INVALID;
     }

@@ -406,35 +406,6 @@ fail:
 
 /* ----------------------------------------------------------------------------- models */
 
-/* The model's features of o->split of ds: every clip, or n spread evenly over the split;
- * front end fp, the model's channels and basin.norm. */
-static int load_clips(struct features **out, struct model *m, const struct dataset *ds,
-                      const struct frontend_params *fp, enum dataset_split split, int n, const struct progress *p)
-{
-    *out = NULL;
-    int s;
-    if ((s = dataset_require_split(ds, split))) return s;
-    if ((s = pipeline_check(m, fp, ds))) return s;
-    struct frontend *fe = NULL;
-    if ((s = frontend_create(&fe, fp))) return s;
-    const struct features_opts fo = {.in_ch = m->cfg.in_ch, .pad = FEATURES_PAD_REPEAT};
-    int *idx = mem_alloc(sizeof *idx * (size_t)dataset_n_items(ds));
-    if (!idx) {
-        frontend_destroy(fe);
-        return status_set(STATUS_NOMEM, "erf: out of memory");
-    }
-    const int total = dataset_split_items(ds, split, idx);
-    if (n > 0 && n < total)
-        for (int i = 0; i < n; i++) idx[i] = idx[(long)i * total / n];
-    else
-        n = total;
-    s = features_load_items(out, ds, n, idx, fe, &fo, p);
-    if (!s && m->n_norm > 0) features_znorm_apply(*out, m->norm_mean, m->norm_std);
-    mem_free(idx);
-    frontend_destroy(fe);
-    return s;
-}
-
 int erf_model(struct erf_result **out, struct model *m, const struct dataset *ds,
               const struct frontend_params *frontend, const struct erf_opts *o, const struct progress *p)
 {
@@ -452,7 +423,7 @@ int erf_model(struct erf_result **out, struct model *m, const struct dataset *ds
         f = o->x_f, t = o->x_t, n = o->x_n;
     } else if (o->input == ERF_INPUT_DATA) {
         if (!ds) return status_set(STATUS_INVALID, "erf: no data set (input=zero or input=noise need none)");
-        if ((s = load_clips(&feat, m, ds, &fp, o->split, o->n > 0 ? o->n : ERF_DEFAULT_N, p))) return s;
+        if ((s = pipeline_features(&feat, m, ds, &fp, o->split, o->n > 0 ? o->n : ERF_DEFAULT_N, NULL, p))) return s;
         c = feat->n_channels, f = feat->n_mels, t = feat->n_frames, n = feat->n;
     } else {
         long samples;

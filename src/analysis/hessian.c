@@ -1115,37 +1115,6 @@ done:
     return s;
 }
 
-/* The model's features of a split of ds: every clip, or n spread evenly over the split;
- * front end fp, the model's channels and basin.norm. *n_split gets the split's size. */
-static int load_clips(struct features **out, struct model *m, const struct dataset *ds,
-                      const struct frontend_params *fp, enum dataset_split split, int n, int *n_split,
-                      const struct progress *p)
-{
-    *out = NULL;
-    int s;
-    if ((s = dataset_require_split(ds, split))) return s;
-    if ((s = pipeline_check(m, fp, ds))) return s;
-    struct frontend *fe = NULL;
-    if ((s = frontend_create(&fe, fp))) return s;
-    const struct features_opts fo = {.in_ch = m->cfg.in_ch, .pad = FEATURES_PAD_REPEAT};
-    int *idx = mem_alloc(sizeof *idx * (size_t)dataset_n_items(ds));
-    if (!idx) {
-        frontend_destroy(fe);
-        return status_set(STATUS_NOMEM, "hessian: out of memory");
-    }
-    const int total = dataset_split_items(ds, split, idx);
-    *n_split = total;
-    if (n > 0 && n < total)
-        for (int i = 0; i < n; i++) idx[i] = idx[(long)i * total / n];
-    else
-        n = total;
-    s = features_load_items(out, ds, n, idx, fe, &fo, p);
-    if (!s && m->n_norm > 0) features_znorm_apply(*out, m->norm_mean, m->norm_std);
-    mem_free(idx);
-    frontend_destroy(fe);
-    return s;
-}
-
 int hessian_model(struct hessian_result **out, struct model *m, const struct dataset *ds,
                   const struct frontend_params *frontend, const struct hessian_opts *o, const struct progress *p)
 {
@@ -1158,7 +1127,7 @@ int hessian_model(struct hessian_result **out, struct model *m, const struct dat
     else if ((s = pipeline_model_frontend(m, &fp))) return s;
     struct features *f = NULL;
     struct hessian *h = NULL;
-    if ((s = load_clips(&f, m, ds, &fp, o->split, o->n, &n_split, p))) return s;
+    if ((s = pipeline_features(&f, m, ds, &fp, o->split, o->n, &n_split, p))) return s;
     s = hessian_create(&h, m->g, f->n, f->n_channels, f->n_mels, f->n_frames, f->x, f->labels, o);
     if (!s) s = hessian_run(out, h, o, p);
     if (*out) {

@@ -138,3 +138,32 @@ int pipeline_export(const char *path, const struct features *f, const struct dat
     mem_free(y), mem_free(dev);
     return s;
 }
+
+int pipeline_features(struct features **out, const struct model *m, const struct dataset *ds,
+                      const struct frontend_params *p, enum dataset_split split, int n, int *n_split,
+                      const struct progress *progress)
+{
+    *out = NULL;
+    int s;
+    if ((s = dataset_require_split(ds, split))) return s;
+    if ((s = pipeline_check(m, p, ds))) return s;
+    struct frontend *fe = NULL;
+    if ((s = frontend_create(&fe, p))) return s;
+    int *idx = mem_alloc(sizeof *idx * (size_t)dataset_n_items(ds));
+    if (!idx) {
+        frontend_destroy(fe);
+        return STATUS_NOMEM;
+    }
+    const int total = dataset_split_items(ds, split, idx);
+    if (n_split) *n_split = total;
+    if (n > 0 && n < total)
+        for (int i = 0; i < n; i++) idx[i] = idx[(long)i * total / n];
+    else
+        n = total;
+    const struct features_opts fo = {.in_ch = m->cfg.in_ch, .pad = FEATURES_PAD_REPEAT};
+    s = features_load_items(out, ds, n, idx, fe, &fo, progress);
+    if (!s && m->n_norm > 0) features_znorm_apply(*out, m->norm_mean, m->norm_std);
+    mem_free(idx);
+    frontend_destroy(fe);
+    return s;
+}
