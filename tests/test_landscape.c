@@ -459,20 +459,10 @@ static void test_directions_file_errors(void)
 
 /* ----------------------------------------------------------------------------- files */
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *b = calloc(1, 1 << 20);
-    if (b) b[fread(b, 1, (1 << 20) - 1, f)] = 0;
-    fclose(f);
-    return b;
-}
-
 /* The rows of a landscape CSV (no comment lines). */
 static char *rows_of(const char *path)
 {
-    char *t = slurp(path);
+    char *t = file_text(path);
     if (!t) return NULL;
     char *h = strstr(t, "\n#");
     if (h) h[1] = 0;
@@ -741,14 +731,14 @@ static void test_commands_end_to_end(void)
     snprintf(p, sizeof p, "%s/d.safetensors", run);
     EXPECT(stat(p, &st) == 0);
     snprintf(p, sizeof p, "%s/sharp.csv", run);
-    char *sharp = slurp(p);
+    char *sharp = file_text(p);
     const char *head = "device,seed,eps,radius,disc_points,min_loss,max_disc_loss,sharpness,clips,subset\nall,42,";
     EXPECT(sharp && !strncmp(sharp, head, strlen(head)));
     EXPECT(sharp && strstr(sharp, "\nall,std,0.25,,,,,") != NULL);
     free(sharp);
     char *full = rows_of(l);
     REQUIRE(full);
-    char *whole = slurp(l);
+    char *whole = file_text(l);
     REQUIRE(whole);
     EXPECT(strstr(whole, "# basin landscape grid=5 dims=2 range=0.25 seeds=42 split=train") != NULL);
     EXPECT(strstr(whole, "by=device") != NULL);
@@ -792,7 +782,7 @@ static void test_commands_end_to_end(void)
     EXPECT(bytes > 5000);  /* a figure, not a blank image */
     EXPECT(strstr(c.out, "wrote ") && strstr(c.out, "t.png (640 x 400, the landscape view)"));
     snprintf(p, sizeof p, "%s/t-path.csv", run);
-    char *path = slurp(p);
+    char *path = file_text(p);
     EXPECT(path && !strncmp(path, "epoch,x,y,distance,residual,loss,acc\n0,", 39));
     EXPECT(path && strstr(path, "\n3,0,0,0,0,") != NULL);   /* the end is the origin */
     free(path), free(cut), free(whole), free(full), free(again);
