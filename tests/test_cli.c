@@ -460,7 +460,7 @@ static void test_default_model(void)
         printf("  (no assets/default-model.safetensors: skipped; make assets makes it)\n");
         return;
     }
-    char cmd[2048], buf[8192];
+    char cmd[2048], buf[32768]; /* the info table alone is 6 KiB */
     snprintf(cmd, sizeof cmd,
              "printf 'save %s\\npredict assets/park.wav top=1\\npredict assets/street-traffic-s5.wav top=1\\n"
              "predict assets/metro-station-b.wav top=1\\ninfo 64 251\\n' | '%s' 2>&1",
