@@ -366,7 +366,7 @@ static void test_predict_short_clip_tiled(void)
     model_destroy(m);
 }
 
-/* TTA: the same seed gives the same numbers whatever the batch; another seed others; one
+/* TTA: the same seed gives the same draws whatever the batch; another seed others; one
  * draw worked by hand (stripes at 0 for z-normalised features, at each bin's mean
  * otherwise); default stripe widths in SP4ASC's proportions. */
 static void test_predict_tta(void)
@@ -383,7 +383,9 @@ static void test_predict_tta(void)
     REQUIRE_OK(predict_clip(&a, m, &af, &o, NULL));
     o.batch = 1;
     REQUIRE_OK(predict_clip(&b, m, &af, &o, NULL));
-    EXPECT(memcmp(a->probs, b->probs, sizeof(float) * NC) == 0);
+    /* the same draws; the sums may round differently, as each batch size's convolutions
+     * run the kernel measured fastest for that shape */
+    EXPECT_MSG(max_diff(a->probs, b->probs, NC) < 1e-6, "max diff %g", max_diff(a->probs, b->probs, NC));
     o.seed = 8;
     REQUIRE_OK(predict_clip(&c, m, &af, &o, NULL));
     EXPECT(max_diff(a->probs, c->probs, NC) > 1e-6);
