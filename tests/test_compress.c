@@ -2,7 +2,7 @@
  * rounding by hand, int8 weights (levels per channel, zeros kept, the default model's
  * logits within a stated bound of fp32), int8 activations (one conv against an int32 twin,
  * the default model's logits and accuracy, save/load, no cost when unset), budget counts,
- * and the commands. */
+ * BN statistics recomputed (against a hand-computed cumulative average), and the commands. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -505,6 +505,111 @@ static void test_int8_bad_scales_refused(void)
     model_destroy(m);
 }
 
+static int cancel_at_second(void *user, const char *label, long done, long total)
+{
+    (void)label, (void)done, (void)total;
+    return ++*(int *)user < 2;
+}
+
+/* bnstats: bn0 of cnn10 normalises the input over N, C and T per mel bin, so its new
+ * running statistics are, exactly, the mean over the batches (4, 4, 2 clips) of each
+ * batch's mean and unbiased variance; every BN's momentum is 0.1 again; a second run gives
+ * the same bits; a cancelled run and a folded model leave the statistics as they were. */
+static void test_bnstats_cumulative_average(void)
+{
+    struct model *m;
+    REQUIRE_OK(model_load(&m, models[2]));
+    struct graph *g = m->g;
+    int f, t, c = m->cfg.in_ch, n = 10;
+    model_default_input(m, &f, &t);
+    t = 40;
+    long per = (long)c * f * t;
+    float *x = malloc(sizeof *x * (size_t)(n * per));
+    struct rng r;
+    rng_seed(&r, 5);
+    for (long i = 0; i < n * per; i++) x[i] = (float)(rng_normal(&r) * 3 + (i / t % f) * 0.1);
+    int im = graph_find_tensor(g, "bn0.running_mean"), iv = graph_find_tensor(g, "bn0.running_var");
+    REQUIRE(im >= 0 && iv >= 0);
+    const long nb = g->store.n_buffers;
+    float *before = malloc(sizeof *before * (size_t)nb), *first = malloc(sizeof *first * (size_t)nb);
+    memcpy(before, g->store.buf, sizeof *before * (size_t)nb);
+    struct bnstats_report rep;
+    REQUIRE_OK(compress_update_bn(m, x, n, c, f, t, n, 4, 3, NULL, &rep));
+    EXPECT_EQ_INT(rep.n_clips, 10);
+    EXPECT_EQ_INT(rep.n_batches, 3);
+    EXPECT(rep.n_bn > 4 && rep.channels > f && rep.mean_shift > 0 && rep.var_ratio_min <= rep.var_ratio_max);
+    const float *mean = graph_tensor_data(g, im), *var = graph_tensor_data(g, iv);
+    double worst = 0;
+    for (int k = 0; k < f; k++) {
+        double em = 0, ev = 0;
+        const int starts[] = {0, 4, 8, 10};
+        for (int b = 0; b < 3; b++) {
+            double s1 = 0, s2 = 0;
+            long cnt = 0;
+            for (int i = starts[b]; i < starts[b + 1]; i++)
+                for (int ch = 0; ch < c; ch++)
+                    for (int j = 0; j < t; j++) {
+                        double v = x[i * per + ((long)ch * f + k) * t + j];
+                        s1 += v, s2 += v * v, cnt++;
+                    }
+            double mu = s1 / (double)cnt;
+            em += mu / 3;
+            ev += (s2 - (double)cnt * mu * mu) / (double)(cnt - 1) / 3;
+        }
+        worst = fmax(worst, fabs(mean[k] - em) / (1 + fabs(em)));
+        worst = fmax(worst, fabs(var[k] - ev) / ev);
+    }
+    EXPECT_MSG(worst < 1e-5, "bn0 statistics off by %g (relative)", worst);
+    for (int i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i].op == OP_BATCHNORM) EXPECT(g->nodes[i].momentum == 0.1f);
+    memcpy(first, g->store.buf, sizeof *first * (size_t)nb);
+    REQUIRE_OK(compress_update_bn(m, x, n, c, f, t, n, 4, 3, NULL, &rep));
+    EXPECT(!memcmp(first, g->store.buf, sizeof *first * (size_t)nb));
+    /* cancelled after the first batch: the statistics of the first run stay */
+    int calls = 0;
+    struct progress pr = {cancel_at_second, &calls};
+    memcpy(g->store.buf, before, sizeof *before * (size_t)nb);
+    EXPECT_EQ_INT(compress_update_bn(m, x, n, c, f, t, n, 4, 3, &pr, &rep), STATUS_CANCELLED);
+    EXPECT(!memcmp(before, g->store.buf, sizeof *before * (size_t)nb));
+    EXPECT_EQ_INT(compress_update_bn(m, x, n, c, f, t, 0, 4, 3, NULL, &rep), STATUS_INVALID);
+    model_destroy(m);
+    /* folded: refused, nothing changed */
+    REQUIRE_OK(model_load(&m, models[3]));
+    struct fold_report fr;
+    compress_fold(m, FOLD_EXACT, &fr);
+    model_default_input(m, &f, &t);
+    t = 40;
+    float *y = calloc((size_t)2 * m->cfg.in_ch * f * t, sizeof *y);
+    float *buf = malloc(sizeof *buf * (size_t)m->g->store.n_buffers);
+    memcpy(buf, m->g->store.buf, sizeof *buf * (size_t)m->g->store.n_buffers);
+    EXPECT_EQ_INT(compress_update_bn(m, y, 2, m->cfg.in_ch, f, t, 2, 2, 3, NULL, &rep), STATUS_INVALID);
+    EXPECT_MSG(strstr(status_detail(), "is folded into its conv") != NULL, "%s", status_detail());
+    EXPECT(!memcmp(buf, m->g->store.buf, sizeof *buf * (size_t)m->g->store.n_buffers));
+    model_destroy(m);
+    free(x), free(before), free(first), free(y), free(buf);
+}
+
+/* The README's case: after one epoch (16 steps) the running statistics lag the weights and
+ * the evaluation is near chance; bnstats lifts it well above. */
+static void test_bnstats_after_a_short_run(void)
+{
+    char script[512];
+    snprintf(script, sizeof script,
+             "data default\npreset demo\nnew cpresnet width=8 rho=5 seed=1\n"
+             "train epochs=1 lr=3e-3 sched=cosine roll=20 out=%s\nbnstats\n", test_path("short-run"));
+    struct cli_output o = cli_run(script);
+    EXPECT_EQ_INT(o.n_errors, 0);
+    const char *row = strstr(o.out, "bnstats: 28 BN layers");
+    REQUIRE(row);
+    row = strstr(row, "\n  all ");
+    REQUIRE(row);
+    long n;
+    double before = -1, after = -1;
+    EXPECT_EQ_INT(sscanf(row, " all %ld %lf %lf", &n, &before, &after), 3);
+    EXPECT_EQ_INT(n, 450);
+    EXPECT_MSG(before < 15 && after > before + 10, "accuracy %.1f %% before, %.1f %% after", before, after);
+}
+
 static void test_commands(void)
 {
     struct cli_output o = cli_run("load assets/default-model.safetensors\n"
@@ -524,6 +629,17 @@ static void test_commands(void)
     EXPECT_EQ_INT(o.n_errors, 0);
     EXPECT(strstr(o.out, "the inputs of 28 convs and linears calibrated on 64 clips of the train split") != NULL);
     EXPECT(strstr(o.out, "unseen devices") != NULL);
+    o = cli_run("load assets/default-model.safetensors\nbnstats\ndata default\nbnstats n=64 batch=32\n"
+                "bnstats split=nowhere\nbnstats batch=1\nbnstats depth=3\nfold\nbnstats n=8\n");
+    EXPECT_EQ_INT(o.n_errors, 4);
+    EXPECT(strstr(o.out, "bnstats: no data set was open: using the default one") != NULL);
+    EXPECT_MSG(strstr(o.out, "bnstats: 28 BN layers (514 channels) recomputed on 500 clips of the train split, 32 batches "
+                             "of up to 16") != NULL, "%s", o.out);
+    EXPECT_MSG(strstr(o.out, "bnstats: 28 BN layers (") && strstr(o.out, "recomputed on 64 clips of the train split, 2 batches "
+                                                                              "of up to 32"), "%s", o.out);
+    EXPECT(strstr(o.out, "unseen devices") != NULL);
+    EXPECT(strstr(o.err, "bnstats: split=nowhere: expected train, evaluate, test or all") != NULL);
+    EXPECT(strstr(o.err, "is folded into its conv") != NULL);
 }
 
 const struct test tests_compress[] = {
@@ -536,6 +652,8 @@ const struct test tests_compress[] = {
     TEST_HEAVY(test_int8_activations_default_model),
     TEST(test_int8_activations_cost_nothing_when_unset),
     TEST(test_int8_bad_scales_refused),
+    TEST(test_bnstats_cumulative_average),
+    TEST(test_bnstats_after_a_short_run),
     TEST(test_commands),
     {0},
 };

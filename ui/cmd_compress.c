@@ -1,6 +1,7 @@
 /* cmd_compress.c: fold, quantize and budget: BN folding and low-precision weights
  * (model/compress.h) with sizes, MACs and, when a data set is open, accuracy and log loss
- * per device before and after; and whether the model fits a DCASE-style budget. */
+ * per device before and after; whether the model fits a DCASE-style budget; and bnstats,
+ * the BN running statistics recomputed over a split. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -49,6 +50,8 @@ static void row(struct app *a, const char *name, const char *mark, const struct 
             100 * (c->acc - b->acc), b->logloss, c->logloss);
 }
 
+static void accuracy_table(struct app *a, const struct eval_result *eb, const struct eval_result *ec);
+
 /* Sizes before and after, then the accuracy table when both evaluations exist. */
 static void report(struct app *a, const struct budget_counts *b, const struct budget_counts *c,
                    const struct eval_result *eb, const struct eval_result *ec)
@@ -65,6 +68,12 @@ static void report(struct app *a, const struct budget_counts *b, const struct bu
             fmt_bytes(x4, sizeof x4, 2.0 * deployed_after));
     app_out(a, "  %-22s %14s %14s\n", "bytes at int8", fmt_bytes(x1, sizeof x1, 1.0 * deployed_before),
             fmt_bytes(x2, sizeof x2, 1.0 * deployed_after));
+    accuracy_table(a, eb, ec);
+}
+
+/* Accuracy and log loss per device on the evaluate split, before and after. */
+static void accuracy_table(struct app *a, const struct eval_result *eb, const struct eval_result *ec)
+{
     if (!eb || !ec) {
         if (!a->ds) app_out(a, "(no data set open: `data` opens one, and the accuracy per device shows here)\n");
         return;
@@ -196,6 +205,58 @@ int cmd_quantize(struct app *a, int argc, char **argv)
                    : "; weights per output channel, symmetric; biases, BN and activations float (no data set "
                      "open to calibrate the activations on)");
     report(a, &b, &c, eb, ec);
+    eval_result_destroy(eb);
+    eval_result_destroy(ec);
+    return STATUS_OK;
+}
+
+/* bnstats: every BN's running statistics recomputed over clips of a split
+ * (compress_update_bn), with the accuracy per device before and after. */
+int cmd_bnstats(struct app *a, int argc, char **argv)
+{
+    if (app_need_model(a, "bnstats") || app_need_dataset(a, "bnstats")) return STATUS_INVALID;
+    enum dataset_split split = DATASET_SPLIT_TRAIN;
+    long n = 0, batch = 16;
+    for (int i = 1; i < argc; i++) {
+        char *v = arg_split(argv[i]);
+        if (!v) return app_fail(a, STATUS_INVALID, "bnstats: unknown option '%s' (split=, n=, batch=)", argv[i]);
+        if (!strcmp(argv[i], "split")) {
+            if (dataset_split_parse(v, &split))
+                return app_fail(a, STATUS_INVALID, "bnstats: split=%s: expected train, evaluate, test or all", v);
+        } else if (!strcmp(argv[i], "n")) {
+            if (arg_int(a, "n", v, 1, 1000000, &n)) return STATUS_INVALID;
+        } else if (!strcmp(argv[i], "batch")) {
+            if (arg_int(a, "batch", v, 2, 4096, &batch)) return STATUS_INVALID;
+        } else {
+            return app_fail(a, STATUS_INVALID, "bnstats: unknown option '%s' (split=, n=, batch=)", argv[i]);
+        }
+    }
+    struct features *f = NULL;
+    int s = calib_clips(a, split, (int)n, &f);
+    if (!s && !f->n) s = status_set(STATUS_INVALID, "no clip of the split loaded");
+    if (s) {
+        features_destroy(f);
+        return app_fail(a, s, "bnstats: split=%s: %s", dataset_split_name(split), status_detail());
+    }
+    struct eval_result *eb = evaluate(a, "bnstats");
+    struct bnstats_report r;
+    s = compress_update_bn(a->model, f->x, f->n, f->n_channels, f->n_mels, f->n_frames, f->n, (int)batch, a->seed,
+                           &a->progress, &r);
+    features_destroy(f);
+    if (s) {
+        eval_result_destroy(eb);
+        return app_fail(a, s, "%s (the statistics are as they were)", status_detail());
+    }
+    app_views_changed(a);
+    struct eval_result *ec = eb ? evaluate(a, "bnstats") : NULL;
+    char c1[32];
+    app_out(a, "bnstats: %d BN layers (%s channels) recomputed on %d clips of the %s split, %d batches of up to %ld in "
+            "train mode, each weighing the same; means moved by up to %.3g, variances by a factor of %.3g to %.3g\n",
+            r.n_bn, fmt_count(c1, sizeof c1, r.channels), r.n_clips, dataset_split_name(split), r.n_batches, batch,
+            r.mean_shift, r.var_ratio_min, r.var_ratio_max);
+    if (a->model->g->act_quant)
+        app_out(a, "(the int8 activation scales were calibrated with the old statistics: `quantize int8` again)\n");
+    accuracy_table(a, eb, ec);
     eval_result_destroy(eb);
     eval_result_destroy(ec);
     return STATUS_OK;

@@ -73,6 +73,7 @@ int cmd_prune(struct app *a, int argc, char **argv);
 int cmd_fold(struct app *a, int argc, char **argv);
 int cmd_quantize(struct app *a, int argc, char **argv);
 int cmd_budget(struct app *a, int argc, char **argv);
+int cmd_bnstats(struct app *a, int argc, char **argv);
 int cmd_export(struct app *a, int argc, char **argv);
 int cmd_session(struct app *a, int argc, char **argv);
 int cmd_lesson(struct app *a, int argc, char **argv);

@@ -364,6 +364,22 @@ int graph_alloc_training(struct graph *g)
     return STATUS_OK;
 }
 
+void graph_bn_reset_stats(struct graph *g)
+{
+    for (int i = 0; i < g->n_nodes; i++) {
+        const struct node *nd = &g->nodes[i];
+        if (nd->op != OP_BATCHNORM) continue;
+        float *mean = graph_tensor_data(g, nd->tensor[2]), *var = graph_tensor_data(g, nd->tensor[3]);
+        for (long j = 0; j < g->tensors[nd->tensor[2]].numel; j++) mean[j] = 0, var[j] = 1;
+    }
+}
+
+void graph_bn_set_momentum(struct graph *g, float momentum)
+{
+    for (int i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i].op == OP_BATCHNORM) g->nodes[i].momentum = momentum;
+}
+
 int graph_find_tensor(const struct graph *g, const char *name)
 {
     for (int i = 0; i < g->n_tensors; i++)

@@ -14,10 +14,23 @@
 
 #include "basin/core/graph.h"
 #include "basin/core/mem.h"
+#include "basin/core/rng.h"
 #include "basin/core/status.h"
 #include "basin/model/prune.h"
 
 /* ----------------------------------------------------------------------------- folding */
+
+/* A channel BN that compress_fold left: gamma 1, mean 0 and var 1 - eps on every channel. */
+static int bn_folded(const struct graph *g, const struct node *bn)
+{
+    if (bn->op != OP_BATCHNORM || bn->axis != 1) return 0;
+    const float *gamma = graph_tensor_data(g, bn->tensor[0]), *mean = graph_tensor_data(g, bn->tensor[2]);
+    const float *var = graph_tensor_data(g, bn->tensor[3]);
+    const float unit = (float)(1.0 - bn->eps);
+    for (long k = 0; k < g->tensors[bn->tensor[0]].numel; k++)
+        if (gamma[k] != 1 || mean[k] != 0 || var[k] != unit) return 0;
+    return 1;
+}
 
 static int consumers(const struct graph *g, int node)
 {
@@ -207,6 +220,87 @@ int compress_calibrate(struct model *m, const float *x, int n_total, int c, int 
     return s;
 }
 
+/* ----------------------------------------------------------------------------- BN statistics */
+
+int compress_update_bn(struct model *m, const float *x, int n_total, int c, int f, int t, int n, int batch,
+                       uint64_t seed, const struct progress *pr, struct bnstats_report *r)
+{
+    struct graph *g = m->g;
+    memset(r, 0, sizeof *r);
+    if (n < 1 || n_total < 1 || batch < 1)
+        return status_set(STATUS_INVALID, "bnstats: %d of %d clips in batches of %d", n, n_total, batch);
+    if (n > n_total) n = n_total;
+    if (batch > n) batch = n;
+    long n_stats = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const struct node *bn = &g->nodes[i];
+        if (bn->op != OP_BATCHNORM) continue;
+        if (bn_folded(g, bn))
+            return status_set(STATUS_INVALID, "bnstats: '%s' is folded into its conv (its gamma lives in the conv "
+                              "now): recompute the statistics before folding", bn->name);
+        r->n_bn++;
+        r->channels += g->tensors[bn->tensor[2]].numel;
+        n_stats += 2 * g->tensors[bn->tensor[2]].numel;
+    }
+    if (!r->n_bn) return status_set(STATUS_INVALID, "bnstats: the model has no batch norm");
+    const long per = (long)c * f * t;
+    float *xb = mem_alloc((size_t)batch * per * sizeof *xb), *old = mem_alloc((size_t)n_stats * sizeof *old);
+    struct plan *p = NULL;
+    int s = xb && old ? STATUS_OK : STATUS_NOMEM;
+    if (!s) s = plan_create(&p, g, batch, c, f, t, 0);
+    if (!s) { /* the old statistics, for the report */
+        float *o = old;
+        for (int i = 0; i < g->n_nodes; i++) {
+            const struct node *bn = &g->nodes[i];
+            if (bn->op != OP_BATCHNORM) continue;
+            long k = g->tensors[bn->tensor[2]].numel;
+            memcpy(o, graph_tensor_data(g, bn->tensor[2]), sizeof *o * (size_t)k);
+            memcpy(o + k, graph_tensor_data(g, bn->tensor[3]), sizeof *o * (size_t)k);
+            o += 2 * k;
+        }
+        graph_bn_reset_stats(g);
+    }
+    struct rng base;
+    rng_seed(&base, seed);
+    for (int done = 0, b = 0; done < n && !s; b++) {
+        int k = n - done < batch ? n - done : batch;
+        for (int j = 0; j < k; j++)
+            memcpy(xb + j * per, x + (long)(done + j) * n_total / n * per, (size_t)per * sizeof *xb);
+        graph_bn_set_momentum(g, 1.0f / (float)(b + 1));
+        struct rng rb = rng_split(&base, (uint64_t)b);
+        if ((s = plan_forward(p, k, xb, 1, &rb))) break;
+        done += k;
+        r->n_clips = done, r->n_batches = b + 1;
+        if (!progress_report(pr, "bnstats", done, n)) s = status_set(STATUS_CANCELLED, "bnstats: cancelled");
+    }
+    graph_bn_set_momentum(g, 0.1f);
+    if (p) { /* the statistics were cleared */
+        const float *o = old;
+        r->var_ratio_min = INFINITY, r->var_ratio_max = 0;
+        for (int i = 0; i < g->n_nodes; i++) {
+            const struct node *bn = &g->nodes[i];
+            if (bn->op != OP_BATCHNORM) continue;
+            long k = g->tensors[bn->tensor[2]].numel;
+            float *mean = graph_tensor_data(g, bn->tensor[2]), *var = graph_tensor_data(g, bn->tensor[3]);
+            if (s) { /* cancelled or failed: the old statistics back */
+                memcpy(mean, o, sizeof *o * (size_t)k);
+                memcpy(var, o + k, sizeof *o * (size_t)k);
+            }
+            for (long j = 0; j < k && !s; j++) {
+                double d = fabs((double)mean[j] - o[j]), q = (double)var[j] / o[k + j];
+                if (d > r->mean_shift) r->mean_shift = d;
+                if (q < r->var_ratio_min) r->var_ratio_min = q;
+                if (q > r->var_ratio_max) r->var_ratio_max = q;
+            }
+            o += 2 * k;
+        }
+    }
+    plan_destroy(p);
+    mem_free(xb);
+    mem_free(old);
+    return s;
+}
+
 /* ----------------------------------------------------------------------------- counts */
 
 int compress_counts(const struct model *m, int f, int t, struct budget_counts *c)
@@ -222,12 +316,7 @@ int compress_counts(const struct model *m, int f, int t, struct budget_counts *c
     for (int i = 0; i < g->n_nodes; i++) {
         const struct node *bn = &g->nodes[i];
         if (bn->op != OP_BATCHNORM || bn->axis != 1) continue;
-        const float *gamma = graph_tensor_data(g, bn->tensor[0]), *mean = graph_tensor_data(g, bn->tensor[2]);
-        const float *var = graph_tensor_data(g, bn->tensor[3]);
-        int C = g->tensors[bn->tensor[0]].shape[0], folded = 1;
-        float unit = (float)(1.0 - bn->eps);
-        for (int k = 0; k < C && folded; k++) folded = gamma[k] == 1 && mean[k] == 0 && var[k] == unit;
-        if (folded) c->folded += C;
+        if (bn_folded(g, bn)) c->folded += g->tensors[bn->tensor[0]].shape[0];
     }
     c->params = graph_param_count(g);
     c->params_kept = prune_kept_params(g) - c->folded;

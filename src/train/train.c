@@ -652,25 +652,16 @@ static int one_step(struct trainer *t, struct train_step_report *r)
  * (ref: torch.optim.swa_utils.update_bn with momentum None: 1/k for batch k). */
 static int recompute_bn(struct trainer *t)
 {
-    struct graph *g = t->g;
-    for (int i = 0; i < g->n_nodes; i++) {
-        struct node *nd = &g->nodes[i];
-        if (nd->op != OP_BATCHNORM) continue;
-        float *mean = graph_tensor_data(g, nd->tensor[2]), *var = graph_tensor_data(g, nd->tensor[3]);
-        long c = g->tensors[nd->tensor[2]].numel;
-        for (long j = 0; j < c; j++) mean[j] = 0, var[j] = 1;
-    }
+    graph_bn_reset_stats(t->g);
     batch_iter_epoch(t->bn_it, 0);
     int nb = batch_iter_n_batches(t->bn_it), s = STATUS_OK;
     for (int b = 0; b < nb && !s; b++) {
-        for (int i = 0; i < g->n_nodes; i++)
-            if (g->nodes[i].op == OP_BATCHNORM) g->nodes[i].momentum = 1.0f / (float)(b + 1);
+        graph_bn_set_momentum(t->g, 1.0f / (float)(b + 1));
         const struct batch *bt = batch_iter_get(t->bn_it, b);
         struct rng r = rng_split(&t->bn_base, (uint64_t)b);
         s = plan_forward(t->plan, bt->n, bt->x, 1, &r);
     }
-    for (int i = 0; i < g->n_nodes; i++)
-        if (g->nodes[i].op == OP_BATCHNORM) g->nodes[i].momentum = 0.1f;
+    graph_bn_set_momentum(t->g, 0.1f);
     return s;
 }
 

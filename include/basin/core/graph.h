@@ -170,6 +170,12 @@ size_t graph_training_bytes(const struct graph *g);
  * before allocating when graph_training_bytes exceeds mem_available_bytes(). */
 int graph_alloc_training(struct graph *g);
 
+/* Every BN's running statistics back to their initial values (mean 0, var 1), and every
+ * BN's momentum (the weight of a train-mode batch in the running statistics; 0.1 as
+ * PyTorch's default, 1/k for the k-th batch of a cumulative average). */
+void graph_bn_reset_stats(struct graph *g);
+void graph_bn_set_momentum(struct graph *g, float momentum);
+
 /* ----------------------------------------------------------------------------- queries */
 
 /* Index of the tensor named `name`, or -1. */

@@ -90,6 +90,28 @@ int compress_calibrate(struct model *m, const float *x, int n_total, int c, int 
 /* Remove every activation scale: the model computes in float again. */
 void compress_act_clear(struct model *m);
 
+/* BN statistics: every BN's running mean and variance recomputed for the weights as they
+ * are, from n clips of x (n_total clips of (c, f, t) floats, spread evenly over them; all
+ * when n >= n_total) run in train mode in batches of `batch` (the last may be smaller),
+ * without augmentation, every batch weighing the same: the statistics start from mean 0,
+ * var 1 and batch k enters with momentum 1/k, a cumulative average (ref:
+ * torch.optim.swa_utils.update_bn with momentum None, as after SWA). Useful after pruning
+ * or averaging, after a short run whose running statistics still lag the weights, or over
+ * the clips of one recording device (adaptive BN). Dropout draws from `seed`. Folded BNs
+ * (see above) are refused, as their gammas now live in the convs. Every BN's momentum is
+ * 0.1 again after. Returns 0, STATUS_INVALID (n, n_total or batch < 1, folded BNs, no BN),
+ * STATUS_MISMATCH (the input does not fit the model), STATUS_NOMEM or STATUS_CANCELLED
+ * (reported as "bnstats"); on any error the old statistics stay. */
+struct bnstats_report {
+    int n_bn;                   /* BN layers recomputed */
+    long channels;              /* their channels (or mel bins) */
+    int n_clips, n_batches;
+    double mean_shift;          /* largest |new - old| running mean, over every channel */
+    double var_ratio_min, var_ratio_max; /* range of new / old running variance */
+};
+int compress_update_bn(struct model *m, const float *x, int n_total, int c, int f, int t, int n, int batch,
+                       uint64_t seed, const struct progress *p, struct bnstats_report *r);
+
 /* x rounded to the nearest fp16 value, as a float (ties to even; beyond 65520 -> inf). */
 float compress_fp16_round(float x);
 
