@@ -154,6 +154,7 @@ static const struct conv_case conv_small[] = {
     {"rectangular 2x4 pad > reach", 1, 2, 5, 7, 3, 2, 4, 1, 1, 2, 3, 1, 1, 1},
     {"grouped strided dilated", 1, 4, 9, 10, 4, 3, 2, 2, 3, 1, 2, 2, 1, 2},
     {"one sample, 5 in channels, stride 2", 1, 5, 7, 7, 2, 3, 3, 2, 2, 1, 1, 1, 1, 1},
+    {"4x2 stride 2 pad (2, 0), odd sizes", 2, 2, 11, 9, 5, 4, 2, 2, 2, 2, 0, 1, 1, 1},
 };
 
 /* Big enough for several column tiles per sample with conv2d.c's 256 K-float tile budget
@@ -576,7 +577,12 @@ static void test_conv2d_kernel_choice(void)
     struct conv2d_shape d3 = conv_shape_of(&conv_direct[9]); /* 40 -> 40 3x3 */
     EXPECT(conv2d_kernel_runs(&dw, CONV2D_FORWARD, CONV2D_KERNEL_DEPTHWISE));
     EXPECT(!conv2d_kernel_runs(&d3, CONV2D_FORWARD, CONV2D_KERNEL_DEPTHWISE));
-    EXPECT(!conv2d_kernel_runs(&st, CONV2D_FORWARD, CONV2D_KERNEL_DIRECT_AVX2));
+    /* stride 2: the direct kernels run its forward over the input's phases, not the rest */
+    EXPECT_EQ_INT(conv2d_kernel_runs(&st, CONV2D_FORWARD, CONV2D_KERNEL_DIRECT_AVX2), __builtin_cpu_supports("avx2") &&
+                                                                                   __builtin_cpu_supports("fma"));
+    EXPECT(!conv2d_kernel_runs(&st, CONV2D_BACKWARD_DATA, CONV2D_KERNEL_DIRECT_AVX2));
+    EXPECT(!conv2d_kernel_runs(&st, CONV2D_BACKWARD_WEIGHT, CONV2D_KERNEL_DIRECT_AVX2));
+    EXPECT(!conv2d_prologue_runs(&st, CONV2D_KERNEL_DIRECT_AVX2));
     EXPECT(!conv2d_kernel_runs(&dw, CONV2D_BACKWARD_DATA, CONV2D_KERNEL_DIRECT_AVX2));
     EXPECT(conv2d_kernel_runs(&d3, CONV2D_BACKWARD_WEIGHT, CONV2D_KERNEL_DIRECT_AVX2));
     for (int k = 0; k < CONV2D_KERNEL_COUNT; k++) {

@@ -148,6 +148,7 @@ static void layout_of(const struct conv2d_shape *s, struct layout *l)
 
 static int direct_shape(const struct conv2d_shape *s);
 static size_t direct_scratch_floats(const struct conv2d_shape *s, int n_threads);
+static size_t s2d_scratch_floats(const struct conv2d_shape *s, int n_threads);
 
 /* The caller sizes the scratch for the thread count the kernels will run with; the kernels
  * use threads_get() threads, so a caller that changes the thread count re-plans (calls this
@@ -162,7 +163,8 @@ size_t conv2d_scratch_floats(const struct conv2d_shape *s, int n_threads)
         size_t nd = direct_scratch_floats(s, n_threads);
         if (nd > n) n = nd;
     }
-    return n;
+    size_t ns = s2d_scratch_floats(s, n_threads);
+    return ns > n ? ns : n;
 }
 
 static float *thread_col(const struct layout *l, float *scratch, int t)
@@ -1080,6 +1082,82 @@ static void depthwise_backward_weight(const struct conv2d_shape *s, float *dw, c
     }
 }
 
+/* ----------------------------------------------------------------------------- stride 2 */
+
+/* A stride-2 convolution is a stride-1 one over the four phases of its input (space to
+ * depth): with x_rs[c][m][n] = x[c][2m + r - pf][2n + s - pt] (zero outside x) and
+ * w'[o][4c + 2r + s][a][b] = w[o][c][2a + r][2b + s] (zero past the kernel),
+ *   y[o][i][j] = sum over c, r, s, a, b of w'[o][4c + 2r + s][a][b] x_rs[c][i + a][j + b],
+ * an unpadded stride-1 correlation with a ceil(KF/2) x ceil(KT/2) kernel over 4 I channels
+ * of FO + KA - 1 by TO + KB - 1, which the direct kernels run. The phases cost one pass
+ * over the input (im2col writes KF*KT values per output); the direct kernels then do
+ * 4 ceil(K/2)^2 / K^2 times the multiplications (1.44 for CP-ResNet's 5 x 5 stem), at their
+ * speed rather than sgemm's on a GEMM 25 deep. Forward only; a plan measures it against
+ * GEMM (conv2d_tune). */
+static int s2d_shape(const struct conv2d_shape *s, struct conv2d_shape *d)
+{
+    if (s->sf != 2 || s->st != 2 || s->df != 1 || s->dt != 1 || s->groups != 1 || s->pf < 0 || s->pt < 0)
+        return 0;
+    *d = (struct conv2d_shape){
+        .n = s->n, .ci = 4 * s->ci, .co = s->co, .kf = (s->kf + 1) / 2, .kt = (s->kt + 1) / 2,
+        .sf = 1, .st = 1, .df = 1, .dt = 1, .groups = 1,
+    };
+    d->fi = s->fo + d->kf - 1, d->ti = s->to + d->kt - 1;
+    d->fo = s->fo, d->to = s->to; /* what conv2d_shape_init gives for an unpadded stride 1 */
+    return direct_shape(d);
+}
+
+static size_t s2d_scratch_floats(const struct conv2d_shape *s, int n_threads)
+{
+    struct conv2d_shape d;
+    if (!s2d_shape(s, &d)) return 0;
+    return (size_t)(round16((long)d.n * d.ci * d.fi * d.ti) + round16((long)d.co * d.ci * d.kf * d.kt)) +
+           direct_scratch_floats(&d, n_threads);
+}
+
+static void s2d_forward(const struct conv2d_shape *s, int avx512, float *y, const float *x, const float *w,
+                        const struct conv2d_fuse *fuse, float *scratch)
+{
+    struct conv2d_shape d;
+    CHECK(s2d_shape(s, &d));
+    long plane = (long)d.fi * d.ti, hw = (long)s->fi * s->ti;
+    float *xp = scratch, *wp = xp + round16((long)d.n * d.ci * plane);
+    float *rest = wp + round16((long)d.co * d.ci * d.kf * d.kt);
+    for (int o = 0; o < s->co; o++) /* w' (O, 4I, KA, KB) */
+        for (int c = 0; c < d.ci; c++)
+            for (int a = 0; a < d.kf; a++)
+                for (int b = 0; b < d.kt; b++) {
+                    int u = 2 * a + (c >> 1 & 1), v = 2 * b + (c & 1);
+                    wp[((long)(o * d.ci + c) * d.kf + a) * d.kt + b] =
+                        u < s->kf && v < s->kt ? w[((long)(o * s->ci + (c >> 2)) * s->kf + u) * s->kt + v] : 0.0f;
+                }
+    long planes = (long)d.n * d.ci;
+#pragma omp parallel for num_threads(threads_get()) schedule(static)
+    for (long q = 0; q < planes; q++) { /* x' plane q: sample q / 4I, channel q % 4I */
+        int c = (int)(q % d.ci), r = c >> 1 & 1, sh = c & 1;
+        const float *xc = x + (q / d.ci * s->ci + (c >> 2)) * hw;
+        float *dst = xp + q * plane;
+        for (int m = 0; m < d.fi; m++) {
+            int ih = 2 * m + r - s->pf;
+            float *row = dst + (long)m * d.ti;
+            if (ih < 0 || ih >= s->fi) {
+                memset(row, 0, sizeof(float) * (size_t)d.ti);
+                continue;
+            }
+            /* row[k] = x[ih][2k + sh - pt] for k in [k0, k1), zeros around */
+            const float *src = xc + (long)ih * s->ti + sh - s->pt;
+            int k0 = (s->pt - sh + 1) / 2, k1 = (s->ti + s->pt - sh + 1) / 2;
+            k0 = max_int(k0, 0), k1 = min_int(k1, d.ti);
+            for (int k = 0; k < k0; k++) row[k] = 0.0f;
+            for (int k = k0; k < k1; k++) row[k] = src[2 * k];
+            for (int k = max_int(k1, k0); k < d.ti; k++) row[k] = 0.0f;
+        }
+    }
+    struct direct dd;
+    direct_of_forward(&d, &dd, avx512);
+    direct_run(&dd, y, xp, wp, 0, fuse, NULL, rest);
+}
+
 /* ----------------------------------------------------------------------------- kernels */
 
 static const char *const kernel_names[CONV2D_KERNEL_COUNT] = {
@@ -1102,17 +1180,23 @@ int conv2d_kernel_parse(const char *name, enum conv2d_kernel *out)
                                       "direct-avx2, depthwise)", name);
 }
 
+/* Stride-1 shapes in every pass; stride-2 ones through their phases, forward only. */
+static int direct_runs(const struct conv2d_shape *s, enum conv2d_pass pass)
+{
+    struct conv2d_shape d;
+    return direct_shape(s) || (pass == CONV2D_FORWARD && s2d_shape(s, &d));
+}
+
 int conv2d_kernel_runs(const struct conv2d_shape *s, enum conv2d_pass pass, enum conv2d_kernel k)
 {
-    (void)pass; /* every kernel runs all three passes of the shapes it takes */
     switch (k) {
     case CONV2D_KERNEL_AUTO:
     case CONV2D_KERNEL_GEMM:
         return 1;
     case CONV2D_KERNEL_DIRECT_AVX512:
-        return direct_shape(s) && avx512_ok();
+        return direct_runs(s, pass) && avx512_ok();
     case CONV2D_KERNEL_DIRECT_AVX2:
-        return direct_shape(s) && avx2_ok();
+        return direct_runs(s, pass) && avx2_ok();
     case CONV2D_KERNEL_DEPTHWISE:
         return is_depthwise(s);
     default:
@@ -1164,6 +1248,10 @@ void conv2d_forward_with(const struct conv2d_shape *s, enum conv2d_kernel k, flo
     CHECK(!fuse || !fuse->pro || conv2d_prologue_runs(s, k));
     if (k == CONV2D_KERNEL_DEPTHWISE) {
         depthwise_forward(s, &l, y, x, w, fuse, scratch);
+        return;
+    }
+    if ((k == CONV2D_KERNEL_DIRECT_AVX512 || k == CONV2D_KERNEL_DIRECT_AVX2) && !direct_shape(s)) {
+        s2d_forward(s, k == CONV2D_KERNEL_DIRECT_AVX512, y, x, w, fuse, scratch);
         return;
     }
     if (k == CONV2D_KERNEL_DIRECT_AVX512 || k == CONV2D_KERNEL_DIRECT_AVX2) {
@@ -1305,7 +1393,7 @@ void conv2d_backward_weight_with(const struct conv2d_shape *s, enum conv2d_kerne
 
 int conv2d_prologue_runs(const struct conv2d_shape *s, enum conv2d_kernel k)
 {
-    return (k == CONV2D_KERNEL_DIRECT_AVX512 || k == CONV2D_KERNEL_DIRECT_AVX2) &&
+    return (k == CONV2D_KERNEL_DIRECT_AVX512 || k == CONV2D_KERNEL_DIRECT_AVX2) && direct_shape(s) &&
            conv2d_kernel_runs(s, CONV2D_FORWARD, k);
 }
 

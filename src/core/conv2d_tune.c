@@ -44,7 +44,7 @@
  * would otherwise flip with the noise of a shared machine. */
 #define TUNE_MARGIN 0.03
 /* Format version: bump when kernels change enough to invalidate remembered choices. */
-#define TUNE_FILE_VERSION 1
+#define TUNE_FILE_VERSION 2 /* 2: the direct kernels run stride-2 forwards */
 
 struct tune_entry {
     char key[96];
@@ -251,8 +251,9 @@ static double time_pass(const struct bench *b, enum conv2d_pass pass, enum conv2
     return wall() - t0;
 }
 
-/* A crop of s for n_threads threads: n_threads samples and as many output rows as make
- * about TUNE_FLOPS_PER_THREAD of work per thread (the whole height when it is less). */
+/* A crop of s for n_threads threads: about TUNE_FLOPS_PER_THREAD of work per thread, as a
+ * band of output rows of n_threads samples, or, when a whole sample is less, whole samples
+ * (as many per thread as make it). */
 static struct conv2d_shape crop_of(const struct conv2d_shape *s, int n_threads)
 {
     struct conv2d_shape c = *s;
@@ -263,6 +264,8 @@ static struct conv2d_shape crop_of(const struct conv2d_shape *s, int n_threads)
     if (rows < s->fo) {
         long fi = (rows - 1) * s->sf + (long)s->df * (s->kf - 1) + 1 - 2L * s->pf;
         if (fi >= 1 && fi < s->fi) c.fi = (int)fi;
+    } else {
+        c.n = n_threads * (int)(rows / s->fo < 64 ? rows / s->fo : 64);
     }
     if (conv2d_shape_init(&c)) {
         status_clear();

@@ -86,7 +86,9 @@ void conv2d_backward_weight(const struct conv2d_shape *s, float *dw, const float
  *                   sized for L2; runs every shape.
  *   DIRECT_AVX512   direct stride-1 kernels (conv2d_avx512.c): bands of padded rows
  *                   convolved as one flat correlation, 8 output channels x 48 positions in
- *                   registers; stride 1, not depthwise, at most 64 taps, AVX-512 CPUs.
+ *                   registers; stride 1, not depthwise, at most 64 taps, AVX-512 CPUs; and
+ *                   the forward pass of stride-2 convs (groups 1, dilation 1) as a stride-1
+ *                   conv over the four phases of the input (space to depth).
  *   DIRECT_AVX2     the same algorithm with 8-float vectors (conv2d_avx2.c), for CPUs
  *                   without AVX-512 (every x86-64-v3 CPU runs it); the same shapes.
  *   DEPTHWISE       direct loops for groups == I == O, any stride and dilation.
@@ -164,7 +166,8 @@ enum conv2d_impl { CONV2D_IMPL_AUTO, CONV2D_IMPL_GEMM };
 enum conv2d_impl conv2d_set_impl(enum conv2d_impl impl);
 
 /* Autotuning: time every kernel that runs s (each pass), on a crop of s (n_threads samples,
- * a band of output rows sized to a fraction of a millisecond), with n_threads threads, and
+ * a band of output rows sized to a fraction of a millisecond; several whole samples per
+ * thread when one is less), with n_threads threads, and
  * return the fastest per pass in algo. Bounded: a few milliseconds per distinct shape.
  * Results are remembered per shape and thread count in the process and, when the user has
  * a cache folder, in fs_cache_dir("kernels") in a text file per CPU model (the brand string
@@ -175,7 +178,7 @@ enum conv2d_impl conv2d_set_impl(enum conv2d_impl impl);
  * without a cache folder take conv2d_kernel_default. flags: CONV2D_TUNE_FRESH measures
  * again (and overwrites the remembered choice); CONV2D_TUNE_NO_AVX512 below. Returns 0 or STATUS_NOMEM (algo then holds
  * the defaults). Thread-safe. */
-#define CONV2D_TUNE_MIN_FLOPS 4e6
+#define CONV2D_TUNE_MIN_FLOPS 2e5
 /* CONV2D_TUNE_NO_AVX512: choose among the kernels a CPU without AVX-512 has (to time
  * that case on this machine), remembered apart. */
 enum conv2d_tune_flags { CONV2D_TUNE_FRESH = 1, CONV2D_TUNE_NO_AVX512 = 2 };
