@@ -512,8 +512,8 @@ static int cancel_at_second(void *user, const char *label, long done, long total
 }
 
 /* bnstats: bn0 of cnn10 normalises the input over N, C and T per mel bin, so its new
- * running statistics are, exactly, the mean over the batches (4, 4, 2 clips) of each
- * batch's mean and unbiased variance; every BN's momentum is 0.1 again; a second run gives
+ * running statistics are, exactly, the mean over the batches (clips 0 3 6 9, 1 4 7 and
+ * 2 5 8) of each batch's mean and unbiased variance; every BN's momentum is 0.1 again; a second run gives
  * the same bits; a cancelled run and a folded model leave the statistics as they were. */
 static void test_bnstats_cumulative_average(void)
 {
@@ -534,7 +534,7 @@ static void test_bnstats_cumulative_average(void)
     float *before = malloc(sizeof *before * (size_t)nb), *first = malloc(sizeof *first * (size_t)nb);
     memcpy(before, g->store.buf, sizeof *before * (size_t)nb);
     struct bnstats_report rep;
-    REQUIRE_OK(compress_update_bn(m, x, n, c, f, t, n, 4, 3, NULL, &rep));
+    REQUIRE_OK(compress_update_bn(m, NULL, x, n, c, f, t, n, 4, 3, NULL, &rep));
     EXPECT_EQ_INT(rep.n_clips, 10);
     EXPECT_EQ_INT(rep.n_batches, 3);
     EXPECT(rep.n_bn > 4 && rep.channels > f && rep.mean_shift > 0 && rep.var_ratio_min <= rep.var_ratio_max);
@@ -542,11 +542,10 @@ static void test_bnstats_cumulative_average(void)
     double worst = 0;
     for (int k = 0; k < f; k++) {
         double em = 0, ev = 0;
-        const int starts[] = {0, 4, 8, 10};
-        for (int b = 0; b < 3; b++) {
+        for (int b = 0; b < 3; b++) { /* batch b: clips b, b + 3, b + 6, ... */
             double s1 = 0, s2 = 0;
             long cnt = 0;
-            for (int i = starts[b]; i < starts[b + 1]; i++)
+            for (int i = b; i < n; i += 3)
                 for (int ch = 0; ch < c; ch++)
                     for (int j = 0; j < t; j++) {
                         double v = x[i * per + ((long)ch * f + k) * t + j];
@@ -563,15 +562,15 @@ static void test_bnstats_cumulative_average(void)
     for (int i = 0; i < g->n_nodes; i++)
         if (g->nodes[i].op == OP_BATCHNORM) EXPECT(g->nodes[i].momentum == 0.1f);
     memcpy(first, g->store.buf, sizeof *first * (size_t)nb);
-    REQUIRE_OK(compress_update_bn(m, x, n, c, f, t, n, 4, 3, NULL, &rep));
+    REQUIRE_OK(compress_update_bn(m, NULL, x, n, c, f, t, n, 4, 3, NULL, &rep));
     EXPECT(!memcmp(first, g->store.buf, sizeof *first * (size_t)nb));
     /* cancelled after the first batch: the statistics of the first run stay */
     int calls = 0;
     struct progress pr = {cancel_at_second, &calls};
     memcpy(g->store.buf, before, sizeof *before * (size_t)nb);
-    EXPECT_EQ_INT(compress_update_bn(m, x, n, c, f, t, n, 4, 3, &pr, &rep), STATUS_CANCELLED);
+    EXPECT_EQ_INT(compress_update_bn(m, NULL, x, n, c, f, t, n, 4, 3, &pr, &rep), STATUS_CANCELLED);
     EXPECT(!memcmp(before, g->store.buf, sizeof *before * (size_t)nb));
-    EXPECT_EQ_INT(compress_update_bn(m, x, n, c, f, t, 0, 4, 3, NULL, &rep), STATUS_INVALID);
+    EXPECT_EQ_INT(compress_update_bn(m, NULL, x, n, c, f, t, 0, 4, 3, NULL, &rep), STATUS_INVALID);
     model_destroy(m);
     /* folded: refused, nothing changed */
     REQUIRE_OK(model_load(&m, models[3]));
@@ -582,7 +581,7 @@ static void test_bnstats_cumulative_average(void)
     float *y = calloc((size_t)2 * m->cfg.in_ch * f * t, sizeof *y);
     float *buf = malloc(sizeof *buf * (size_t)m->g->store.n_buffers);
     memcpy(buf, m->g->store.buf, sizeof *buf * (size_t)m->g->store.n_buffers);
-    EXPECT_EQ_INT(compress_update_bn(m, y, 2, m->cfg.in_ch, f, t, 2, 2, 3, NULL, &rep), STATUS_INVALID);
+    EXPECT_EQ_INT(compress_update_bn(m, NULL, y, 2, m->cfg.in_ch, f, t, 2, 2, 3, NULL, &rep), STATUS_INVALID);
     EXPECT_MSG(strstr(status_detail(), "is folded into its conv") != NULL, "%s", status_detail());
     EXPECT(!memcmp(buf, m->g->store.buf, sizeof *buf * (size_t)m->g->store.n_buffers));
     model_destroy(m);
@@ -607,7 +606,7 @@ static void test_bnstats_after_a_short_run(void)
     double before = -1, after = -1;
     EXPECT_EQ_INT(sscanf(row, " all %ld %lf %lf", &n, &before, &after), 3);
     EXPECT_EQ_INT(n, 450);
-    EXPECT_MSG(before < 15 && after > before + 10, "accuracy %.1f %% before, %.1f %% after", before, after);
+    EXPECT_MSG(before < 15 && after > 40, "accuracy %.1f %% before, %.1f %% after", before, after);
 }
 
 static void test_commands(void)

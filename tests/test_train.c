@@ -422,8 +422,9 @@ static int keep_step(void *user, const struct train_step_report *r)
 }
 
 /* SWA: the weights are the mean of the last epochs' weights and every BN's running
- * statistics the mean over the training batches of its batch statistics at those weights
- * (worked here with momentum 1 on a plan of our own, then averaged by hand). sepnet's
+ * statistics the mean over the training batches (each sampling the whole set: clips b,
+ * b + 3, b + 6, b + 9) of its batch statistics at those weights (worked here with
+ * momentum 1 on a plan of our own, then averaged by hand). sepnet's
  * dropout comes after its last BN, so it does not move the statistics. */
 static void swa_case(enum arch arch)
 {
@@ -462,10 +463,14 @@ static void swa_case(enum arch arch)
     long clip = 20 * 24;
     struct rng r;
     rng_seed(&r, 1);
-    for (int b = 0; b < 3; b++) {
-        REQUIRE_OK(plan_forward(p, 4, f->x + b * 4 * clip, 1, &r));
+    float *xb = malloc(sizeof(float) * 4 * (size_t)clip);
+    REQUIRE(xb);
+    for (int b = 0; b < 3; b++) { /* batch b: clips b, b + 3, b + 6, b + 9 */
+        for (int k = 0; k < 4; k++) memcpy(xb + k * clip, f->x + (b + 3 * k) * clip, sizeof(float) * (size_t)clip);
+        REQUIRE_OK(plan_forward(p, 4, xb, 1, &r));
         for (long j = 0; j < nbuf; j++) acc[j] += m->g->store.buf[j] / 3.0;
     }
+    free(xb);
     for (int i = 0; i < m->g->n_nodes; i++)
         if (m->g->nodes[i].op == OP_BATCHNORM) m->g->nodes[i].momentum = 0.1f;
     plan_destroy(p);

@@ -240,7 +240,7 @@ int cmd_bnstats(struct app *a, int argc, char **argv)
     }
     struct eval_result *eb = evaluate(a, "bnstats");
     struct bnstats_report r;
-    s = compress_update_bn(a->model, f->x, f->n, f->n_channels, f->n_mels, f->n_frames, f->n, (int)batch, a->seed,
+    s = compress_update_bn(a->model, NULL, f->x, f->n, f->n_channels, f->n_mels, f->n_frames, f->n, (int)batch, a->seed,
                            &a->progress, &r);
     features_destroy(f);
     if (s) {

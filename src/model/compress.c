@@ -222,8 +222,8 @@ int compress_calibrate(struct model *m, const float *x, int n_total, int c, int 
 
 /* ----------------------------------------------------------------------------- BN statistics */
 
-int compress_update_bn(struct model *m, const float *x, int n_total, int c, int f, int t, int n, int batch,
-                       uint64_t seed, const struct progress *pr, struct bnstats_report *r)
+int compress_update_bn(struct model *m, struct plan *plan, const float *x, int n_total, int c, int f, int t, int n,
+                       int batch, uint64_t seed, const struct progress *pr, struct bnstats_report *r)
 {
     struct graph *g = m->g;
     memset(r, 0, sizeof *r);
@@ -245,9 +245,10 @@ int compress_update_bn(struct model *m, const float *x, int n_total, int c, int 
     if (!r->n_bn) return status_set(STATUS_INVALID, "bnstats: the model has no batch norm");
     const long per = (long)c * f * t;
     float *xb = mem_alloc((size_t)batch * per * sizeof *xb), *old = mem_alloc((size_t)n_stats * sizeof *old);
-    struct plan *p = NULL;
+    struct plan *p = plan;
+    int cleared = 0;
     int s = xb && old ? STATUS_OK : STATUS_NOMEM;
-    if (!s) s = plan_create(&p, g, batch, c, f, t, 0);
+    if (!s && !p) s = plan_create(&p, g, batch, c, f, t, 0);
     if (!s) { /* the old statistics, for the report */
         float *o = old;
         for (int i = 0; i < g->n_nodes; i++) {
@@ -259,13 +260,18 @@ int compress_update_bn(struct model *m, const float *x, int n_total, int c, int 
             o += 2 * k;
         }
         graph_bn_reset_stats(g);
+        cleared = 1;
     }
     struct rng base;
     rng_seed(&base, seed);
-    for (int done = 0, b = 0; done < n && !s; b++) {
-        int k = n - done < batch ? n - done : batch;
+    /* batch b holds clips b, b + nb, b + 2 nb, ... of the n: each batch samples the whole
+     * split (features are often stored class by class; batches of neighbours would each see
+     * one class, and the mean of their variances would miss the spread between them) */
+    const int nb = (n + batch - 1) / batch;
+    for (int done = 0, b = 0; b < nb && !s; b++) {
+        int k = (n - b + nb - 1) / nb;
         for (int j = 0; j < k; j++)
-            memcpy(xb + j * per, x + (long)(done + j) * n_total / n * per, (size_t)per * sizeof *xb);
+            memcpy(xb + j * per, x + (long)(b + j * nb) * n_total / n * per, (size_t)per * sizeof *xb);
         graph_bn_set_momentum(g, 1.0f / (float)(b + 1));
         struct rng rb = rng_split(&base, (uint64_t)b);
         if ((s = plan_forward(p, k, xb, 1, &rb))) break;
@@ -274,7 +280,7 @@ int compress_update_bn(struct model *m, const float *x, int n_total, int c, int 
         if (!progress_report(pr, "bnstats", done, n)) s = status_set(STATUS_CANCELLED, "bnstats: cancelled");
     }
     graph_bn_set_momentum(g, 0.1f);
-    if (p) { /* the statistics were cleared */
+    if (cleared) {
         const float *o = old;
         r->var_ratio_min = INFINITY, r->var_ratio_max = 0;
         for (int i = 0; i < g->n_nodes; i++) {
@@ -295,7 +301,7 @@ int compress_update_bn(struct model *m, const float *x, int n_total, int c, int 
             o += 2 * k;
         }
     }
-    plan_destroy(p);
+    if (p != plan) plan_destroy(p);
     mem_free(xb);
     mem_free(old);
     return s;

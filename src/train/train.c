@@ -33,6 +33,7 @@
 #include "basin/data/dataset.h"
 #include "basin/data/features.h"
 #include "basin/data/hash.h"
+#include "basin/model/compress.h"
 #include "basin/model/model.h"
 #include "basin/model/predict.h"
 #include "basin/model/safetensors.h"
@@ -57,7 +58,6 @@ struct trainer {
     int cap;                    /* batch capacity of the plan */
     struct plan *plan;
     struct batch_iter *it;      /* training batches (not in parity mode) */
-    struct batch_iter *bn_it;   /* the SWA BN pass: in order, no augmentation */
     struct predictor *pred;     /* per-epoch evaluation */
     float *probs;               /* (N_eval, M) */
     int *devices;               /* (N_eval) */
@@ -287,7 +287,6 @@ void train_destroy(struct trainer *t)
     if (!t) return;
     plan_destroy(t->plan);
     batch_iter_destroy(t->it);
-    batch_iter_destroy(t->bn_it);
     predictor_destroy(t->pred);
     mem_free(t->probs);
     mem_free(t->devices);
@@ -415,11 +414,6 @@ static int create(struct trainer *t, const struct features *train, const struct 
     }
     if (eval && eval->n > 0 && t->ds && o->eval && (s = create_eval(t, eval, bs))) return s;
     if (train_swa_epochs(o, t->n_epochs) > 0) {
-        struct batch_opts bn;
-        batch_opts_default(&bn);
-        bn.batch_size = bs;
-        bn.shuffle = 0;
-        if ((s = batch_iter_create(&t->bn_it, train, &bn))) return s;
         if (!(t->swa = mem_alloc(sizeof(float) * (size_t)np + 64))) return STATUS_NOMEM;
     }
     struct rng base;
@@ -648,21 +642,17 @@ static int one_step(struct trainer *t, struct train_step_report *r)
 }
 
 /* Recompute the BN running statistics of the current weights: one pass over the training
- * features in train mode, in order, without augmentation, each batch weighing the same
- * (ref: torch.optim.swa_utils.update_bn with momentum None: 1/k for batch k). */
+ * features in train mode, without augmentation, each batch weighing the same, on the run's
+ * plan (compress_update_bn; ref: torch.optim.swa_utils.update_bn with momentum None: 1/k
+ * for batch k, over the shuffled train loader, where basin's batches each sample the
+ * whole split in a fixed order). */
 static int recompute_bn(struct trainer *t)
 {
-    graph_bn_reset_stats(t->g);
-    batch_iter_epoch(t->bn_it, 0);
-    int nb = batch_iter_n_batches(t->bn_it), s = STATUS_OK;
-    for (int b = 0; b < nb && !s; b++) {
-        graph_bn_set_momentum(t->g, 1.0f / (float)(b + 1));
-        const struct batch *bt = batch_iter_get(t->bn_it, b);
-        struct rng r = rng_split(&t->bn_base, (uint64_t)b);
-        s = plan_forward(t->plan, bt->n, bt->x, 1, &r);
-    }
-    graph_bn_set_momentum(t->g, 0.1f);
-    return s;
+    const struct features *f = t->train;
+    struct rng r = t->bn_base;
+    struct bnstats_report rep;
+    return compress_update_bn(t->m, t->plan, f->x, f->n, f->n_channels, f->n_mels, f->n_frames, f->n, t->cap,
+                              rng_u64(&r), NULL, &rep);
 }
 
 static int end_epoch(struct trainer *t, const struct train_callbacks *cb, const struct progress *p, int *stop)

@@ -92,10 +92,13 @@ void compress_act_clear(struct model *m);
 
 /* BN statistics: every BN's running mean and variance recomputed for the weights as they
  * are, from n clips of x (n_total clips of (c, f, t) floats, spread evenly over them; all
- * when n >= n_total) run in train mode in batches of `batch` (the last may be smaller),
- * without augmentation, every batch weighing the same: the statistics start from mean 0,
- * var 1 and batch k enters with momentum 1/k, a cumulative average (ref:
- * torch.optim.swa_utils.update_bn with momentum None, as after SWA). Useful after pruning
+ * when n >= n_total) run in train mode, without augmentation, in nb = ceil(n / batch)
+ * batches, batch b holding clips b, b + nb, b + 2 nb, ... (so each batch samples the whole
+ * set even when it is stored class by class), every batch weighing the same: the
+ * statistics start from mean 0, var 1 and batch k enters with momentum 1/k, a cumulative
+ * average (ref: torch.optim.swa_utils.update_bn with momentum None, as after SWA, which
+ * runs it over its shuffled train loader). plan: one of m's graph for at least `batch`
+ * clips of (c, f, t) (a trainer's own), or NULL to make one. Useful after pruning
  * or averaging, after a short run whose running statistics still lag the weights, or over
  * the clips of one recording device (adaptive BN). Dropout draws from `seed`. Folded BNs
  * (see above) are refused, as their gammas now live in the convs. Every BN's momentum is
@@ -109,8 +112,9 @@ struct bnstats_report {
     double mean_shift;          /* largest |new - old| running mean, over every channel */
     double var_ratio_min, var_ratio_max; /* range of new / old running variance */
 };
-int compress_update_bn(struct model *m, const float *x, int n_total, int c, int f, int t, int n, int batch,
-                       uint64_t seed, const struct progress *p, struct bnstats_report *r);
+struct plan;
+int compress_update_bn(struct model *m, struct plan *plan, const float *x, int n_total, int c, int f, int t, int n,
+                       int batch, uint64_t seed, const struct progress *p, struct bnstats_report *r);
 
 /* x rounded to the nearest fp16 value, as a float (ties to even; beyond 65520 -> inf). */
 float compress_fp16_round(float x);
