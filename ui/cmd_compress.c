@@ -210,16 +210,30 @@ int cmd_quantize(struct app *a, int argc, char **argv)
     return STATUS_OK;
 }
 
-/* bnstats: every BN's running statistics recomputed over clips of a split
- * (compress_update_bn), with the accuracy per device before and after. */
+/* Keep the clips of f recorded by device dev, in order: how many are left. */
+static int keep_device(const struct dataset *ds, struct features *f, int dev)
+{
+    const long per = (long)f->n_channels * f->n_mels * f->n_frames;
+    int k = 0;
+    for (int i = 0; i < f->n; i++) {
+        if (dataset_item(ds, f->items[i])->device != dev) continue;
+        if (k != i) memmove(f->x + k * per, f->x + i * per, sizeof *f->x * (size_t)per);
+        k++;
+    }
+    return k;
+}
+
+/* bnstats: every BN's running statistics recomputed over clips of a split, or of one
+ * device in it (compress_update_bn), with the accuracy per device before and after. */
 int cmd_bnstats(struct app *a, int argc, char **argv)
 {
     if (app_need_model(a, "bnstats") || app_need_dataset(a, "bnstats")) return STATUS_INVALID;
     enum dataset_split split = DATASET_SPLIT_TRAIN;
     long n = 0, batch = 16;
+    int dev = -1;
     for (int i = 1; i < argc; i++) {
         char *v = arg_split(argv[i]);
-        if (!v) return app_fail(a, STATUS_INVALID, "bnstats: unknown option '%s' (split=, n=, batch=)", argv[i]);
+        if (!v) return app_fail(a, STATUS_INVALID, "bnstats: unknown option '%s' (split=, n=, batch=, device=)", argv[i]);
         if (!strcmp(argv[i], "split")) {
             if (dataset_split_parse(v, &split))
                 return app_fail(a, STATUS_INVALID, "bnstats: split=%s: expected train, evaluate, test or all", v);
@@ -227,21 +241,30 @@ int cmd_bnstats(struct app *a, int argc, char **argv)
             if (arg_int(a, "n", v, 1, 1000000, &n)) return STATUS_INVALID;
         } else if (!strcmp(argv[i], "batch")) {
             if (arg_int(a, "batch", v, 2, 4096, &batch)) return STATUS_INVALID;
+        } else if (!strcmp(argv[i], "device")) {
+            if ((dev = dataset_device_index(a->ds, v)) < 0)
+                return app_fail(a, STATUS_INVALID, "bnstats: device=%s: the data set has no such device", v);
         } else {
-            return app_fail(a, STATUS_INVALID, "bnstats: unknown option '%s' (split=, n=, batch=)", argv[i]);
+            return app_fail(a, STATUS_INVALID, "bnstats: unknown option '%s' (split=, n=, batch=, device=)", argv[i]);
         }
     }
     struct features *f = NULL;
-    int s = calib_clips(a, split, (int)n, &f);
-    if (!s && !f->n) s = status_set(STATUS_INVALID, "no clip of the split loaded");
+    int s = calib_clips(a, split, dev < 0 ? (int)n : 0, &f), n_clips = f ? f->n : 0;
+    if (!s && dev >= 0) n_clips = keep_device(a->ds, f, dev);
+    if (!s && !n_clips && dev >= 0) {
+        features_destroy(f);
+        return app_fail(a, STATUS_INVALID, "bnstats: device=%s: no clip of the %s split was recorded by it",
+                        dataset_device_name(a->ds, dev), dataset_split_name(split));
+    }
+    if (!s && !n_clips) s = status_set(STATUS_INVALID, "no clip of the split loaded");
     if (s) {
         features_destroy(f);
         return app_fail(a, s, "bnstats: split=%s: %s", dataset_split_name(split), status_detail());
     }
     struct eval_result *eb = evaluate(a, "bnstats");
     struct bnstats_report r;
-    s = compress_update_bn(a->model, NULL, f->x, f->n, f->n_channels, f->n_mels, f->n_frames, f->n, (int)batch, a->seed,
-                           &a->progress, &r);
+    s = compress_update_bn(a->model, NULL, f->x, n_clips, f->n_channels, f->n_mels, f->n_frames,
+                           n > 0 ? (int)n : n_clips, (int)batch, a->seed, &a->progress, &r);
     features_destroy(f);
     if (s) {
         eval_result_destroy(eb);
@@ -249,10 +272,11 @@ int cmd_bnstats(struct app *a, int argc, char **argv)
     }
     app_views_changed(a);
     struct eval_result *ec = eb ? evaluate(a, "bnstats") : NULL;
-    char c1[32];
-    app_out(a, "bnstats: %d BN layers (%s channels) recomputed on %d clips of the %s split, %d batches of up to %ld in "
-            "train mode, each weighing the same; means moved by up to %.3g, variances by a factor of %.3g to %.3g\n",
-            r.n_bn, fmt_count(c1, sizeof c1, r.channels), r.n_clips, dataset_split_name(split), r.n_batches, batch,
+    char c1[32], of[96] = "";
+    if (dev >= 0) snprintf(of, sizeof of, " recorded by %s", dataset_device_name(a->ds, dev));
+    app_out(a, "bnstats: %d BN layers (%s channels) recomputed on %d clips of the %s split%s, %d batches of up to %ld "
+            "in train mode, each weighing the same; means moved by up to %.3g, variances by a factor of %.3g to %.3g\n",
+            r.n_bn, fmt_count(c1, sizeof c1, r.channels), r.n_clips, dataset_split_name(split), of, r.n_batches, batch,
             r.mean_shift, r.var_ratio_min, r.var_ratio_max);
     if (a->model->g->act_quant)
         app_out(a, "(the int8 activation scales were calibrated with the old statistics: `quantize int8` again)\n");

@@ -47,7 +47,7 @@ static const char *const prune_options[] = {"magnitude", "random", "structured",
                                             "cap=", "seed=", "ramp=", "len=", NULL};
 static const char *const fold_options[] = {"mode=", NULL};
 static const char *const quantize_options[] = {"fp16", "int8", "calib=", "n=", NULL};
-static const char *const bnstats_options[] = {"split=", "n=", "batch=", NULL};
+static const char *const bnstats_options[] = {"split=", "n=", "batch=", "device=", NULL};
 static const char *const budget_options[] = {"macs=", "params=", "bytes=", "precision=", NULL};
 static const char *const listen_options[] = {"window=", "hop=", "smooth=", "first=", "windows=", NULL};
 
@@ -484,13 +484,14 @@ const struct command commands[] = {
      "are quantised. Shows sizes before and after and, with a data set open, accuracy and log\n"
      "loss per device on the evaluate split.",
      cmd_quantize, quantize_options, CMD_CHANGES_MODEL, NULL},
-    {"bnstats", "[split=train|evaluate|test|all] [n=N] [batch=B]", "recompute the BN running statistics over a split",
+    {"bnstats", "[split=train|evaluate|test|all] [n=N] [batch=B] [device=D]", "recompute the BN running statistics over a split",
      "Every batch norm's running mean and variance computed again for the weights as they\n"
      "are: N clips of the split (default train, all of it; spread evenly) run in train mode in\n"
      "batches of B (16), without augmentation, each batch weighing the same (a cumulative\n"
      "average, as PyTorch's update_bn after SWA). For after pruning, after a short run whose\n"
      "running statistics still lag its weights, or on the clips a model will meet (adaptive\n"
-     "BN; on the evaluate split that is fitting to the test data: say so when you report it).\n"
+     "BN; device=D takes only that device's clips; on the evaluate split that is fitting to\n"
+     "the test data: say so when you report it).\n"
      "Shows how far the statistics moved and the accuracy and log loss per device on the\n"
      "evaluate split before and after. Refused after fold (the gammas are in the convs).",
      cmd_bnstats, bnstats_options, CMD_CHANGES_MODEL, complete_values},
