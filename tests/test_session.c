@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "test.h"
@@ -46,11 +47,17 @@ static void test_save_load_replay(void)
     line_of(o.out, "overall:", before, sizeof before);
     REQUIRE(before[0]);
     /* load in a fresh session: the same model (eval gives the same figures), the curves and
-     * the evaluation back without recomputing them */
+     * the evaluation back without recomputing them, and the session folder untouched */
+    struct stat st0, st1;
+    REQUIRE(stat(path, &st0) == 0);
     snprintf(script, sizeof script, "session load %s\nview devices\nview curves\neval\n", sess);
     o = cli_run(script);
     EXPECT_EQ_INT(o.n_errors, 0);
     EXPECT(strstr(o.out, "loaded the session") != NULL);
+    REQUIRE(stat(path, &st1) == 0);
+    EXPECT(st0.st_ino == st1.st_ino && st0.st_mtim.tv_sec == st1.st_mtim.tv_sec &&
+           st0.st_mtim.tv_nsec == st1.st_mtim.tv_nsec);
+    EXPECT(strstr(o.out, "  unchanged ") && strstr(o.out, "results/sess-eval.csv-land.csv"));
     EXPECT(strstr(o.out, "  result: ") && strstr(o.out, "results/sess-eval-confusion.csv\n"));
     EXPECT_MSG(strstr(o.out, "9 points read back from the files (resume=)") && !strstr(o.out, "points computed"), "%s", o.out);
     EXPECT(strstr(o.out, "seen") && strstr(o.out, "epochs;"));

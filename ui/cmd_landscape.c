@@ -911,6 +911,8 @@ struct ljob {
     long computed, pts_loaded, pts_reused;
     char files[MAX_PAIRS + 2][FS_PATH_MAX + 96];
     int n_files, n_dev_files;
+    char kept[MAX_PAIRS + 2][FS_PATH_MAX + 96]; /* complete files read back, not rewritten */
+    int n_kept;
     int wrote;                  /* the CSV files exist */
     char stopped[300];
     char sharp_csv[FS_PATH_MAX];  /* sharpness --csv FILE */
@@ -1199,11 +1201,15 @@ static int run_surfaces(struct ljob *lj, const struct progress *jp)
                 point_message(lj, r, stage, n_stages);
                 if (now_s() - r->last_write >= 1.0) st = write_files(lj, r);
             }
-        /* the files hold what is done, also after a stop or an error (a grid sharpness
-         * took whole from the session has its files already) */
+        /* the files hold what is done, also after a stop or an error; a grid whose every
+         * point came from its files (resume= of a finished run, as a session load does) or
+         * from the session (sharpness) has its files already, and they are left untouched */
         for (int q = 0; q < per_stage; q++) {
             struct lrun *r = &run[q];
-            if (r->L && !(r->n_reused && r->n_reused == landscape_surface(r->L)->n_points)) {
+            const int had_all = r->L && r->n_loaded + r->n_reused == landscape_surface(r->L)->n_points;
+            if (r->L && had_all && r->n_loaded && lj->n_kept < MAX_PAIRS + 2)
+                csv_name(lj, r, -1, lj->kept[lj->n_kept++], sizeof lj->kept[0]);
+            if (r->L && !had_all) {
                 int w = write_files(lj, r);
                 if (!st) st = w;
                 if (lj->n_files < MAX_PAIRS + 2) csv_name(lj, r, -1, lj->files[lj->n_files++], sizeof lj->files[0]);
@@ -1495,6 +1501,11 @@ static void print_timing(struct app *a, const struct ljob *lj)
                 lj->threads, lj->threads == 1 ? "" : "s", lj->batch);
     }
     if (lj->pts_loaded) app_out(a, "  %ld points read back from the files (resume=)\n", lj->pts_loaded);
+    if (lj->n_kept) { /* complete already: left as they were, still the session's results */
+        app_out(a, "  unchanged");
+        for (int i = 0; i < lj->n_kept; i++) app_out(a, "%s %s", i ? "," : "", lj->kept[i]), app_result_add(a, lj->kept[i]);
+        app_out(a, "\n");
+    }
     if (lj->pts_reused) app_out(a, "  %ld points reused from the session's landscapes\n", lj->pts_reused);
     if (lj->n_files) {
         app_out(a, "  wrote");
