@@ -487,8 +487,9 @@ const struct command commands[] = {
     {"bnstats", "[split=train|evaluate|test|all] [n=N] [batch=B] [device=D]", "recompute the BN running statistics over a split",
      "Every batch norm's running mean and variance computed again for the weights as they\n"
      "are: N clips of the split (default train, all of it; spread evenly) run in train mode in\n"
-     "batches of B (16), without augmentation, each batch weighing the same (a cumulative\n"
-     "average, as PyTorch's update_bn after SWA). For after pruning, after a short run whose\n"
+     "batches of up to B (16) that each sample the whole split, without augmentation, each\n"
+     "weighing the same (a cumulative average, as PyTorch's update_bn after SWA over a\n"
+     "shuffled loader). For after pruning, after a short run whose\n"
      "running statistics still lag its weights, or on the clips a model will meet (adaptive\n"
      "BN; device=D takes only that device's clips; on the evaluate split that is fitting to\n"
      "the test data: say so when you report it).\n"
