@@ -641,13 +641,19 @@ static void test_commands(void)
     EXPECT(strstr(o.err, "is folded into its conv") != NULL);
     /* adaptive BN on one device: that device's clips alone; the unseen s4 gains on itself */
     o = cli_run("load assets/default-model.safetensors\ndata default\nbnstats split=evaluate device=s4\n"
-                "bnstats device=zz\nbnstats device=s4\n");
+                "bnstats device=zz\nbnstats device=s4\nview devices\n");
     EXPECT_EQ_INT(o.n_errors, 2);
     const char *row = strstr(o.out, "recomputed on 37 clips of the evaluate split recorded by s4, 3 batches of up to 16");
     EXPECT_MSG(row != NULL, "%s", o.out);
     double before = 0, after = 0;
     if (row && (row = strstr(row, "\n  s4 "))) EXPECT_EQ_INT(sscanf(row, " s4 unseen %*d %lf %lf", &before, &after), 2);
     EXPECT_MSG(after > before + 5, "s4: %.1f %% before, %.1f %% after", before, after);
+    /* the evaluation after is the session's last: the devices view shows it */
+    char bar[64];
+    snprintf(bar, sizeof bar, "%.1f %% (37)", after);
+    const char *view = strstr(o.out, "cpresnet on the evaluate split: ");
+    EXPECT_MSG(view && (view = strstr(view, "\ns4 ")) && strstr(view, bar) && strstr(view, bar) < strchr(view + 1, '\n'),
+               "%s", o.out);
     EXPECT(strstr(o.err, "bnstats: device=zz: the data set has no such device") != NULL);
     EXPECT(strstr(o.err, "bnstats: device=s4: no clip of the train split was recorded by it") != NULL);
 }

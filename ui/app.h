@@ -148,6 +148,10 @@ int app_need_model(struct app *a, const char *cmd);
 /* Make sure the session has a data set for `cmd`: when none is open, open the embedded
  * default one (generated on first use, said before) and say so. 0, or the error (printed). */
 int app_need_dataset(struct app *a, const char *cmd);
+/* Keep r (owned from now on), model m's evaluation of a split (enum dataset_split), as the
+ * session's last evaluation: the confusion and devices views show it (the devices view
+ * comes up), and `session save` keeps it. */
+void app_keep_eval(struct app *a, struct eval_result *r, const struct model *m, int split);
 /* "error: <cmd>: <detail of the last status>", without doubling a prefix the detail already
  * has. Returns status. */
 int app_fail_in(struct app *a, int status, const char *cmd);

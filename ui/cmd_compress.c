@@ -52,6 +52,14 @@ static void row(struct app *a, const char *name, const char *mark, const struct 
 
 static void accuracy_table(struct app *a, const struct eval_result *eb, const struct eval_result *ec);
 
+/* The evaluation after a change becomes the session's last (the devices view shows the
+ * model as it is now); the one before goes. */
+static void keep_after(struct app *a, struct eval_result *eb, struct eval_result *ec)
+{
+    eval_result_destroy(eb);
+    if (ec) app_keep_eval(a, ec, a->model, DATASET_SPLIT_EVAL);
+}
+
 /* Sizes before and after, then the accuracy table when both evaluations exist. */
 static void report(struct app *a, const struct budget_counts *b, const struct budget_counts *c,
                    const struct eval_result *eb, const struct eval_result *ec)
@@ -118,8 +126,7 @@ int cmd_fold(struct app *a, int argc, char **argv)
     app_out(a, "fold (%s): %d BN folded into their convs (%ld channels: gamma gone, beta a bias), %d left\n",
             mode == FOLD_EXACT ? "exact, with eps" : "sp4asc, without eps", r.n_folded, r.channels, r.n_left);
     report(a, &b, &c, eb, ec);
-    eval_result_destroy(eb);
-    eval_result_destroy(ec);
+    keep_after(a, eb, ec);
     return STATUS_OK;
 }
 
@@ -205,8 +212,7 @@ int cmd_quantize(struct app *a, int argc, char **argv)
                    : "; weights per output channel, symmetric; biases, BN and activations float (no data set "
                      "open to calibrate the activations on)");
     report(a, &b, &c, eb, ec);
-    eval_result_destroy(eb);
-    eval_result_destroy(ec);
+    keep_after(a, eb, ec);
     return STATUS_OK;
 }
 
@@ -281,8 +287,7 @@ int cmd_bnstats(struct app *a, int argc, char **argv)
     if (a->model->g->act_quant)
         app_out(a, "(the int8 activation scales were calibrated with the old statistics: `quantize int8` again)\n");
     accuracy_table(a, eb, ec);
-    eval_result_destroy(eb);
-    eval_result_destroy(ec);
+    keep_after(a, eb, ec);
     return STATUS_OK;
 }
 

@@ -182,6 +182,22 @@ static void free_names(char **v)
     free(v);
 }
 
+void app_keep_eval(struct app *a, struct eval_result *r, const struct model *m, int split)
+{
+    struct app_views *v = &a->views;
+    eval_result_destroy(v->eval);
+    free_names(v->eval_labels);
+    free_names(v->eval_devices);
+    v->eval = r;
+    v->eval_labels = names_of(a->ds, 1);
+    v->eval_devices = names_of(a->ds, 0);
+    snprintf(v->eval_title, sizeof v->eval_title, "%s on the %s split: %.1f %% (macro %.1f %%), log loss %.3f",
+             arch_name(m->cfg.arch), split == DATASET_SPLIT_ANY ? "whole" : dataset_split_name((enum dataset_split)split),
+             100 * r->all.acc, 100 * r->acc_macro, r->all.logloss);
+    v->current = VIEW_DEVICES;
+    app_views_changed(a);
+}
+
 /* On the UI thread: print the report and keep the result for the confusion and devices
  * views. */
 static void eval_done(struct job *j, void *arg, int status)
@@ -192,19 +208,8 @@ static void eval_done(struct job *j, void *arg, int status)
     if (status) {
         app_fail_in(a, status, "eval");
     } else if (eval_report(a, e) == STATUS_OK) {
-        struct app_views *v = &a->views;
-        eval_result_destroy(v->eval);
-        free_names(v->eval_labels);
-        free_names(v->eval_devices);
-        v->eval = e->r;
-        v->eval_labels = names_of(a->ds, 1);
-        v->eval_devices = names_of(a->ds, 0);
-        snprintf(v->eval_title, sizeof v->eval_title, "%s on the %s split: %.1f %% (macro %.1f %%), log loss %.3f",
-                 arch_name(e->m->cfg.arch), e->split == DATASET_SPLIT_ANY ? "whole" : dataset_split_name(e->split),
-                 100 * e->r->all.acc, 100 * e->r->acc_macro, e->r->all.logloss);
+        app_keep_eval(a, e->r, e->m, e->split);
         e->r = NULL;
-        v->current = VIEW_DEVICES;
-        app_views_changed(a);
     }
     eval_result_destroy(e->r);
     free(e);
