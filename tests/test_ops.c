@@ -358,7 +358,8 @@ static void conv_check_vs_naive(const struct conv_case *c, uint64_t seed)
 }
 
 /* Every kernel that runs the case (GEMM always; the direct kernels of both vector widths
- * on stride-1 shapes this CPU runs; depthwise loops), checked against the naive twins. */
+ * this CPU runs, on stride-1 shapes and the forward of stride-2 ones; depthwise loops),
+ * checked against the naive twins. */
 static void conv_check_every_kernel(const struct conv_case *c, uint64_t seed)
 {
     struct conv2d_shape s = conv_shape_of(c);

@@ -11,8 +11,8 @@
 #include <time.h>
 
 #include "app.h"
-#include "basin/core/log.h"
 #include "basin/audio/audio_file.h"
+#include "basin/core/log.h"
 #include "basin/core/rng.h"
 #include "basin/core/status.h"
 #include "basin/dsp/frontend.h"

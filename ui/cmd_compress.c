@@ -216,19 +216,6 @@ int cmd_quantize(struct app *a, int argc, char **argv)
     return STATUS_OK;
 }
 
-/* Keep the clips of f recorded by device dev, in order: how many are left. */
-static int keep_device(const struct dataset *ds, struct features *f, int dev)
-{
-    const long per = (long)f->n_channels * f->n_mels * f->n_frames;
-    int k = 0;
-    for (int i = 0; i < f->n; i++) {
-        if (dataset_item(ds, f->items[i])->device != dev) continue;
-        if (k != i) memmove(f->x + k * per, f->x + i * per, sizeof *f->x * (size_t)per);
-        k++;
-    }
-    return k;
-}
-
 /* bnstats: every BN's running statistics recomputed over clips of a split, or of one
  * device in it (compress_update_bn), with the accuracy per device before and after. */
 int cmd_bnstats(struct app *a, int argc, char **argv)
@@ -254,9 +241,14 @@ int cmd_bnstats(struct app *a, int argc, char **argv)
             return app_fail(a, STATUS_INVALID, "bnstats: unknown option '%s' (split=, n=, batch=, device=)", argv[i]);
         }
     }
+    struct budget_counts bc;
+    if (counts(a, "bnstats", &bc)) return STATUS_INVALID;
+    if (bc.folded)
+        return app_fail(a, STATUS_INVALID, "bnstats: the model's batch norm is folded into its convs (fold moved the "
+                        "gammas there): recompute the statistics before folding");
     struct features *f = NULL;
     int s = calib_clips(a, split, dev < 0 ? (int)n : 0, &f), n_clips = f ? f->n : 0;
-    if (!s && dev >= 0) n_clips = keep_device(a->ds, f, dev);
+    if (!s && dev >= 0) n_clips = features_keep_device(f, a->ds, dev);
     if (!s && !n_clips && dev >= 0) {
         features_destroy(f);
         return app_fail(a, STATUS_INVALID, "bnstats: device=%s: no clip of the %s split was recorded by it",
@@ -280,9 +272,9 @@ int cmd_bnstats(struct app *a, int argc, char **argv)
     struct eval_result *ec = eb ? evaluate(a, "bnstats") : NULL;
     char c1[32], of[96] = "";
     if (dev >= 0) snprintf(of, sizeof of, " recorded by %s", dataset_device_name(a->ds, dev));
-    app_out(a, "bnstats: %d BN layers (%s channels) recomputed on %d clips of the %s split%s, %d batches of up to %ld "
+    app_out(a, "bnstats: %d BN layers (%s channels) recomputed on %d clips of the %s split%s, %d batches of up to %d "
             "in train mode, each weighing the same; means moved by up to %.3g, variances by a factor of %.3g to %.3g\n",
-            r.n_bn, fmt_count(c1, sizeof c1, r.channels), r.n_clips, dataset_split_name(split), of, r.n_batches, batch,
+            r.n_bn, fmt_count(c1, sizeof c1, r.channels), r.n_clips, dataset_split_name(split), of, r.n_batches, r.batch,
             r.mean_shift, r.var_ratio_min, r.var_ratio_max);
     if (a->model->g->act_quant)
         app_out(a, "(the int8 activation scales were calibrated with the old statistics: `quantize int8` again)\n");

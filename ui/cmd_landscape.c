@@ -878,6 +878,7 @@ struct lrun {
     char file[FS_PATH_MAX + 96];
     double last_write;
     int n_loaded, n_reused;     /* points read from its files / taken from the session */
+    int files_missing;          /* resume=: a per-device file of the run was not there */
 };
 
 struct ljob {
@@ -1057,7 +1058,10 @@ static int preload(struct ljob *lj, struct lrun *r)
             char path[FS_PATH_MAX + 96];
             csv_name(lj, r, g, path, sizeof path);
             FILE *f = fopen(path, "r");
-            if (!f) continue; /* not started yet */
+            if (!f) { /* not started yet */
+                r->files_missing = 1;
+                continue;
+            }
             fclose(f);
             int rows = 0;
             st = landscape_csv_load(r->L, g, path, trailer, sizeof trailer, &rows);
@@ -1206,7 +1210,8 @@ static int run_surfaces(struct ljob *lj, const struct progress *jp)
          * from the session (sharpness) has its files already, and they are left untouched */
         for (int q = 0; q < per_stage; q++) {
             struct lrun *r = &run[q];
-            const int had_all = r->L && r->n_loaded + r->n_reused == landscape_surface(r->L)->n_points;
+            const int had_all = r->L && !r->files_missing &&
+                                r->n_loaded + r->n_reused == landscape_surface(r->L)->n_points;
             if (r->L && had_all && r->n_loaded && lj->n_kept < MAX_PAIRS + 2)
                 csv_name(lj, r, -1, lj->kept[lj->n_kept++], sizeof lj->kept[0]);
             if (r->L && !had_all) {

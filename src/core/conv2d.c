@@ -1,14 +1,16 @@
 /* conv2d.c: 2-D convolution (forward, backward data, backward weight).
  *
  * Four kernels (ops.h, enum conv2d_kernel), each running all three passes of the shapes it
- * takes; which one runs is the caller's choice (a plan measures them, conv2d_tune.c), or
- * the built-in default:
+ * takes (the direct ones also the forward of stride-2 shapes); which one runs is the
+ * caller's choice (a plan measures them, conv2d_tune.c), or the built-in default:
  * - direct, stride-1, not depthwise (the "direct" section below; micro-kernels in
  *   conv2d_avx512.c and conv2d_avx2.c): bands of output rows are copied zero-padded into a
  *   per-thread buffer and convolved as one flat 1-D correlation, output channels x
  *   positions in registers. The copy can apply a batch norm to the input as it goes
  *   (struct conv2d_prologue), and the backward-data pass can sum the backward statistics
- *   of the BN whose gradient it writes (struct conv2d_bnstat);
+ *   of the BN whose gradient it writes (struct conv2d_bnstat). A stride-2 forward runs on
+ *   them as a stride-1 convolution over the four phases of its input (the "stride 2"
+ *   section);
  * - depthwise (groups == I == O): direct loops;
  * - GEMM, for every shape, lowered as follows.
  *
@@ -1110,11 +1112,13 @@ static int s2d_shape(const struct conv2d_shape *s, struct conv2d_shape *d)
 static size_t s2d_scratch_floats(const struct conv2d_shape *s, int n_threads)
 {
     struct conv2d_shape d;
-    if (!s2d_shape(s, &d)) return 0;
+    if (!s2d_shape(s, &d) || !avx2_ok()) return 0; /* no direct kernel to run it */
     return (size_t)(round16((long)d.n * d.ci * d.fi * d.ti) + round16((long)d.co * d.ci * d.kf * d.kt)) +
            direct_scratch_floats(&d, n_threads);
 }
 
+/* y (N, O, FO, TO) = conv(x (N, I, F, T), w (O, I, KF, KT)) at stride 2, through the phases
+ * (built in scratch) on the direct kernels of the given width. */
 static void s2d_forward(const struct conv2d_shape *s, int avx512, float *y, const float *x, const float *w,
                         const struct conv2d_fuse *fuse, float *scratch)
 {
@@ -1145,11 +1149,12 @@ static void s2d_forward(const struct conv2d_shape *s, int avx512, float *y, cons
                 continue;
             }
             /* row[k] = x[ih][2k + sh - pt] for k in [k0, k1), zeros around */
-            const float *src = xc + (long)ih * s->ti + sh - s->pt;
+            const float *src = xc + (long)ih * s->ti;
+            const int off = sh - s->pt;
             int k0 = (s->pt - sh + 1) / 2, k1 = (s->ti + s->pt - sh + 1) / 2;
             k0 = max_int(k0, 0), k1 = min_int(k1, d.ti);
             for (int k = 0; k < k0; k++) row[k] = 0.0f;
-            for (int k = k0; k < k1; k++) row[k] = src[2 * k];
+            for (int k = k0; k < k1; k++) row[k] = src[2 * k + off];
             for (int k = max_int(k1, k0); k < d.ti; k++) row[k] = 0.0f;
         }
     }

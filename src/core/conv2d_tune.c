@@ -5,7 +5,8 @@
  * AVX-512 at full width, Zen 4 splits it in two, Intel cores differ again), so a threshold
  * tuned on one machine does not carry to the next. A plan instead times every kernel that
  * can run each pass of a conv on a crop of the real shape (the real channel counts, width,
- * kernel, padding and thread count; a band of output rows and one sample per thread), which
+ * kernel, padding and thread count; a band of output rows and one sample per thread, or
+ * several whole samples per thread when one is less work), which
  * costs a few milliseconds per distinct shape, and keeps the fastest. Choices are remembered
  * in the process and in a small text file per CPU model under the cache folder, so they are
  * measured once per machine, and a run that is resumed in another process makes the same
@@ -310,6 +311,10 @@ static int measure(const struct conv2d_shape *s, int n_threads, int flags, struc
             if (k != (int)def && conv2d_kernel_runs(s, pass, (enum conv2d_kernel)k) &&
                 allowed((enum conv2d_kernel)k, flags))
                 cand[n_cand++] = (enum conv2d_kernel)k;
+        if (n_cand == 1) { /* nothing to choose (a stride-2 shape's backward passes) */
+            algo->k[p] = def;
+            continue;
+        }
         double best_t[CONV2D_KERNEL_COUNT];
         for (int c = 0; c < n_cand; c++) {
             run_pass(&b, pass, cand[c]); /* warm: code, caches, packed weights */

@@ -408,6 +408,21 @@ int features_load(struct features **out, const struct dataset *ds, enum dataset_
     return st;
 }
 
+int features_keep_device(struct features *f, const struct dataset *ds, int device)
+{
+    const long per = (long)f->n_channels * f->n_mels * f->n_frames;
+    int k = 0;
+    for (int i = 0; i < f->n; i++) {
+        if (dataset_item(ds, f->items[i])->device != device) continue;
+        if (k != i) {
+            memmove(f->x + k * per, f->x + i * per, sizeof *f->x * (size_t)per);
+            f->labels[k] = f->labels[i], f->items[k] = f->items[i];
+        }
+        k++;
+    }
+    return f->n = k;
+}
+
 void features_destroy(struct features *f)
 {
     if (!f) return;

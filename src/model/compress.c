@@ -247,7 +247,7 @@ int compress_update_bn(struct model *m, struct plan *plan, const float *x, int n
     float *xb = mem_alloc((size_t)batch * per * sizeof *xb), *old = mem_alloc((size_t)n_stats * sizeof *old);
     struct plan *p = plan;
     int cleared = 0;
-    int s = xb && old ? STATUS_OK : STATUS_NOMEM;
+    int s = xb && old ? STATUS_OK : status_set(STATUS_NOMEM, "bnstats: out of memory for a batch of %d clips", batch);
     if (!s && !p) s = plan_create(&p, g, batch, c, f, t, 0);
     if (!s) { /* the old statistics, for the report */
         float *o = old;
@@ -277,6 +277,7 @@ int compress_update_bn(struct model *m, struct plan *plan, const float *x, int n
         if ((s = plan_forward(p, k, xb, 1, &rb))) break;
         done += k;
         r->n_clips = done, r->n_batches = b + 1;
+        if (k > r->batch) r->batch = k;
         if (!progress_report(pr, "bnstats", done, n)) s = status_set(STATUS_CANCELLED, "bnstats: cancelled");
     }
     graph_bn_set_momentum(g, 0.1f);

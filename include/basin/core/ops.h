@@ -61,7 +61,8 @@ struct conv2d_prologue {
 };
 
 /* Floats of scratch the conv kernels need with n_threads threads (im2col tiles, per-thread
- * weight-gradient partial sums). The kernels run threads_get() threads, so size it with
+ * weight-gradient partial sums; for a stride-2 shape on a CPU with the direct kernels, also
+ * the four phases of the whole input, about the size of x). The kernels run threads_get() threads, so size it with
  * n_threads = threads_get() and re-plan (size again, reallocate) after the thread count
  * changes. The scratch holds doubles: it must be 8-byte aligned (mem_alloc and arena_floats
  * give 64). */

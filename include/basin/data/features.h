@@ -145,6 +145,9 @@ int features_load_items(struct features **out, const struct dataset *ds, int n, 
                         const struct frontend *fe, const struct features_opts *opts,
                         const struct progress *progress);
 void features_destroy(struct features *f);   /* NULL is a no-op */
+/* Keep only the clips of f that ds's item says device recorded, in their order (x, labels
+ * and items compacted, n updated): how many are left. */
+int features_keep_device(struct features *f, const struct dataset *ds, int device);
 
 /* Clip i of f: (C, F, T). */
 static inline float *features_clip_data(const struct features *f, int i)

@@ -42,6 +42,8 @@
 #include "basin/core/progress.h"
 #include "basin/model/model.h"
 
+struct plan;
+
 enum fold_mode {
     FOLD_EXACT,                 /* "exact": with eps */
     FOLD_SP4ASC,                /* "sp4asc": without eps */
@@ -90,6 +92,16 @@ int compress_calibrate(struct model *m, const float *x, int n_total, int c, int 
 /* Remove every activation scale: the model computes in float again. */
 void compress_act_clear(struct model *m);
 
+/* What compress_update_bn did. */
+struct bnstats_report {
+    int n_bn;                   /* BN layers recomputed */
+    long channels;              /* their channels (or mel bins) */
+    int n_clips, n_batches;
+    int batch;                  /* the largest batch run */
+    double mean_shift;          /* largest |new - old| running mean, over every channel */
+    double var_ratio_min, var_ratio_max; /* range of new / old running variance */
+};
+
 /* BN statistics: every BN's running mean and variance recomputed for the weights as they
  * are, from n clips of x (n_total clips of (c, f, t) floats, spread evenly over them; all
  * when n >= n_total) run in train mode, without augmentation, in nb = ceil(n / batch)
@@ -105,14 +117,6 @@ void compress_act_clear(struct model *m);
  * 0.1 again after. Returns 0, STATUS_INVALID (n, n_total or batch < 1, folded BNs, no BN),
  * STATUS_MISMATCH (the input does not fit the model), STATUS_NOMEM or STATUS_CANCELLED
  * (reported as "bnstats"); on any error the old statistics stay. */
-struct bnstats_report {
-    int n_bn;                   /* BN layers recomputed */
-    long channels;              /* their channels (or mel bins) */
-    int n_clips, n_batches;
-    double mean_shift;          /* largest |new - old| running mean, over every channel */
-    double var_ratio_min, var_ratio_max; /* range of new / old running variance */
-};
-struct plan;
 int compress_update_bn(struct model *m, struct plan *plan, const float *x, int n_total, int c, int f, int t, int n,
                        int batch, uint64_t seed, const struct progress *p, struct bnstats_report *r);
 
