@@ -589,7 +589,7 @@ static void test_bnstats_cumulative_average(void)
 }
 
 /* The README's case: after one epoch (16 steps) the running statistics lag the weights and
- * the evaluation is near chance; bnstats lifts it well above. */
+ * the evaluation is near chance; bnstats lifts it well above, and so does train bnstats=1. */
 static void test_bnstats_after_a_short_run(void)
 {
     char script[512];
@@ -607,6 +607,16 @@ static void test_bnstats_after_a_short_run(void)
     EXPECT_EQ_INT(sscanf(row, " all %ld %lf %lf", &n, &before, &after), 3);
     EXPECT_EQ_INT(n, 450);
     EXPECT_MSG(before < 15 && after > 40, "accuracy %.1f %% before, %.1f %% after", before, after);
+    /* train bnstats=1: the same recompute at the end of the run, before its evaluation */
+    snprintf(script, sizeof script,
+             "data default\npreset demo\nnew cpresnet width=8 rho=5 seed=1\n"
+             "train epochs=1 lr=3e-3 sched=cosine roll=20 bnstats=1 out=%s\n", test_path("short-run-bn"));
+    o = cli_run(script);
+    EXPECT_EQ_INT(o.n_errors, 0);
+    const char *ep = strstr(o.out, "epoch 1/1 ");
+    double acc = -1;
+    if (ep && (ep = strstr(ep, "eval acc "))) EXPECT_EQ_INT(sscanf(ep, "eval acc %lf", &acc), 1);
+    EXPECT_MSG(acc > 40 && strstr(o.out, "(BN statistics recomputed)"), "%s", o.out);
 }
 
 static void test_commands(void)

@@ -204,6 +204,9 @@ static int parse_train(struct app *a, int argc, char **argv, struct train_opts *
             if (!strcmp(v, "auto")) o->swa_epochs = -1;
             else if (arg_int(a, key, v, 0, 1000000, &x)) return STATUS_INVALID;
             else o->swa_epochs = (int)x;
+        } else if (!strcmp(key, "bnstats")) {
+            if (arg_int(a, key, v, 0, 1, &x)) return STATUS_INVALID;
+            o->bn_final = (int)x;
         } else if (!strcmp(key, "swa_every")) {
             if (arg_int(a, key, v, 1, 1000000, &x)) return STATUS_INVALID;
             o->swa_every = (int)x;
@@ -330,6 +333,7 @@ static int on_epoch(void *user, const struct train_epoch_report *r)
         k += snprintf(line + k, sizeof line - (size_t)k, "  admm |W-Z| %.3g, groups to go |W| %.3g", tj->admm->primal,
                       tj->admm->removed_norm);
     if (r->swa_final) snprintf(line + k, sizeof line - (size_t)k, "  (SWA average of %d, BN recomputed)", r->swa_n);
+    else if (r->bn_final) snprintf(line + k, sizeof line - (size_t)k, "  (BN statistics recomputed)");
     else if (r->swa_n) snprintf(line + k, sizeof line - (size_t)k, "  swa %d", r->swa_n);
     app_out(a, "%s\n", line);
     fflush(a->out);

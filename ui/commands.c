@@ -29,7 +29,7 @@ static const char *const train_options[] = {"epochs=", "steps=", "recipe=", "opt
                                             "nesterov=", "beta1=", "beta2=", "eps=", "bs=", "drop_last=", "sched=",
                                             "lr_min=", "decay=", "step_every=", "step_gamma=", "warmup=", "loss=",
                                             "gamma=", "mixup=", "mixup_mode=", "specaug=", "roll=", "gain=", "swa=",
-                                            "swa_every=", "clip=", "seed=", "out=", "eval=", "norm=", "keep=", "prune=",
+                                            "swa_every=", "bnstats=", "clip=", "seed=", "out=", "eval=", "norm=", "keep=", "prune=",
                                             "prune_ramp=", "prune_len=", "prune_scope=", "prune_cap=", "teacher=",
                                             "kd=", "T=", "admm=", "rho=", NULL};
 static const char *const resume_options[] = {"eval=", NULL};
@@ -302,6 +302,7 @@ const struct command commands[] = {
      "  specaug=on|off|TW,TS,FW,FS [off]  on: SP4ASC's 2 x 128 frames, 2 x 32 bins, scaled to\n"
      "            the input (of 431 x 256)  roll=FRAMES [0]  gain=DB [0]\n"
      "  swa=N|auto [0]  average the weights of the last N epochs, BN recomputed; swa_every=K [1]\n"
+     "  bnstats=0|1 [0]  recompute the BN statistics for the final weights (as `bnstats`)\n"
      "  clip=NORM [0: off]  global gradient norm\n"
      "  seed=N [session seed]  eval=0|1 [1]  norm=model|train|none [model's, else train for\n"
      "            cpjku, else none]\n"

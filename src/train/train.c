@@ -693,6 +693,9 @@ static int end_epoch(struct trainer *t, const struct train_callbacks *cb, const 
         memcpy(st->w, t->swa, sizeof(float) * (size_t)st->n_params);
         if ((s = recompute_bn(t))) return s;
         r.swa_final = 1;
+    } else if (last && t->o.bn_final) {
+        if ((s = recompute_bn(t))) return s;
+        r.bn_final = 1;
     }
     struct eval_result *ev = NULL;
     if (t->pred) {

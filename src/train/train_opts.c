@@ -136,6 +136,8 @@ int train_opts_validate(const struct train_opts *o)
         return status_set(STATUS_INVALID, "train: swa= averages the last epochs: give epochs=, not steps=");
     if (o->swa_epochs > 0 && o->swa_epochs > o->epochs)
         return status_set(STATUS_INVALID, "train: swa=%d is more than the %d epochs", o->swa_epochs, o->epochs);
+    if (o->bn_final != 0 && o->bn_final != 1)
+        return status_set(STATUS_INVALID, "train: bn_final %d must be 0 or 1", o->bn_final);
     if (o->threads < 0 || o->threads > 256)
         return status_set(STATUS_INVALID, "train: threads %d out of range 0..256", o->threads);
     if (o->eval_batch < 0 || o->eval_batch > 65536)
@@ -263,6 +265,7 @@ static const struct field opt_fields[] = {
     OPT("clip_norm", F_DOUBLE, clip_norm),
     OPT("swa_epochs", F_INT, swa_epochs),
     OPT("swa_every", F_INT, swa_every),
+    OPT("bn_final", F_INT, bn_final),
     OPT("seed", F_U64, seed),
     OPT("threads", F_INT, threads),
     OPT("eval", F_INT, eval),

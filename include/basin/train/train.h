@@ -118,6 +118,10 @@ struct train_opts {
                                  * (every swa_every-th, counted back from the last); 0 off;
                                  * -1 auto (train_swa_epochs); needs epochs (not steps) */
     int swa_every;              /* >= 1 (CP-JKU: 3) */
+    int bn_final;               /* 1: after the last step, recompute the BN running
+                                 * statistics over the training features for the final
+                                 * weights (compress_update_bn), as SWA does; a short run's
+                                 * statistics otherwise lag its weights */
     uint64_t seed;              /* every random draw of the run */
     int threads;                /* threads for the run; 0: threads_get() at train_create */
     int eval;                   /* 1: evaluate after every epoch (when evaluate features
@@ -232,6 +236,7 @@ struct train_epoch_report {
     const struct eval_result *eval; /* the evaluation, or NULL (borrowed for the call) */
     int swa_n;                  /* models in the SWA average after this epoch */
     int swa_final;              /* 1: the weights are now the SWA average (last epoch) */
+    int bn_final;               /* 1: the BN statistics were recomputed (last epoch) */
     double seconds;             /* this epoch's wall time, evaluation included */
     double elapsed_s;
     const char *checkpoint;     /* the checkpoint written, or NULL */
