@@ -172,10 +172,42 @@ void app_init(struct app *a)
     if (a->curves) curves_init(a->curves);
 }
 
-static void free_names(char **names)
+void app_free_names(char **names)
 {
     for (int i = 0; names && names[i]; i++) free(names[i]);
     free(names);
+}
+
+/* Names of the data set's classes or devices, NULL-terminated (for the views). */
+static char **names_of(const struct dataset *ds, int classes)
+{
+    int n = classes ? dataset_n_classes(ds) : dataset_n_devices(ds);
+    char **v = calloc((size_t)n + 1, sizeof *v);
+    for (int i = 0; v && i < n; i++) v[i] = strdup(classes ? dataset_class_name(ds, i) : dataset_device_name(ds, i));
+    return v;
+}
+
+void app_set_eval(struct app *a, struct eval_result *r, const char *title)
+{
+    struct app_views *v = &a->views;
+    eval_result_destroy(v->eval);
+    app_free_names(v->eval_labels);
+    app_free_names(v->eval_devices);
+    v->eval = r;
+    v->eval_labels = names_of(a->ds, 1);
+    v->eval_devices = names_of(a->ds, 0);
+    snprintf(v->eval_title, sizeof v->eval_title, "%s", title);
+    app_views_changed(a);
+}
+
+void app_keep_eval(struct app *a, struct eval_result *r, const struct model *m, int split)
+{
+    char title[300];
+    snprintf(title, sizeof title, "%s on the %s split: %.1f %% (macro %.1f %%), log loss %.3f", arch_name(m->cfg.arch),
+             split == DATASET_SPLIT_ANY ? "whole" : dataset_split_name((enum dataset_split)split), 100 * r->all.acc,
+             100 * r->acc_macro, r->all.logloss);
+    app_set_eval(a, r, title);
+    a->views.current = VIEW_DEVICES;
 }
 
 void app_fini(struct app *a)
@@ -185,10 +217,10 @@ void app_fini(struct app *a)
         app_wait_job(a);
     }
     eval_result_destroy(a->views.eval);
-    free_names(a->views.eval_labels);
-    free_names(a->views.eval_devices);
+    app_free_names(a->views.eval_labels);
+    app_free_names(a->views.eval_devices);
     free(a->views.probs);
-    free_names(a->views.probs_labels);
+    app_free_names(a->views.probs_labels);
     free(a->views.spec);
     for (size_t k = 0; k < sizeof a->views.slots / sizeof a->views.slots[0]; k++)
         if (a->views.slots[k].release && a->views.slots[k].data) a->views.slots[k].release(a->views.slots[k].data);

@@ -148,9 +148,14 @@ int app_need_model(struct app *a, const char *cmd);
 /* Make sure the session has a data set for `cmd`: when none is open, open the embedded
  * default one (generated on first use, said before) and say so. 0, or the error (printed). */
 int app_need_dataset(struct app *a, const char *cmd);
-/* Keep r (owned from now on), model m's evaluation of a split (enum dataset_split), as the
- * session's last evaluation: the confusion and devices views show it (the devices view
- * comes up), and `session save` keeps it. */
+/* Keep r (owned from now on) as the session's last evaluation, titled `title`: the
+ * confusion and devices views show it (with the open data set's class and device names),
+ * and `session save` keeps it. */
+void app_set_eval(struct app *a, struct eval_result *r, const char *title);
+/* Free a NULL-terminated array of names (the views' labels) and its strings; NULL is a no-op. */
+void app_free_names(char **names);
+/* app_set_eval of model m's evaluation of a split (enum dataset_split), titled with its
+ * figures, and the devices view brought up. */
 void app_keep_eval(struct app *a, struct eval_result *r, const struct model *m, int split);
 /* "error: <cmd>: <detail of the last status>", without doubling a prefix the detail already
  * has. Returns status. */

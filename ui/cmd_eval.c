@@ -167,37 +167,6 @@ static int eval_report(struct app *a, struct eval_job *e)
     return STATUS_OK;
 }
 
-/* Names of the data set's classes or devices, NULL-terminated (for the views). */
-static char **names_of(const struct dataset *ds, int classes)
-{
-    int n = classes ? dataset_n_classes(ds) : dataset_n_devices(ds);
-    char **v = calloc((size_t)n + 1, sizeof *v);
-    for (int i = 0; v && i < n; i++) v[i] = strdup(classes ? dataset_class_name(ds, i) : dataset_device_name(ds, i));
-    return v;
-}
-
-static void free_names(char **v)
-{
-    for (int i = 0; v && v[i]; i++) free(v[i]);
-    free(v);
-}
-
-void app_keep_eval(struct app *a, struct eval_result *r, const struct model *m, int split)
-{
-    struct app_views *v = &a->views;
-    eval_result_destroy(v->eval);
-    free_names(v->eval_labels);
-    free_names(v->eval_devices);
-    v->eval = r;
-    v->eval_labels = names_of(a->ds, 1);
-    v->eval_devices = names_of(a->ds, 0);
-    snprintf(v->eval_title, sizeof v->eval_title, "%s on the %s split: %.1f %% (macro %.1f %%), log loss %.3f",
-             arch_name(m->cfg.arch), split == DATASET_SPLIT_ANY ? "whole" : dataset_split_name((enum dataset_split)split),
-             100 * r->all.acc, 100 * r->acc_macro, r->all.logloss);
-    v->current = VIEW_DEVICES;
-    app_views_changed(a);
-}
-
 /* On the UI thread: print the report and keep the result for the confusion and devices
  * views. */
 static void eval_done(struct job *j, void *arg, int status)
@@ -397,7 +366,7 @@ int cmd_predict(struct app *a, int argc, char **argv)
         memcpy(copy, r->probs, sizeof *copy * (size_t)M);
         for (int k = 0; k < M; k++) labels[k] = strdup(predict_label(m, k, nb, sizeof nb));
         free(v->probs);
-        free_names(v->probs_labels);
+        app_free_names(v->probs_labels);
         v->probs = copy, v->probs_labels = labels, v->n_probs = M;
         snprintf(v->probs_title, sizeof v->probs_title, "%.200s: %s%s", label,
                  r->n_windows > 1 ? "the mean over windows" : "class probabilities", r->tta ? " (TTA)" : "");

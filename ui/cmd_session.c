@@ -290,20 +290,6 @@ static void load_curves(struct app *a, const char *dir)
     free(st);
 }
 
-static char **names_of(const struct dataset *ds, int classes)
-{
-    int n = classes ? dataset_n_classes(ds) : dataset_n_devices(ds);
-    char **v = calloc((size_t)n + 1, sizeof *v);
-    for (int i = 0; v && i < n; i++) v[i] = strdup(classes ? dataset_class_name(ds, i) : dataset_device_name(ds, i));
-    return v;
-}
-
-static void free_names(char **v)
-{
-    for (int i = 0; v && v[i]; i++) free(v[i]);
-    free(v);
-}
-
 static int load_eval(struct app *a, const char *path)
 {
     if (!a->ds) return status_set(STATUS_INVALID, "%s: the evaluation needs its data set", path);
@@ -333,15 +319,8 @@ static int load_eval(struct app *a, const char *path)
     struct eval_result *r = NULL;
     if (!s) s = eval_from_probs(&r, n, M, probs, li, d ? di : NULL, a->ds);
     if (!s) {
-        struct app_views *v = &a->views;
-        eval_result_destroy(v->eval);
-        free_names(v->eval_labels);
-        free_names(v->eval_devices);
-        v->eval = r;
-        v->eval_labels = names_of(a->ds, 1);
-        v->eval_devices = names_of(a->ds, 0);
         const char *title = st_meta(f, "basin.title");
-        snprintf(v->eval_title, sizeof v->eval_title, "%s", title ? title : "evaluation");
+        app_set_eval(a, r, title ? title : "evaluation");
     }
     st_destroy(f);
     free(probs), free(lab), free(dev), free(li), free(di);
