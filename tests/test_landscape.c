@@ -21,6 +21,7 @@
 #include "basin/core/mem.h"
 #include "basin/core/rng.h"
 #include "basin/core/status.h"
+#include "basin/core/threads.h"
 #include "basin/model/model.h"
 #include "basin/model/predict.h"
 #include "basin/model/safetensors.h"
@@ -578,6 +579,48 @@ static void test_groups_pool_to_the_whole(void)
     model_destroy(m);
 }
 
+static int cancel_at_once(void *user, const char *label, long done, long total)
+{
+    (void)label, (void)done, (void)total;
+    ++*(int *)user;
+    return 0;
+}
+
+/* Workers: with three threads the clips are shared out among three one-thread predictors;
+ * every loss and accuracy (overall, per group) is bit-identical to one thread's, and a
+ * cancel from the calling thread's report stops them all. */
+static void test_workers_equal_one_thread(void)
+{
+    const int M = 4, G = 3;
+    struct model *m = small_model(ARCH_CPRESNET, M, 0.1, 41);
+    REQUIRE(m);
+    struct clipset cs;
+    REQUIRE(clipset_random(&cs, 23, 20, 24, M, G, 9));
+    struct landscape_clips cl = clips_of(&cs, G);
+    double loss[2], acc[2], gl[2][3], ga[2][3];
+    for (int k = 0; k < 2; k++) {
+        const int pin = threads_pin(k ? 3 : 1);
+        struct landscape_eval *e;
+        REQUIRE_OK(landscape_eval_create(&e, m, &cl, 4));
+        EXPECT_EQ_INT(landscape_eval_workers(e), k ? 3 : 1);
+        EXPECT_EQ_INT(landscape_eval_batch(e), 4);
+        REQUIRE_OK(landscape_eval_run(e, &loss[k], &acc[k], gl[k], ga[k], NULL, 0, 0));
+        if (k) {
+            int calls = 0;
+            double l, a;
+            const struct progress p = {cancel_at_once, &calls};
+            EXPECT_EQ_INT(landscape_eval_run(e, &l, &a, NULL, NULL, &p, 0, 23), STATUS_CANCELLED);
+            EXPECT_EQ_INT(calls, 1);
+        }
+        landscape_eval_destroy(e);
+        threads_pin(pin);
+    }
+    EXPECT(loss[0] == loss[1] && acc[0] == acc[1]);
+    for (int g = 0; g < G; g++) EXPECT(gl[0][g] == gl[1][g] && ga[0][g] == ga[1][g]);
+    clipset_fini(&cs);
+    model_destroy(m);
+}
+
 /* ----------------------------------------------------------------------------- trajectory */
 
 /* A path w_e = w_end + a_e v1 + b_e v2 with orthonormal v1, v2, a_e of larger spread than
@@ -819,6 +862,7 @@ const struct test tests_landscape[] = {
     TEST(test_directions_file_errors),
     TEST(test_resume_from_a_partial_csv),
     TEST(test_groups_pool_to_the_whole),
+    TEST(test_workers_equal_one_thread),
     TEST(test_trajectory_pca_of_a_known_path),
     TEST(test_command_errors),
     TEST(test_commands_end_to_end),

@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,7 @@
 #include "basin/core/rng.h"
 #include "basin/core/status.h"
 #include "basin/core/strbuf.h"
+#include "basin/core/threads.h"
 #include "basin/data/features.h"
 #include "basin/dsp/frontend.h"
 #include "basin/model/model.h"
@@ -109,15 +111,51 @@ void landscape_data_fini(struct landscape_data *d)
 
 /* ----------------------------------------------------------------------------- evaluator */
 
+/* Workers: with T > 1 threads the clips are split, not the layers. Each of T workers runs
+ * its own one-thread predictor on batches of clips it takes in turn, so the network's
+ * narrow layers run without a barrier between them and a batch's activations stay in the
+ * worker's caches; a clip's loss is the same whichever worker computes it (the same plan,
+ * the same batch boundaries), and the losses are summed in clip order afterwards. */
+struct worker {
+    struct predictor *pred;
+    float *logits;              /* (batch, M) */
+};
+
 struct landscape_eval {
     struct model *m;
     struct landscape_clips clips;
-    struct predictor *pred;
-    int batch, classes;
-    float *logits;              /* (batch, M) */
+    struct worker *w;
+    int n_workers;
+    int batch, classes;         /* batch: clips per forward pass of a worker */
+    double *closs;              /* (N) each clip's loss, summed in order */
+    int *cbest;                 /* (N) each clip's predicted class */
     double *gsum;               /* (n_groups) loss sums */
     long *gcorrect, *gn;        /* (n_groups) */
 };
+
+/* Workers' predictors, one-thread each (T = 1: one predictor with the caller's count). */
+static int make_workers(struct landscape_eval *e, int batch)
+{
+    const struct landscape_clips *c = &e->clips;
+    for (int k = 0; k < e->n_workers; k++) {
+        int pin = e->n_workers > 1 ? threads_pin(1) : -1;
+        int s = predictor_create(&e->w[k].pred, e->m, batch, c->c, c->f, c->t);
+        if (pin >= 0) threads_pin(pin);
+        if (s) return s;
+        if (!(e->w[k].logits = mem_alloc(sizeof(float) * (size_t)batch * (size_t)e->classes)))
+            return status_set(STATUS_NOMEM, "landscape: out of memory");
+    }
+    return STATUS_OK;
+}
+
+static void free_workers(struct landscape_eval *e)
+{
+    for (int k = 0; e->w && k < e->n_workers; k++) {
+        predictor_destroy(e->w[k].pred);
+        mem_free(e->w[k].logits);
+        e->w[k] = (struct worker){0};
+    }
+}
 
 int landscape_eval_create(struct landscape_eval **out, struct model *m, const struct landscape_clips *clips,
                           int batch)
@@ -130,19 +168,25 @@ int landscape_eval_create(struct landscape_eval **out, struct model *m, const st
     e->m = m;
     e->clips = *clips;
     e->classes = m->cfg.classes;
+    const int T = threads_get();
     int s = STATUS_OK;
-    if (batch > 0) {
-        e->batch = batch < clips->n ? batch : clips->n;
-        s = predictor_create(&e->pred, m, e->batch, clips->c, clips->f, clips->t);
-    } else {
-        /* the largest batch up to 256 whose plan fits: halve on STATUS_NOMEM */
-        for (e->batch = clips->n < 256 ? clips->n : 256;; e->batch = (e->batch + 1) / 2) {
-            s = predictor_create(&e->pred, m, e->batch, clips->c, clips->f, clips->t);
-            if (s != STATUS_NOMEM || e->batch == 1) break;
-        }
+    if (batch > 0) e->batch = batch < clips->n ? batch : clips->n;
+    else e->batch = LANDSCAPE_AUTO_BATCH < clips->n ? LANDSCAPE_AUTO_BATCH : clips->n;
+    /* no more workers than batches: each takes whole batches */
+    const int nb = (clips->n + e->batch - 1) / e->batch;
+    e->n_workers = T < nb ? T : nb;
+    if (!(e->w = mem_calloc((size_t)e->n_workers, sizeof *e->w)))
+        s = status_set(STATUS_NOMEM, "landscape: out of memory");
+    /* automatic: halve the batch while the plans do not fit the memory available */
+    while (!s && (s = make_workers(e, e->batch)) == STATUS_NOMEM && batch <= 0 && e->batch > 1) {
+        free_workers(e);
+        e->batch = (e->batch + 1) / 2;
+        status_clear();
+        s = STATUS_OK;
     }
     const int G = clips->groups ? clips->n_groups : 0;
-    if (!s && (!(e->logits = mem_alloc(sizeof *e->logits * (size_t)e->batch * (size_t)e->classes)) ||
+    if (!s && (!(e->closs = mem_alloc(sizeof *e->closs * (size_t)clips->n)) ||
+               !(e->cbest = mem_alloc(sizeof *e->cbest * (size_t)clips->n)) ||
                !(e->gsum = mem_calloc((size_t)G + 1, sizeof *e->gsum)) ||
                !(e->gcorrect = mem_calloc((size_t)G + 1, sizeof *e->gcorrect)) ||
                !(e->gn = mem_calloc((size_t)G + 1, sizeof *e->gn))))
@@ -165,8 +209,10 @@ int landscape_eval_create(struct landscape_eval **out, struct model *m, const st
 void landscape_eval_destroy(struct landscape_eval *e)
 {
     if (!e) return;
-    predictor_destroy(e->pred);
-    mem_free(e->logits);
+    free_workers(e);
+    mem_free(e->w);
+    mem_free(e->closs);
+    mem_free(e->cbest);
     mem_free(e->gsum);
     mem_free(e->gcorrect);
     mem_free(e->gn);
@@ -188,41 +234,104 @@ const struct landscape_clips *landscape_eval_clips(const struct landscape_eval *
     return &e->clips;
 }
 
+int landscape_eval_workers(const struct landscape_eval *e)
+{
+    return e->n_workers;
+}
+
+/* Clips [i, i + k) through worker w: each clip's loss and predicted class. */
+static int eval_clips(struct landscape_eval *e, struct worker *w, int i, int k)
+{
+    const struct landscape_clips *c = &e->clips;
+    const int M = e->classes;
+    const long per = (long)c->c * c->f * c->t;
+    int s = predictor_logits(w->pred, k, c->x + (long)i * per, w->logits, NULL);
+    if (s) return s;
+    for (int r = 0; r < k; r++) {
+        const float *z = w->logits + (long)r * M;
+        /* ref: torch cross_entropy: log-sum-exp shifted by the maximum, in double */
+        int best = 0;
+        for (int j = 1; j < M; j++)
+            if (z[j] > z[best]) best = j;
+        double se = 1; /* exp(0) of the maximum itself */
+        for (int j = 0; j < M; j++)
+            if (j != best) se += exp((double)z[j] - z[best]);
+        e->closs[i + r] = log(se) + z[best] - z[c->labels[i + r]];
+        e->cbest[i + r] = best;
+    }
+    return STATUS_OK;
+}
+
+/* Every clip through the workers, which take batches in turn; the calling thread (worker
+ * 0) reports progress. The first error (its message carried over to the calling thread)
+ * or a cancel stops every worker at its next batch. */
+static int eval_all(struct landscape_eval *e, const struct progress *p, long done, long total)
+{
+    const int n = e->clips.n, B = e->batch;
+    if (e->n_workers == 1) {
+        for (int i = 0; i < n; i += B) {
+            int s = eval_clips(e, &e->w[0], i, n - i < B ? n - i : B);
+            if (s) return s;
+            if (!progress_report(p, "landscape", done + (i + B < n ? i + B : n), total))
+                return status_set(STATUS_CANCELLED, "landscape: cancelled");
+        }
+        return STATUS_OK;
+    }
+    int next = 0, finished = 0, stop = 0, err = STATUS_OK;
+    char msg[256] = "";
+#pragma omp parallel num_threads(e->n_workers)
+    {
+        const int t = omp_get_thread_num();
+        const int pin = threads_pin(1);
+        while (!__atomic_load_n(&stop, __ATOMIC_RELAXED)) {
+            const int i = __atomic_fetch_add(&next, B, __ATOMIC_RELAXED);
+            if (i >= n) break;
+            const int k = n - i < B ? n - i : B;
+            int s = eval_clips(e, &e->w[t], i, k);
+            if (s) {
+#pragma omp critical(landscape_error)
+                if (!err) {
+                    err = s;
+                    snprintf(msg, sizeof msg, "%s", status_detail());
+                }
+                __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
+                break;
+            }
+            const int f = __atomic_add_fetch(&finished, k, __ATOMIC_RELAXED);
+            if (t == 0 && !progress_report(p, "landscape", done + f, total)) {
+#pragma omp critical(landscape_error)
+                if (!err) err = STATUS_CANCELLED, snprintf(msg, sizeof msg, "landscape: cancelled");
+                __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
+            }
+        }
+        threads_pin(pin);
+    }
+    if (err) return status_set(err, "%s", msg);
+    /* the last batch may have been another worker's */
+    if (!progress_report(p, "landscape", done + n, total)) return status_set(STATUS_CANCELLED, "landscape: cancelled");
+    return STATUS_OK;
+}
+
 int landscape_eval_run(struct landscape_eval *e, double *loss, double *acc, double *group_loss, double *group_acc,
                        const struct progress *p, long done, long total)
 {
     const struct landscape_clips *c = &e->clips;
-    const int M = e->classes, G = c->groups ? c->n_groups : 0;
-    const long per = (long)c->c * c->f * c->t;
+    const int G = c->groups ? c->n_groups : 0;
+    int s = eval_all(e, p, done, total);
+    if (s) return s;
     double sum = 0;
     long correct = 0;
     for (int g = 0; g < G; g++) e->gsum[g] = 0, e->gcorrect[g] = e->gn[g] = 0;
-    for (int i = 0; i < c->n; i += e->batch) {
-        const int k = c->n - i < e->batch ? c->n - i : e->batch;
-        int s = predictor_logits(e->pred, k, c->x + (long)i * per, e->logits, NULL);
-        if (s) return s;
-        for (int r = 0; r < k; r++) {
-            const float *z = e->logits + (long)r * M;
-            const int y = c->labels[i + r];
-            /* ref: torch cross_entropy: log-sum-exp shifted by the maximum, in double */
-            int best = 0;
-            for (int j = 1; j < M; j++)
-                if (z[j] > z[best]) best = j;
-            double se = 1; /* exp(0) of the maximum itself */
-            for (int j = 0; j < M; j++)
-                if (j != best) se += exp((double)z[j] - z[best]);
-            const double l = log(se) + z[best] - z[y];
-            sum += l;
-            correct += best == y;
-            if (G) {
-                const int g = c->groups[i + r];
-                e->gsum[g] += l;
-                e->gcorrect[g] += best == y;
-                e->gn[g]++;
-            }
+    for (int i = 0; i < c->n; i++) {
+        const int ok = e->cbest[i] == c->labels[i];
+        sum += e->closs[i];
+        correct += ok;
+        if (G) {
+            const int g = c->groups[i];
+            e->gsum[g] += e->closs[i];
+            e->gcorrect[g] += ok;
+            e->gn[g]++;
         }
-        if (!progress_report(p, "landscape", done + i + k, total))
-            return status_set(STATUS_CANCELLED, "landscape: cancelled");
     }
     *loss = sum / c->n;
     *acc = 100.0 * (double)correct / c->n;

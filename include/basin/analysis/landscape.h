@@ -89,14 +89,19 @@ void landscape_data_fini(struct landscape_data *d);
 struct landscape_eval;
 
 /* An evaluator of m over clips (m borrowed, it must outlive the evaluator; the clips
- * struct is copied, the arrays it points to borrowed): one predictor in batches of
- * `batch` clips (0: automatic: min(N, 256), halved while the plan does not fit the memory
- * available). STATUS_MISMATCH (the clips do not fit the model), STATUS_NOMEM. The calling
- * thread's threads_get() is the predictor's. */
+ * struct is copied, the arrays it points to borrowed). With T = threads_get() of the
+ * calling thread, the clips are shared out among min(T, batches) workers, each running
+ * its own one-thread inference predictor on batches of `batch` clips (0: automatic:
+ * min(N, LANDSCAPE_AUTO_BATCH), halved while the plans do not fit the memory available);
+ * with one worker, the predictor uses the caller's T. A clip's loss does not depend on
+ * which worker computes it. STATUS_MISMATCH (the clips do not fit the model),
+ * STATUS_NOMEM. */
+#define LANDSCAPE_AUTO_BATCH 16
 int landscape_eval_create(struct landscape_eval **out, struct model *m, const struct landscape_clips *clips,
                           int batch);
 void landscape_eval_destroy(struct landscape_eval *e);   /* NULL is a no-op */
-int landscape_eval_batch(const struct landscape_eval *e);
+int landscape_eval_batch(const struct landscape_eval *e);     /* clips per pass of a worker */
+int landscape_eval_workers(const struct landscape_eval *e);
 struct model *landscape_eval_model(const struct landscape_eval *e);
 const struct landscape_clips *landscape_eval_clips(const struct landscape_eval *e);
 
