@@ -938,7 +938,7 @@ static void test_conv_tune_cache(void)
     }
     while (k && word[k - 1] == '-') k--;
     word[k] = 0;
-    snprintf(path, sizeof path, "%s/%s.v2.txt", dir, word); /* conv2d_tune.c's TUNE_FILE_VERSION */
+    snprintf(path, sizeof path, "%s/%s.v3.txt", dir, word); /* conv2d_tune.c's TUNE_FILE_VERSION */
     /* shapes no other test plans: 36 -> 36 and 44 -> 44, 3x3, 40 x 61 */
     struct conv2d_shape a = {.n = 2, .ci = 36, .fi = 40, .ti = 61, .co = 36, .kf = 3, .kt = 3,
                              .sf = 1, .st = 1, .pf = 1, .pt = 1, .df = 1, .dt = 1, .groups = 1};

@@ -197,6 +197,7 @@ static const struct conv_case conv_direct[] = {
     {"direct 1x1 many chunks", 1, 64, 40, 53, 40, 1, 1, 1, 1, 0, 0, 1, 1, 1},
     {"direct 1x1 tail only", 2, 16, 3, 5, 8, 1, 1, 1, 1, 0, 0, 1, 1, 1},
     {"direct 1x1 grouped", 2, 64, 9, 11, 64, 1, 1, 1, 1, 0, 0, 1, 1, 2},
+    {"pointwise 1x1 two chunks, 12 out", 1, 8, 40, 90, 12, 1, 1, 1, 1, 0, 0, 1, 1, 1},
     {"direct 3x3 one input channel (backward data only)", 2, 1, 10, 33, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1},
     {"grouped 3x3, 3 out per group (GEMM)", 2, 8, 12, 19, 12, 3, 3, 1, 1, 1, 1, 1, 1, 4},
 };
@@ -441,9 +442,9 @@ static void test_conv2d_every_kernel_vs_naive(void)
         conv_check_every_kernel(&conv_direct[i], 400 + i);
 }
 
-/* A direct kernel reading its input through a prologue (a BN, relu or not, applied as the
- * band is packed) gives the bits it gives on the transformed input itself, in the forward
- * and the weight gradient; padding stays zero. */
+/* A direct, Winograd or pointwise kernel reading its input through a prologue (a BN, relu or not,
+ * applied as the band is packed) gives the bits it gives on the transformed input itself,
+ * in the forward and the weight gradient; padding stays zero. */
 static void test_conv2d_prologue(void)
 {
     struct rng r;
@@ -467,8 +468,10 @@ static void test_conv2d_prologue(void)
             float v = batchnorm_value(x[i], mean[c], scale[c], shift[c]);
             xt[i] = pro.relu && !(v > 0.0f) ? 0.0f : v;
         }
-        for (int kk = CONV2D_KERNEL_DIRECT_AVX512; kk <= CONV2D_KERNEL_DIRECT_AVX2; kk++) {
-            enum conv2d_kernel kern = (enum conv2d_kernel)kk;
+        static const enum conv2d_kernel with_pro[] = {CONV2D_KERNEL_DIRECT_AVX512, CONV2D_KERNEL_DIRECT_AVX2,
+                                                      CONV2D_KERNEL_WINOGRAD, CONV2D_KERNEL_POINTWISE};
+        for (size_t kk = 0; kk < sizeof with_pro / sizeof with_pro[0]; kk++) {
+            enum conv2d_kernel kern = with_pro[kk];
             if (!conv2d_prologue_runs(&s, kern)) continue;
             double sum1[128] = {0}, sum2[128] = {0};
             struct conv2d_fuse f1 = {.sum = sum1}, f2 = {.sum = sum2, .pro = &pro};
@@ -476,6 +479,7 @@ static void test_conv2d_prologue(void)
             conv2d_forward_with(&s, kern, y2, x, w, &f2, scratch);
             EXPECT_MSG(memcmp(y1, y2, sizeof(float) * (size_t)ny) == 0, "%s [%s] forward",
                        conv_direct[k].name, conv2d_kernel_name(kern));
+            if (!conv2d_kernel_runs(&s, CONV2D_BACKWARD_WEIGHT, kern)) continue; /* forward only */
             conv2d_backward_weight_with(&s, kern, dw1, dy, xt, scratch);
             conv2d_backward_weight_pro(&s, kern, dw2, dy, x, &pro, scratch);
             EXPECT_MSG(memcmp(dw1, dw2, sizeof(float) * (size_t)nw) == 0, "%s [%s] weight",

@@ -165,6 +165,10 @@ size_t conv2d_scratch_floats(const struct conv2d_shape *s, int n_threads)
         size_t nd = direct_scratch_floats(s, n_threads);
         if (nd > n) n = nd;
     }
+    size_t nw = conv2d_winograd_scratch_floats(s, n_threads);
+    if (nw > n) n = nw;
+    size_t np = conv2d_pointwise_scratch_floats(s, n_threads);
+    if (np > n) n = np;
     size_t ns = s2d_scratch_floats(s, n_threads);
     return ns > n ? ns : n;
 }
@@ -1166,7 +1170,7 @@ static void s2d_forward(const struct conv2d_shape *s, int avx512, float *y, cons
 /* ----------------------------------------------------------------------------- kernels */
 
 static const char *const kernel_names[CONV2D_KERNEL_COUNT] = {
-    "auto", "gemm", "direct-avx512", "direct-avx2", "depthwise",
+    "auto", "gemm", "direct-avx512", "direct-avx2", "depthwise", "winograd", "pointwise",
 };
 
 const char *conv2d_kernel_name(enum conv2d_kernel k)
@@ -1182,7 +1186,7 @@ int conv2d_kernel_parse(const char *name, enum conv2d_kernel *out)
             return STATUS_OK;
         }
     return status_set(STATUS_INVALID, "unknown conv kernel '%s' (auto, gemm, direct-avx512, "
-                                      "direct-avx2, depthwise)", name);
+                                      "direct-avx2, depthwise, winograd, pointwise)", name);
 }
 
 /* Stride-1 shapes in every pass; stride-2 ones through their phases, forward only. */
@@ -1204,6 +1208,10 @@ int conv2d_kernel_runs(const struct conv2d_shape *s, enum conv2d_pass pass, enum
         return direct_runs(s, pass) && avx2_ok();
     case CONV2D_KERNEL_DEPTHWISE:
         return is_depthwise(s);
+    case CONV2D_KERNEL_WINOGRAD:
+        return pass == CONV2D_FORWARD && conv2d_winograd_shape(s) && avx2_ok();
+    case CONV2D_KERNEL_POINTWISE:
+        return pass == CONV2D_FORWARD && conv2d_pointwise_shape(s) && avx2_ok();
     default:
         return 0;
     }
@@ -1211,13 +1219,18 @@ int conv2d_kernel_runs(const struct conv2d_shape *s, enum conv2d_pass pass, enum
 
 /* The direct kernels need a reduction long enough to pay for their stores (forward and
  * backward data) or enough output channels to fill the vector lanes (weight gradient):
- * direct_band_ok / direct_wband_ok, measured with the AVX-512 kernels on Zen 5. Plans
- * measure instead (conv2d_tune); this is the choice without measuring. */
+ * direct_band_ok / direct_wband_ok, measured with the AVX-512 kernels on Zen 5; 1x1
+ * forwards of up to 64 input channels take the pointwise kernel. Plans measure instead
+ * (conv2d_tune); this is the choice without measuring. */
 enum conv2d_kernel conv2d_kernel_default(const struct conv2d_shape *s, enum conv2d_pass pass)
 {
     if (is_depthwise(s)) return CONV2D_KERNEL_DEPTHWISE;
     if (!direct_shape(s) || __atomic_load_n(&impl_setting, __ATOMIC_RELAXED) != CONV2D_IMPL_AUTO)
         return CONV2D_KERNEL_GEMM;
+    /* Narrow 1x1 forwards (most too small for the tuner to measure): the in-place kernel
+     * ran 1.2-2x faster than GEMM and the direct band from 8 to 32 channels on Zen 3. */
+    if (pass == CONV2D_FORWARD && conv2d_pointwise_shape(s) && avx2_ok() && s->ci / s->groups <= 64)
+        return CONV2D_KERNEL_POINTWISE;
     enum conv2d_kernel direct = avx512_ok() ? CONV2D_KERNEL_DIRECT_AVX512
                               : avx2_ok()   ? CONV2D_KERNEL_DIRECT_AVX2
                                             : CONV2D_KERNEL_GEMM;
@@ -1253,6 +1266,14 @@ void conv2d_forward_with(const struct conv2d_shape *s, enum conv2d_kernel k, flo
     CHECK(!fuse || !fuse->pro || conv2d_prologue_runs(s, k));
     if (k == CONV2D_KERNEL_DEPTHWISE) {
         depthwise_forward(s, &l, y, x, w, fuse, scratch);
+        return;
+    }
+    if (k == CONV2D_KERNEL_WINOGRAD) {
+        conv2d_winograd_forward(s, y, x, w, fuse, scratch);
+        return;
+    }
+    if (k == CONV2D_KERNEL_POINTWISE) {
+        conv2d_pointwise_forward(s, y, x, w, fuse, scratch);
         return;
     }
     if ((k == CONV2D_KERNEL_DIRECT_AVX512 || k == CONV2D_KERNEL_DIRECT_AVX2) && !direct_shape(s)) {
@@ -1398,6 +1419,7 @@ void conv2d_backward_weight_with(const struct conv2d_shape *s, enum conv2d_kerne
 
 int conv2d_prologue_runs(const struct conv2d_shape *s, enum conv2d_kernel k)
 {
+    if (k == CONV2D_KERNEL_WINOGRAD || k == CONV2D_KERNEL_POINTWISE) return conv2d_kernel_runs(s, CONV2D_FORWARD, k);
     return (k == CONV2D_KERNEL_DIRECT_AVX512 || k == CONV2D_KERNEL_DIRECT_AVX2) && direct_shape(s) &&
            conv2d_kernel_runs(s, CONV2D_FORWARD, k);
 }

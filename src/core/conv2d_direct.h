@@ -13,6 +13,8 @@
 #ifndef BASIN_SRC_CORE_CONV2D_DIRECT_H
 #define BASIN_SRC_CORE_CONV2D_DIRECT_H
 
+#include <stddef.h>
+
 /* Output channels per register block, and flattened positions per register block (three
  * 16-float vectors): 8 x 3 accumulators, each step 3 vector loads, 8 broadcasts, 24 FMAs. */
 #define DIRECT_OB 8
@@ -86,5 +88,48 @@ void conv2d_avx512_wband(const struct direct_wband *b);
 /* The same contracts with AVX2 + FMA (conv2d_avx2.c): every x86-64-v3 CPU runs them. */
 void conv2d_avx2_band(const struct direct_band *b);
 void conv2d_avx2_wband(const struct direct_wband *b);
+
+/* Pointwise rows (conv2d_pointwise.c): out[o][q] = epilogue(sum over c < cin of
+ * wpk[o / DIRECT_OB][c][o % DIRECT_OB] * pro(in[c][q])) for q < n (any n) and o < cout,
+ * read and written in place; the epilogue is v * scale[o] + shift[o] (when either is not
+ * NULL), relu, and, when part is not NULL, part[16 o + l] += v and part[16 o + 8 + l] +=
+ * v * v over the lanes l of the stored vectors (masked lanes count zero). pro applies
+ * relu?(fma(x - pro_mean[c], pro_scale[c], pro_shift[c])) when pro_mean is not NULL. */
+struct pw_rows {
+    const float *in;
+    long in_cs;
+    int cin;
+    const float *wpk;   /* (n_ob, cin, DIRECT_OB) */
+    int n_ob;
+    float *out;
+    long out_cs;
+    int cout;
+    long n;
+    const float *scale, *shift;
+    int relu;
+    const float *pro_mean, *pro_scale, *pro_shift;
+    int pro_relu;
+    float *part;
+};
+void conv2d_pw_rows(const struct pw_rows *a);
+/* wpk (groups, n_ob, cin, DIRECT_OB) from w (groups * cout, cin), zero past cout; shares
+ * the blocks out over the enclosing parallel region's threads (ends with its barrier). */
+void conv2d_pw_pack(const float *w, int groups, int cin, int cout, float *wpk);
+/* The 1x1 stride-1 unpadded forward on them (any groups but depthwise), every x86-64-v3
+ * CPU; with the prologue and the whole epilogue. Scratch: the floats it returns. */
+struct conv2d_shape;
+struct conv2d_fuse;
+int conv2d_pointwise_shape(const struct conv2d_shape *s);
+size_t conv2d_pointwise_scratch_floats(const struct conv2d_shape *s, int n_threads);
+void conv2d_pointwise_forward(const struct conv2d_shape *s, float *y, const float *x, const float *w,
+                              const struct conv2d_fuse *fuse, float *scratch);
+
+/* Winograd F(2x2, 3x3) forward of 3x3 stride-1 convolutions (conv2d_winograd.c), for any
+ * groups but depthwise, padding >= 0, with the prologue and the whole epilogue; every
+ * x86-64-v3 CPU. Scratch: the floats it returns. */
+int conv2d_winograd_shape(const struct conv2d_shape *s);
+size_t conv2d_winograd_scratch_floats(const struct conv2d_shape *s, int n_threads);
+void conv2d_winograd_forward(const struct conv2d_shape *s, float *y, const float *x, const float *w,
+                             const struct conv2d_fuse *fuse, float *scratch);
 
 #endif

@@ -96,7 +96,7 @@ struct landscape_eval;
  * with one worker, the predictor uses the caller's T. A clip's loss does not depend on
  * which worker computes it. STATUS_MISMATCH (the clips do not fit the model),
  * STATUS_NOMEM. */
-#define LANDSCAPE_AUTO_BATCH 16
+#define LANDSCAPE_AUTO_BATCH 8
 int landscape_eval_create(struct landscape_eval **out, struct model *m, const struct landscape_clips *clips,
                           int batch);
 void landscape_eval_destroy(struct landscape_eval *e);   /* NULL is a no-op */

@@ -93,6 +93,15 @@ void conv2d_backward_weight(const struct conv2d_shape *s, float *dw, const float
  *   DIRECT_AVX2     the same algorithm with 8-float vectors (conv2d_avx2.c), for CPUs
  *                   without AVX-512 (every x86-64-v3 CPU runs it); the same shapes.
  *   DEPTHWISE       direct loops for groups == I == O, any stride and dilation.
+ *   WINOGRAD        Winograd F(2x2, 3x3) (conv2d_winograd.c): 3x3, stride 1, dilation 1,
+ *                   not depthwise, forward only (with the prologue and the whole epilogue);
+ *                   2.25x fewer multiplications, its 16 products on the direct kernels'
+ *                   pointwise band; every x86-64-v3 CPU. Within a few roundings of the
+ *                   others, not bit-equal to them.
+ *   POINTWISE       1x1, stride 1, no padding, not depthwise, forward only (prologue and
+ *                   epilogue too): the planes read in place, the reduction over the input
+ *                   channels in registers (conv2d_pointwise.c), for narrow layers where
+ *                   GEMM and the direct band pay more for packing than for the FLOPs.
  * CONV2D_KERNEL_AUTO stands for the built-in choice (conv2d_kernel_default). */
 enum conv2d_kernel {
     CONV2D_KERNEL_AUTO,
@@ -100,6 +109,8 @@ enum conv2d_kernel {
     CONV2D_KERNEL_DIRECT_AVX512,
     CONV2D_KERNEL_DIRECT_AVX2,
     CONV2D_KERNEL_DEPTHWISE,
+    CONV2D_KERNEL_WINOGRAD,
+    CONV2D_KERNEL_POINTWISE,
     CONV2D_KERNEL_COUNT
 };
 enum conv2d_pass { CONV2D_FORWARD, CONV2D_BACKWARD_DATA, CONV2D_BACKWARD_WEIGHT, CONV2D_PASSES };
@@ -109,7 +120,7 @@ struct conv2d_algo {
     enum conv2d_kernel k[CONV2D_PASSES];
 };
 
-/* "gemm", "direct-avx512", "direct-avx2", "depthwise" ("auto" for AUTO); NULL when out of
+/* "gemm", "direct-avx512", "direct-avx2", "depthwise", "winograd", "pointwise" ("auto" for AUTO); NULL when out of
  * range. conv2d_kernel_parse is its inverse: 0, or STATUS_INVALID naming the choices. */
 const char *conv2d_kernel_name(enum conv2d_kernel k);
 int conv2d_kernel_parse(const char *name, enum conv2d_kernel *out);
