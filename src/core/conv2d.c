@@ -570,7 +570,14 @@ struct direct {
     long outbuf;     /* floats per thread of the band output, or of dy transposed */
     long dwp;        /* weight-gradient partial sums per thread, (c, k) rows of o */
     long per_thread;
+    /* Ragged taps (forward, AVX2 kernel; NULL: none): input channel c uses the rn[c] taps
+     * rk[c * KF*KT + j] of the KF x KT grid, n_rw of them in all; at most RAGGED_MAX
+     * (channel, tap) pairs. */
+    const int *rk, *rn;
+    int n_rw;
 };
+
+#define RAGGED_MAX 1024
 
 static long round_up(long n, long m)
 {
@@ -764,6 +771,21 @@ static void direct_pack_input(const struct direct *d, const float *x, int oh0, i
 static void direct_pack_weights(const struct direct *d, const float *w, float *wpk)
 {
     long kk = (long)d->kf * d->kt, blocks = (long)d->groups * d->n_ob;
+    if (d->rn) { /* ragged: (groups, n_ob, the n_rw (channel, tap) pairs, DIRECT_OB) */
+#pragma omp for schedule(static)
+        for (long blk = 0; blk < blocks; blk++) {
+            long g = blk / d->n_ob, ob = blk % d->n_ob;
+            float *dst = wpk + blk * DIRECT_OB * d->n_rw;
+            for (long c = 0; c < d->cin_g; c++)
+                for (int j = 0; j < d->rn[c]; j++, dst += DIRECT_OB)
+                    for (long oo = 0; oo < DIRECT_OB; oo++) {
+                        long o = ob * DIRECT_OB + oo;
+                        dst[oo] = o < d->cout_g ? w[((g * d->cout_g + o) * d->cin_g + c) * kk + d->rk[c * kk + j]]
+                                                : 0.0f;
+                    }
+        }
+        return;
+    }
     /* Blocks of DIRECT_OB output channels over the threads; plain loops, no divisions per
      * element (packing runs on every call, and a tuning crop is small). */
 #pragma omp for schedule(static)
@@ -828,9 +850,15 @@ static void direct_run(const struct direct *d, float *out, const float *in, cons
     long items = (long)d->n * d->groups * d->n_bands;
     int kk = d->kf * d->kt, cout = d->groups * d->cout_g, fused = fuse_active(fuse);
     int stats = (fuse && (fuse->sum || fuse->sumsq)) || bst; /* fuse's stats imply fused */
-    int tap[DIRECT_MAX_TAPS];
+    int tap[DIRECT_MAX_TAPS], ctap[RAGGED_MAX];
     CHECK(kk <= DIRECT_MAX_TAPS);
     direct_taps(d, tap);
+    if (d->rn) {
+        CHECK((long)d->cin_g * kk <= RAGGED_MAX && !d->avx512 && !d->transposed && !d->pointwise);
+        for (int c = 0; c < d->cin_g; c++)
+            for (int j = 0; j < d->rn[c]; j++) ctap[c * kk + j] = tap[d->rk[c * kk + j]];
+    }
+    const long w_group = d->rn ? (long)d->n_ob * DIRECT_OB * d->n_rw : (long)d->n_ob * DIRECT_OB * d->cin_g * kk;
     float *wpk = scratch;
     int nth_used = 1;
 #pragma omp parallel num_threads(threads_get())
@@ -870,7 +898,7 @@ static void direct_run(const struct direct *d, float *out, const float *in, cons
                               g * d->cin_g);
             struct direct_band b = {
                 .in = inbuf, .in_cs = d->in_cs, .cin = d->cin_g, .tap = tap, .n_taps = kk,
-                .wpk = wpk + (long)g * d->n_ob * DIRECT_OB * d->cin_g * kk, .n_ob = d->n_ob,
+                .wpk = wpk + g * w_group, .n_ob = d->n_ob,
                 .nq = round_up((long)nr * d->wp, DIRECT_QB),
                 .out = out + ng * d->cout_g * hw_out + (long)oh0 * d->wo, .out_cs = hw_out,
                 .cout = d->cout_g, .rows = nr, .wo = d->wo, .wp = d->wp,
@@ -879,6 +907,7 @@ static void direct_run(const struct direct *d, float *out, const float *in, cons
                 .shift = fused && fuse->shift ? fuse->shift + c0 : NULL,
                 .sum = st && fuse && fuse->sum ? st + c0 : NULL,
                 .sumsq = st && fuse && fuse->sumsq ? st + cout + c0 : NULL, .stat = stat,
+                .ctap = d->rn ? ctap : NULL, .cnt = d->rn, .w_ob = (long)DIRECT_OB * d->n_rw,
             };
             set_aux(&b, bst, out, b.out, c0, st, cout);
             run_band(d, &b);
@@ -1164,6 +1193,22 @@ static void s2d_forward(const struct conv2d_shape *s, int avx512, float *y, cons
     }
     struct direct dd;
     direct_of_forward(&d, &dd, avx512);
+    /* Phase (r, sh) of a KF x KT kernel only has the taps (a, b) with 2a + r < KF and
+     * 2b + sh < KT (25 of the 36 of a 5x5's 3x3 phase kernels): the AVX2 kernel skips
+     * the others (the AVX-512 one multiplies their zeros). */
+    int rk[RAGGED_MAX], rn[RAGGED_MAX];
+    long kk = (long)d.kf * d.kt;
+    if (!avx512 && !dd.pointwise && d.ci * kk <= RAGGED_MAX) {
+        dd.n_rw = 0;
+        for (int c = 0; c < d.ci; c++) {
+            rn[c] = 0;
+            for (int a = 0; a < d.kf; a++)
+                for (int b = 0; b < d.kt; b++)
+                    if (2 * a + (c >> 1 & 1) < s->kf && 2 * b + (c & 1) < s->kt) rk[c * kk + rn[c]++] = a * d.kt + b;
+            dd.n_rw += rn[c];
+        }
+        dd.rk = rk, dd.rn = rn;
+    }
     direct_run(&dd, y, xp, wp, 0, fuse, NULL, rest);
 }
 

@@ -115,10 +115,10 @@ INLINE void finish8_aux(const struct direct_band *b, int o, __m256 v, unsigned m
 
 /* Register block: output channels ob * 8 + half * 4 + [0, 4) x positions [q, q + 24). */
 INLINE void block(const struct direct_band *b, long q, int ob, int half, const int n_taps,
-                  const unsigned *m, const long *at)
+                  const int ragged, const unsigned *m, const long *at)
 {
     const float *in = b->in + q;
-    const float *w = b->wpk + (long)ob * b->cin * n_taps * DIRECT_OB + half * 4;
+    const float *w = b->wpk + (ragged ? ob * b->w_ob : (long)ob * b->cin * n_taps * DIRECT_OB) + half * 4;
     long in_cs = b->in_cs;
     /* Named accumulators: with arrays GCC stored them to the stack on every step. */
     __m256 z = _mm256_setzero_ps();
@@ -126,9 +126,10 @@ INLINE void block(const struct direct_band *b, long q, int ob, int half, const i
     __m256 c20 = z, c21 = z, c22 = z, c30 = z, c31 = z, c32 = z;
     for (int c = 0; c < b->cin; c++) {
         const float *ic = in + c * in_cs;
+        const int *tap = ragged ? b->ctap + c * n_taps : b->tap, nt = ragged ? b->cnt[c] : n_taps;
 #pragma GCC unroll 1
-        for (int k = 0; k < n_taps; k++) {
-            const float *p = ic + b->tap[k];
+        for (int k = 0; k < nt; k++) {
+            const float *p = ic + tap[k];
             __m256 x0 = _mm256_loadu_ps(p), x1 = _mm256_loadu_ps(p + 8);
             __m256 x2 = _mm256_loadu_ps(p + 16);
             __m256 bw = _mm256_broadcast_ss(w);
@@ -194,7 +195,7 @@ INLINE double sum8_pd(__m256 v)
     return (t[0] + t[1]) + (t[2] + t[3]);
 }
 
-INLINE void band(const struct direct_band *b, const int n_taps)
+INLINE void band(const struct direct_band *b, const int n_taps, const int ragged)
 {
     int stats = b->sum || b->sumsq || b->aux;
     if (stats) memset(b->stat, 0, sizeof(float) * 32 * (size_t)b->cout);
@@ -212,8 +213,8 @@ INLINE void band(const struct direct_band *b, const int n_taps)
             long at[3];
             for (int v = 0; v < 3; v++) dest8(b, qs + 8 * v, &m[v], &at[v]);
             for (int ob = 0; ob < b->n_ob; ob++) {
-                block(b, qs, ob, 0, n_taps, m, at);
-                if (ob * DIRECT_OB + 4 < b->cout) block(b, qs, ob, 1, n_taps, m, at);
+                block(b, qs, ob, 0, n_taps, ragged, m, at);
+                if (ob * DIRECT_OB + 4 < b->cout) block(b, qs, ob, 1, n_taps, ragged, m, at);
             }
         }
     }
@@ -227,22 +228,29 @@ INLINE void band(const struct direct_band *b, const int n_taps)
 
 static void band_3x3(const struct direct_band *b)
 {
-    band(b, 9);
+    band(b, 9, 0);
 }
 
 static void band_1x1(const struct direct_band *b)
 {
-    band(b, 1);
+    band(b, 1, 0);
 }
 
 static void band_any(const struct direct_band *b)
 {
-    band(b, b->n_taps);
+    band(b, b->n_taps, 0);
+}
+
+static void band_ragged(const struct direct_band *b)
+{
+    band(b, b->n_taps, 1);
 }
 
 void conv2d_avx2_band(const struct direct_band *b)
 {
-    if (b->n_taps == 9)
+    if (b->cnt)
+        band_ragged(b);
+    else if (b->n_taps == 9)
         band_3x3(b);
     else if (b->n_taps == 1)
         band_1x1(b);

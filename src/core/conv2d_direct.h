@@ -54,6 +54,12 @@ struct direct_band {
     const float *aux_mean, *aux_scale, *aux_shift;
     int aux_relu;
     double *gsum, *gsumx;
+    /* Ragged taps (the AVX2 kernel's forward only; NULL: every channel has every tap):
+     * channel c has the cnt[c] taps ctap[c * n_taps + j], and wpk holds (n_ob, sum of cnt,
+     * DIRECT_OB), w_ob floats per block of output channels. A stride-2 conv's phases are
+     * such channels: a 5x5 kernel leaves 25 of the 36 taps of its 3x3 phase kernels. */
+    const int *ctap, *cnt;
+    long w_ob;
 };
 
 /* One band, weight gradient, with the output channels along the vector lanes:
