@@ -203,7 +203,7 @@ if want landscape; then
     echo "| analysis (issue 9) | basin | PyTorch | basin / PyTorch speed | agreement |"
     echo "|---|---|---|---|---|"
     sh tests/bench/landscape.sh "$basin" 2 > "$log.landscape" 2>&1; cat "$log.landscape" >> "$log"
-    grep '^| landscape' "$log.landscape" || sed 's/^/    /' "$log.landscape"
+    grep -E '^(\| landscape|runs:)' "$log.landscape" || sed 's/^/    /' "$log.landscape"
     sh tests/bench/hessian.sh "$basin" 2 > "$log.hessian" 2>&1; cat "$log.hessian" >> "$log"
     grep '^| top Hessian' "$log.hessian" || sed 's/^/    /' "$log.hessian"
     rm -f "$log.landscape" "$log.hessian"
