@@ -468,8 +468,9 @@ static void test_conv2d_prologue(void)
             float v = batchnorm_value(x[i], mean[c], scale[c], shift[c]);
             xt[i] = pro.relu && !(v > 0.0f) ? 0.0f : v;
         }
-        static const enum conv2d_kernel with_pro[] = {CONV2D_KERNEL_DIRECT_AVX512, CONV2D_KERNEL_DIRECT_AVX2,
-                                                      CONV2D_KERNEL_WINOGRAD, CONV2D_KERNEL_POINTWISE};
+        static const enum conv2d_kernel with_pro[] = {
+            CONV2D_KERNEL_DIRECT_AVX512, CONV2D_KERNEL_DIRECT_AVX2, CONV2D_KERNEL_WINOGRAD,
+            CONV2D_KERNEL_POINTWISE};
         for (size_t kk = 0; kk < sizeof with_pro / sizeof with_pro[0]; kk++) {
             enum conv2d_kernel kern = with_pro[kk];
             if (!conv2d_prologue_runs(&s, kern)) continue;

@@ -3,8 +3,8 @@
  * Key idea: a grid point is an independent unit (indices -> perturb -> one eval-mode pass
  * over clips in memory -> restore), so the order, the resumption and a later split across
  * processes are bookkeeping around landscape_point. The forward passes dominate: one
- * predictor (inference plan, BN folded into the convs, weights read from the store at
- * every pass) is made per evaluator and reused for every point and every pair.
+ * predictor per worker thread (inference plan, BN folded into the convs, weights read from
+ * the store at every pass) is made per evaluator and reused for every point and every pair.
  *
  * ref: mission-anchors 1.4 (w + a dx + b dy; eval mode; mean cross-entropy over the whole
  *      partition, sum of loss * batch / N; accuracy in %), 1.5 (grids), 1.6 (the
@@ -278,7 +278,7 @@ static int eval_all(struct landscape_eval *e, const struct progress *p, long don
         return STATUS_OK;
     }
     int next = 0, finished = 0, stop = 0, err = STATUS_OK;
-    char msg[256] = "";
+    char msg[1024] = ""; /* status.c's detail holds as much */
 #pragma omp parallel num_threads(e->n_workers)
     {
         const int t = omp_get_thread_num();
@@ -300,7 +300,10 @@ static int eval_all(struct landscape_eval *e, const struct progress *p, long don
             const int f = __atomic_add_fetch(&finished, k, __ATOMIC_RELAXED);
             if (t == 0 && !progress_report(p, "landscape", done + f, total)) {
 #pragma omp critical(landscape_error)
-                if (!err) err = STATUS_CANCELLED, snprintf(msg, sizeof msg, "landscape: cancelled");
+                if (!err) {
+                    err = STATUS_CANCELLED;
+                    snprintf(msg, sizeof msg, "landscape: cancelled");
+                }
                 __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
             }
         }
@@ -308,7 +311,8 @@ static int eval_all(struct landscape_eval *e, const struct progress *p, long don
     }
     if (err) return status_set(err, "%s", msg);
     /* the last batch may have been another worker's */
-    if (!progress_report(p, "landscape", done + n, total)) return status_set(STATUS_CANCELLED, "landscape: cancelled");
+    if (!progress_report(p, "landscape", done + n, total))
+        return status_set(STATUS_CANCELLED, "landscape: cancelled");
     return STATUS_OK;
 }
 

@@ -62,21 +62,6 @@
 /* Fewer columns than this makes each gemm() call too thin to run at speed. */
 #define CONV2D_TILE_MIN 128
 
-static long round16(long n)
-{
-    return (n + 15) / 16 * 16;
-}
-
-static int min_int(int a, int b)
-{
-    return a < b ? a : b;
-}
-
-static int max_int(int a, int b)
-{
-    return a > b ? a : b;
-}
-
 int conv2d_shape_init(struct conv2d_shape *s)
 {
     if (s->n <= 0 || s->ci <= 0 || s->fi <= 0 || s->ti <= 0 || s->co <= 0 || s->kf <= 0 ||
@@ -571,18 +556,13 @@ struct direct {
     long dwp;        /* weight-gradient partial sums per thread, (c, k) rows of o */
     long per_thread;
     /* Ragged taps (forward, AVX2 kernel; NULL: none): input channel c uses the rn[c] taps
-     * rk[c * KF*KT + j] of the KF x KT grid, n_rw of them in all; at most RAGGED_MAX
-     * (channel, tap) pairs. */
+     * rk[c * KF*KT + j] of the KF x KT grid, n_rw of them in all; cin_g * KF*KT (the size
+     * of rk and of the kernel's tap table) at most RAGGED_MAX. */
     const int *rk, *rn;
     int n_rw;
 };
 
 #define RAGGED_MAX 1024
-
-static long round_up(long n, long m)
-{
-    return (n + m - 1) / m * m;
-}
 
 /* Bands: as many output rows as keep a band's padded input and its transposed output
  * gradient (backward weight) within DIRECT_BAND_FLOATS, evened out. Pointwise: chunks of
@@ -780,8 +760,8 @@ static void direct_pack_weights(const struct direct *d, const float *w, float *w
                 for (int j = 0; j < d->rn[c]; j++, dst += DIRECT_OB)
                     for (long oo = 0; oo < DIRECT_OB; oo++) {
                         long o = ob * DIRECT_OB + oo;
-                        dst[oo] = o < d->cout_g ? w[((g * d->cout_g + o) * d->cin_g + c) * kk + d->rk[c * kk + j]]
-                                                : 0.0f;
+                        long at = ((g * d->cout_g + o) * d->cin_g + c) * kk + d->rk[c * kk + j];
+                        dst[oo] = o < d->cout_g ? w[at] : 0.0f;
                     }
         }
         return;
@@ -858,7 +838,7 @@ static void direct_run(const struct direct *d, float *out, const float *in, cons
         for (int c = 0; c < d->cin_g; c++)
             for (int j = 0; j < d->rn[c]; j++) ctap[c * kk + j] = tap[d->rk[c * kk + j]];
     }
-    const long w_group = d->rn ? (long)d->n_ob * DIRECT_OB * d->n_rw : (long)d->n_ob * DIRECT_OB * d->cin_g * kk;
+    const long w_group = (long)d->n_ob * DIRECT_OB * (d->rn ? d->n_rw : d->cin_g * kk);
     float *wpk = scratch;
     int nth_used = 1;
 #pragma omp parallel num_threads(threads_get())
@@ -1204,7 +1184,8 @@ static void s2d_forward(const struct conv2d_shape *s, int avx512, float *y, cons
             rn[c] = 0;
             for (int a = 0; a < d.kf; a++)
                 for (int b = 0; b < d.kt; b++)
-                    if (2 * a + (c >> 1 & 1) < s->kf && 2 * b + (c & 1) < s->kt) rk[c * kk + rn[c]++] = a * d.kt + b;
+                    if (2 * a + (c >> 1 & 1) < s->kf && 2 * b + (c & 1) < s->kt)
+                        rk[c * kk + rn[c]++] = a * d.kt + b;
             dd.n_rw += rn[c];
         }
         dd.rk = rk, dd.rn = rn;
@@ -1464,7 +1445,8 @@ void conv2d_backward_weight_with(const struct conv2d_shape *s, enum conv2d_kerne
 
 int conv2d_prologue_runs(const struct conv2d_shape *s, enum conv2d_kernel k)
 {
-    if (k == CONV2D_KERNEL_WINOGRAD || k == CONV2D_KERNEL_POINTWISE) return conv2d_kernel_runs(s, CONV2D_FORWARD, k);
+    if (k == CONV2D_KERNEL_WINOGRAD || k == CONV2D_KERNEL_POINTWISE)
+        return conv2d_kernel_runs(s, CONV2D_FORWARD, k);
     return (k == CONV2D_KERNEL_DIRECT_AVX512 || k == CONV2D_KERNEL_DIRECT_AVX2) && direct_shape(s) &&
            conv2d_kernel_runs(s, CONV2D_FORWARD, k);
 }

@@ -118,7 +118,8 @@ INLINE void block(const struct direct_band *b, long q, int ob, int half, const i
                   const int ragged, const unsigned *m, const long *at)
 {
     const float *in = b->in + q;
-    const float *w = b->wpk + (ragged ? ob * b->w_ob : (long)ob * b->cin * n_taps * DIRECT_OB) + half * 4;
+    const long w_ob = ragged ? b->w_ob : (long)b->cin * n_taps * DIRECT_OB;
+    const float *w = b->wpk + ob * w_ob + half * 4;
     long in_cs = b->in_cs;
     /* Named accumulators: with arrays GCC stored them to the stack on every step. */
     __m256 z = _mm256_setzero_ps();

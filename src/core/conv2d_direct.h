@@ -15,6 +15,27 @@
 
 #include <stddef.h>
 
+/* Small arithmetic shared by conv2d.c and its kernels' files. */
+static inline long round16(long n)
+{
+    return (n + 15) / 16 * 16;
+}
+
+static inline long round_up(long n, long m)
+{
+    return (n + m - 1) / m * m;
+}
+
+static inline int min_int(int a, int b)
+{
+    return a < b ? a : b;
+}
+
+static inline int max_int(int a, int b)
+{
+    return a > b ? a : b;
+}
+
 /* Output channels per register block, and flattened positions per register block (three
  * 16-float vectors): 8 x 3 accumulators, each step 3 vector loads, 8 broadcasts, 24 FMAs. */
 #define DIRECT_OB 8
@@ -127,8 +148,8 @@ struct conv2d_shape;
 struct conv2d_fuse;
 int conv2d_pointwise_shape(const struct conv2d_shape *s);
 size_t conv2d_pointwise_scratch_floats(const struct conv2d_shape *s, int n_threads);
-void conv2d_pointwise_forward(const struct conv2d_shape *s, float *y, const float *x, const float *w,
-                              const struct conv2d_fuse *fuse, float *scratch);
+void conv2d_pointwise_forward(const struct conv2d_shape *s, float *y, const float *x,
+                              const float *w, const struct conv2d_fuse *fuse, float *scratch);
 
 /* Winograd F(2x2, 3x3) forward of 3x3 stride-1 convolutions (conv2d_winograd.c), for any
  * groups but depthwise, padding >= 0, with the prologue and the whole epilogue; every

@@ -33,18 +33,14 @@
  * in pieces long enough to keep the loop overheads small. */
 #define PW_CHUNK (96 * 32)
 
-static long round16(long n)
-{
-    return (n + 15) & ~15L;
-}
-
 int conv2d_pointwise_shape(const struct conv2d_shape *s)
 {
     return s->kf == 1 && s->kt == 1 && s->sf == 1 && s->st == 1 && s->pf == 0 && s->pt == 0 &&
            !(s->groups == s->ci && s->groups == s->co && s->groups > 1);
 }
 
-static void geometry(const struct conv2d_shape *s, int *cin, int *cout, int *n_ob, long *wpk, long *per_thread)
+static void geometry(const struct conv2d_shape *s, int *cin, int *cout, int *n_ob, long *wpk,
+                     long *per_thread)
 {
     *cin = s->ci / s->groups, *cout = s->co / s->groups;
     *n_ob = (*cout + DIRECT_OB - 1) / DIRECT_OB;
@@ -93,7 +89,8 @@ INLINE void block3(const struct pw_rows *a, long q, int ob, int half)
     __m256 c00 = z, c01 = z, c02 = z, c10 = z, c11 = z, c12 = z;
     __m256 c20 = z, c21 = z, c22 = z, c30 = z, c31 = z, c32 = z;
     for (int c = 0; c < cin; c++, w += DIRECT_OB, in += cs) {
-        __m256 x0 = _mm256_loadu_ps(in), x1 = _mm256_loadu_ps(in + 8), x2 = _mm256_loadu_ps(in + 16);
+        __m256 x0 = _mm256_loadu_ps(in), x1 = _mm256_loadu_ps(in + 8),
+               x2 = _mm256_loadu_ps(in + 16);
         __m256 bw = _mm256_broadcast_ss(w);
         c00 = _mm256_fmadd_ps(bw, x0, c00);
         c01 = _mm256_fmadd_ps(bw, x1, c01);
@@ -112,7 +109,8 @@ INLINE void block3(const struct pw_rows *a, long q, int ob, int half)
         c32 = _mm256_fmadd_ps(bw, x2, c32);
     }
     const __m256i none = _mm256_setzero_si256();
-    const __m256 r0[4] = {c00, c10, c20, c30}, r1[4] = {c01, c11, c21, c31}, r2[4] = {c02, c12, c22, c32};
+    const __m256 r0[4] = {c00, c10, c20, c30}, r1[4] = {c01, c11, c21, c31},
+                 r2[4] = {c02, c12, c22, c32};
     for (int oo = 0; oo < 4; oo++) {
         const int o = ob * DIRECT_OB + half * 4 + oo;
         if (o >= a->cout) break;
@@ -131,13 +129,14 @@ INLINE void block1(const struct pw_rows *a, long q, int ob, int half)
     const float *in = a->in + q;
     const long cs = a->in_cs;
     const int cin = a->cin, masked = q + 8 > a->n;
-    const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(a->n - q)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(a->n - q)),
+                                         _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
     __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;
     for (int c = 0; c < cin; c++, w += DIRECT_OB, in += cs) {
         __m256 x = masked ? _mm256_maskload_ps(in, m) : _mm256_loadu_ps(in);
         if (a->pro_mean) {
-            x = _mm256_fmadd_ps(_mm256_sub_ps(x, _mm256_set1_ps(a->pro_mean[c])), _mm256_set1_ps(a->pro_scale[c]),
-                                _mm256_set1_ps(a->pro_shift[c]));
+            x = _mm256_fmadd_ps(_mm256_sub_ps(x, _mm256_set1_ps(a->pro_mean[c])),
+                                _mm256_set1_ps(a->pro_scale[c]), _mm256_set1_ps(a->pro_shift[c]));
             if (a->pro_relu) x = _mm256_max_ps(x, _mm256_setzero_ps());
         }
         c0 = _mm256_fmadd_ps(_mm256_broadcast_ss(w), x, c0);
@@ -188,11 +187,12 @@ void conv2d_pw_pack(const float *w, int groups, int cin, int cout, float *wpk)
 /* Sum of 8 float lanes in double. */
 static double sum8(const float *v)
 {
-    return (((double)v[0] + v[1]) + ((double)v[2] + v[3])) + (((double)v[4] + v[5]) + ((double)v[6] + v[7]));
+    return (((double)v[0] + v[1]) + ((double)v[2] + v[3])) +
+           (((double)v[4] + v[5]) + ((double)v[6] + v[7]));
 }
 
-void conv2d_pointwise_forward(const struct conv2d_shape *s, float *y, const float *x, const float *w,
-                              const struct conv2d_fuse *fuse, float *scratch)
+void conv2d_pointwise_forward(const struct conv2d_shape *s, float *y, const float *x,
+                              const float *w, const struct conv2d_fuse *fuse, float *scratch)
 {
     int cin, cout, n_ob;
     long nwpk, per_thread;
@@ -213,19 +213,28 @@ void conv2d_pointwise_forward(const struct conv2d_shape *s, float *y, const floa
         conv2d_pw_pack(w, s->groups, cin, cout, wpk); /* ends with a barrier */
         const long i0 = items * t / nth, i1 = items * (t + 1) / nth;
         for (long it = i0; it < i1; it++) {
-            const long ng = it / n_chunks, p0 = it % n_chunks * PW_CHUNK; /* sample * groups + group */
+            const long ng = it / n_chunks,
+                       p0 = it % n_chunks * PW_CHUNK; /* sample * groups + group */
             const int g = (int)(ng % s->groups), c0 = g * cout, ci0 = g * cin;
             const long len = hw - p0 < PW_CHUNK ? hw - p0 : PW_CHUNK;
             struct pw_rows a = {
-                .in = x + ng * cin * hw + p0, .in_cs = hw, .cin = cin,
-                .wpk = wpk + (long)g * n_ob * DIRECT_OB * cin, .n_ob = n_ob,
-                .out = y + ng * cout * hw + p0, .out_cs = hw, .cout = cout, .n = len,
+                .in = x + ng * cin * hw + p0,
+                .in_cs = hw,
+                .cin = cin,
+                .wpk = wpk + (long)g * n_ob * DIRECT_OB * cin,
+                .n_ob = n_ob,
+                .out = y + ng * cout * hw + p0,
+                .out_cs = hw,
+                .cout = cout,
+                .n = len,
                 .scale = fuse && fuse->scale ? fuse->scale + c0 : NULL,
-                .shift = fuse && fuse->shift ? fuse->shift + c0 : NULL, .relu = fuse && fuse->relu,
+                .shift = fuse && fuse->shift ? fuse->shift + c0 : NULL,
+                .relu = fuse && fuse->relu,
                 .part = stats ? part : NULL,
             };
             if (pro) {
-                a.pro_mean = pro->mean + ci0, a.pro_scale = pro->scale + ci0, a.pro_shift = pro->shift + ci0;
+                a.pro_mean = pro->mean + ci0, a.pro_scale = pro->scale + ci0,
+                a.pro_shift = pro->shift + ci0;
                 a.pro_relu = pro->relu;
             }
             if (stats) memset(part, 0, sizeof(float) * 16 * (size_t)cout);

@@ -45,7 +45,8 @@
  * would otherwise flip with the noise of a shared machine. */
 #define TUNE_MARGIN 0.03
 /* Format version: bump when kernels change enough to invalidate remembered choices. */
-#define TUNE_FILE_VERSION 3 /* 2: the direct kernels run stride-2 forwards; 3: winograd, pointwise */
+/* 2: the direct kernels run stride-2 forwards; 3: the winograd and pointwise kernels */
+#define TUNE_FILE_VERSION 3
 
 struct tune_entry {
     char key[96];
@@ -386,11 +387,12 @@ int conv2d_tune(const struct conv2d_shape *s, int n_threads, int flags, struct c
     int status = measure(s, n_threads, flags, &found, ms);
     if (status) return status;
     *algo = found;
-    log_debug("conv2d_tune %s: %s %s %s (forward gemm %.3f avx512 %.3f avx2 %.3f winograd %.3f ms)", key,
-              conv2d_kernel_name(found.k[0]), conv2d_kernel_name(found.k[1]),
+    log_debug("conv2d_tune %s: %s %s %s (forward gemm %.3f avx512 %.3f avx2 %.3f winograd %.3f "
+              "pointwise %.3f ms)",
+              key, conv2d_kernel_name(found.k[0]), conv2d_kernel_name(found.k[1]),
               conv2d_kernel_name(found.k[2]), ms[0][CONV2D_KERNEL_GEMM],
               ms[0][CONV2D_KERNEL_DIRECT_AVX512], ms[0][CONV2D_KERNEL_DIRECT_AVX2],
-              ms[0][CONV2D_KERNEL_WINOGRAD]);
+              ms[0][CONV2D_KERNEL_WINOGRAD], ms[0][CONV2D_KERNEL_POINTWISE]);
     pthread_mutex_lock(&tune_lock);
     memo_put(key, &found);
     save_file(path, dir);

@@ -41,16 +41,6 @@
  * over the threads). */
 #define WINO_MIN_TILES 192
 
-static long round_up(long n, long m)
-{
-    return (n + m - 1) / m * m;
-}
-
-static int min_int(int a, int b)
-{
-    return a < b ? a : b;
-}
-
 int conv2d_winograd_shape(const struct conv2d_shape *s)
 {
     return s->kf == 3 && s->kt == 3 && s->sf == 1 && s->st == 1 && s->df == 1 && s->dt == 1 &&
@@ -60,31 +50,34 @@ int conv2d_winograd_shape(const struct conv2d_shape *s)
 /* The geometry of one call (a function of the shape alone, so the scratch sized for it
  * fits whatever the thread count). */
 struct wino {
-    int n, groups, cin, cout;   /* cin, cout per group */
+    int n, groups, cin, cout; /* cin, cout per group */
     int h, w, ho, wo, pf, pt;
-    int tp, tpv;                /* tiles per row; rounded up to 8 */
-    int le;                     /* floats of an E or O row */
-    int ntr;                    /* tile rows per band */
+    int tp, tpv; /* tiles per row; rounded up to 8 */
+    int le;      /* floats of an E or O row */
+    int ntr;     /* tile rows per band */
     int n_bands;
-    int in_rows;                /* input rows of a band: 2 ntr + 2 */
-    long nq;                    /* tiles of a band, rounded up to DIRECT_QB */
+    int in_rows; /* input rows of a band: 2 ntr + 2 */
+    long nq;     /* tiles of a band, rounded up to DIRECT_QB */
     int n_ob;
-    long u;                     /* floats of U, shared */
-    long d, v, m;               /* floats per thread: packed band, V, M */
-    long stats;                 /* floats per thread for 2 x O doubles */
+    long u;       /* floats of U, shared */
+    long d, v, m; /* floats per thread: packed band, V, M */
+    long stats;   /* floats per thread for 2 x O doubles */
     long per_thread;
 };
-
-static long round16(long n)
-{
-    return (n + 15) & ~15L;
-}
 
 static void wino_plan(const struct conv2d_shape *s, struct wino *g)
 {
     *g = (struct wino){
-        .n = s->n, .groups = s->groups, .cin = s->ci / s->groups, .cout = s->co / s->groups,
-        .h = s->fi, .w = s->ti, .ho = s->fo, .wo = s->to, .pf = s->pf, .pt = s->pt,
+        .n = s->n,
+        .groups = s->groups,
+        .cin = s->ci / s->groups,
+        .cout = s->co / s->groups,
+        .h = s->fi,
+        .w = s->ti,
+        .ho = s->fo,
+        .wo = s->to,
+        .pf = s->pf,
+        .pt = s->pt,
     };
     g->tp = (g->wo + 1) / 2;
     g->tpv = (int)round_up(g->tp, 8);
@@ -96,7 +89,8 @@ static void wino_plan(const struct conv2d_shape *s, struct wino *g)
     if (ntr < 1) ntr = 1;
     if (ntr > tile_rows) ntr = tile_rows;
     int n_bands = (int)((tile_rows + ntr - 1) / ntr);
-    if (n_bands == 1 && (long)tile_rows * g->tpv >= 2 * WINO_MIN_TILES && tile_rows >= 2) n_bands = 2;
+    if (n_bands == 1 && (long)tile_rows * g->tpv >= 2 * WINO_MIN_TILES && tile_rows >= 2)
+        n_bands = 2;
     g->n_bands = n_bands;
     g->ntr = (tile_rows + n_bands - 1) / n_bands;
     g->in_rows = 2 * g->ntr + 2;
@@ -172,19 +166,19 @@ static void pack_band(const struct wino *g, const float *x, int ih0, float *d,
                 memset(e, 0, sizeof(float) * (size_t)n2);
                 continue;
             }
-            const float *src = x + c * hw + (long)ih * g->w - g->pt;
+            const float *src = x + c * hw + (long)ih * g->w; /* padded column j: src[j - pt] */
             memset(row, 0, sizeof(float) * (size_t)j0);
             if (!pro) {
-                memcpy(row + j0, src + j0, sizeof(float) * (size_t)(j1 - j0));
+                memcpy(row + j0, src + (j0 - g->pt), sizeof(float) * (size_t)(j1 - j0));
             } else if (pro->relu) {
 #pragma omp simd
                 for (int j = j0; j < j1; j++) {
-                    float v = __builtin_fmaf(src[j] - mu, sc, sh);
+                    float v = __builtin_fmaf(src[j - g->pt] - mu, sc, sh);
                     row[j] = v > 0.0f ? v : 0.0f;
                 }
             } else {
 #pragma omp simd
-                for (int j = j0; j < j1; j++) row[j] = __builtin_fmaf(src[j] - mu, sc, sh);
+                for (int j = j0; j < j1; j++) row[j] = __builtin_fmaf(src[j - g->pt] - mu, sc, sh);
             }
             memset(row + j1, 0, sizeof(float) * (size_t)(n2 - j1));
             for (int j = 0; j < n2; j += 16) {
@@ -224,7 +218,8 @@ static void transform_input(const struct wino *g, const float *d, int ntr, float
                     t[2][j] = _mm256_sub_ps(x[2][j], x[1][j]);
                     t[3][j] = _mm256_sub_ps(x[1][j], x[3][j]);
                 }
-                for (int i = 0; i < 4; i++) { /* columns d0 = E p, d1 = O p, d2 = E p+1, d3 = O p+1 */
+                for (int i = 0; i < 4;
+                     i++) { /* columns d0 = E p, d1 = O p, d2 = E p+1, d3 = O p+1 */
                     float *o = dst + (long)(4 * i) * vk + p;
                     _mm256_storeu_ps(o, _mm256_sub_ps(t[i][0], t[i][2]));
                     _mm256_storeu_ps(o + vk, _mm256_add_ps(t[i][1], t[i][2]));
@@ -247,9 +242,10 @@ static double sum8(__m256 v)
 
 /* One output row segment: even columns ev, odd od of eight tiles from column col; the
  * epilogue, the interleave, a store masked at the row's end, the statistics. */
-static inline __attribute__((always_inline)) void store_pair(float *row, int col, int wo, __m256 ev, __m256 od,
-                                                              __m256 sc, __m256 sh, int affine, int relu,
-                                                              int stats, __m256 *s1, __m256 *s2)
+static inline __attribute__((always_inline)) void store_pair(float *row, int col, int wo, __m256 ev,
+                                                             __m256 od, __m256 sc, __m256 sh,
+                                                             int affine, int relu, int stats,
+                                                             __m256 *s1, __m256 *s2)
 {
     __m256 lo = _mm256_unpacklo_ps(ev, od), hi = _mm256_unpackhi_ps(ev, od);
     __m256 y[2] = {_mm256_permute2f128_ps(lo, hi, 0x20), _mm256_permute2f128_ps(lo, hi, 0x31)};
@@ -290,8 +286,10 @@ static void transform_output(const struct wino *g, const float *m, int o, int nr
         for (int p = 0; p < g->tp; p += 8) {
             __m256 a[4], b[4]; /* A^T over rows: a = m0 + m1 + m2, b = m1 - m2 - m3, per column */
             for (int j = 0; j < 4; j++) {
-                __m256 m0 = _mm256_loadu_ps(src + j * mk + p), m1 = _mm256_loadu_ps(src + (4 + j) * mk + p);
-                __m256 m2 = _mm256_loadu_ps(src + (8 + j) * mk + p), m3 = _mm256_loadu_ps(src + (12 + j) * mk + p);
+                __m256 m0 = _mm256_loadu_ps(src + j * mk + p),
+                       m1 = _mm256_loadu_ps(src + (4 + j) * mk + p);
+                __m256 m2 = _mm256_loadu_ps(src + (8 + j) * mk + p),
+                       m3 = _mm256_loadu_ps(src + (12 + j) * mk + p);
                 a[j] = _mm256_add_ps(_mm256_add_ps(m0, m1), m2);
                 b[j] = _mm256_sub_ps(_mm256_sub_ps(m1, m2), m3);
             }
@@ -341,9 +339,14 @@ void conv2d_winograd_forward(const struct conv2d_shape *s, float *y, const float
             transform_input(&g, d, ntr, v);
             for (int k = 0; k < 16; k++) {
                 const struct pw_rows r = {
-                    .in = v + (long)k * g.cin * g.nq, .in_cs = g.nq, .cin = g.cin,
-                    .wpk = u + k * per_k + (long)gr * g.n_ob * DIRECT_OB * g.cin, .n_ob = g.n_ob,
-                    .out = m + (long)k * DIRECT_OB * g.n_ob * g.nq, .out_cs = g.nq, .cout = g.cout,
+                    .in = v + (long)k * g.cin * g.nq,
+                    .in_cs = g.nq,
+                    .cin = g.cin,
+                    .wpk = u + k * per_k + (long)gr * g.n_ob * DIRECT_OB * g.cin,
+                    .n_ob = g.n_ob,
+                    .out = m + (long)k * DIRECT_OB * g.n_ob * g.nq,
+                    .out_cs = g.nq,
+                    .cout = g.cout,
                     .n = (long)ntr * g.tpv,
                 };
                 conv2d_pw_rows(&r);
@@ -357,7 +360,8 @@ void conv2d_winograd_forward(const struct conv2d_shape *s, float *y, const float
     }
     if (stats)
         for (int t = 0; t < nth_used; t++) {
-            const double *st = (const double *)(scratch + g.u + (long)t * g.per_thread + g.d + g.v + g.m);
+            const double *st =
+                (const double *)(scratch + g.u + (long)t * g.per_thread + g.d + g.v + g.m);
             for (int o = 0; o < cout; o++) {
                 if (fuse->sum) fuse->sum[o] += st[o];
                 if (fuse->sumsq) fuse->sumsq[o] += st[cout + o];

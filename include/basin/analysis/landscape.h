@@ -19,8 +19,9 @@
  * point (also after an error or a cancel) by copying back the saved values of the tensors
  * the directions touch, so the store is bit-identical afterwards; pruned weights stay
  * pruned (the directions are zero there, and the forward multiplies by the mask). No copy
- * of the model is made: one inference predictor (BN folded, model/predict.h) is made per
- * evaluator and reused for every point, over clips kept in memory.
+ * of the model is made: the inference predictors (BN folded, model/predict.h; one per
+ * worker thread, all reading the same store) are made per evaluator and reused for every
+ * point, over clips kept in memory.
  *
  * Order: landscape_run computes the missing points centre first, then by distance from
  * the centre (rings), ties by iy then ix (landscape_order), with a callback after each,
@@ -93,8 +94,10 @@ struct landscape_eval;
  * calling thread, the clips are shared out among min(T, batches) workers, each running
  * its own one-thread inference predictor on batches of `batch` clips (0: automatic:
  * min(N, LANDSCAPE_AUTO_BATCH), halved while the plans do not fit the memory available);
- * with one worker, the predictor uses the caller's T. A clip's loss does not depend on
- * which worker computes it. STATUS_MISMATCH (the clips do not fit the model),
+ * with one worker (N clips fit one batch), the predictor uses the caller's T. A clip's
+ * loss does not depend on which worker computes it, so every T > 1 with more than one
+ * batch gives the bits of T = 1 (a T-thread predictor may take other conv kernels, which
+ * agree within rounding). STATUS_MISMATCH (the clips do not fit the model),
  * STATUS_NOMEM. */
 #define LANDSCAPE_AUTO_BATCH 8
 int landscape_eval_create(struct landscape_eval **out, struct model *m, const struct landscape_clips *clips,
@@ -109,8 +112,9 @@ const struct landscape_clips *landscape_eval_clips(const struct landscape_eval *
  * torch.nn.functional.cross_entropy) and accuracy (%, argmax, first maximum on ties) of
  * the model's current weights over all the clips, and per group when group_loss /
  * group_acc (n_groups each) are not NULL (NaN for a group without clips). p (NULL: none)
- * gets ("landscape", done + clips so far, total) after every batch; a cancel returns
- * STATUS_CANCELLED. */
+ * gets ("landscape", done + clips so far, total) from the calling thread after each batch
+ * it computes (with several workers, the clips all workers have finished), and once more
+ * at the end; a cancel stops every worker at its next batch and returns STATUS_CANCELLED. */
 int landscape_eval_run(struct landscape_eval *e, double *loss, double *acc, double *group_loss, double *group_acc,
                        const struct progress *p, long done, long total);
 

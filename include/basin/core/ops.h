@@ -52,9 +52,10 @@ struct conv2d_fuse {
 /* Work fused into the reading of the input, per input channel c: the kernel sees
  * relu?(batchnorm_value(x, mean[c], scale[c], shift[c])) where x holds the raw values (the
  * zero padding stays zero): a plan applies a BN this way when the conv is its only consumer,
- * so the BN's output is never stored. Only the direct kernels run it
- * (conv2d_prologue_runs), in the forward (conv2d_fuse.pro) and the weight gradient
- * (conv2d_backward_weight_pro); the backward data pass does not read the input. */
+ * so the BN's output is never stored. The direct kernels run it (conv2d_prologue_runs), in
+ * the forward (conv2d_fuse.pro) and the weight gradient (conv2d_backward_weight_pro), and
+ * so do the forward-only winograd and pointwise kernels; the backward data pass does not
+ * read the input. */
 struct conv2d_prologue {
     const float *mean, *scale, *shift; /* (I) */
     int relu;
@@ -95,8 +96,8 @@ void conv2d_backward_weight(const struct conv2d_shape *s, float *dw, const float
  *   DEPTHWISE       direct loops for groups == I == O, any stride and dilation.
  *   WINOGRAD        Winograd F(2x2, 3x3) (conv2d_winograd.c): 3x3, stride 1, dilation 1,
  *                   not depthwise, forward only (with the prologue and the whole epilogue);
- *                   2.25x fewer multiplications, its 16 products on the direct kernels'
- *                   pointwise band; every x86-64-v3 CPU. Within a few roundings of the
+ *                   2.25x fewer multiplications, its 16 products on the pointwise
+ *                   kernel's rows; every x86-64-v3 CPU. Within a few roundings of the
  *                   others, not bit-equal to them.
  *   POINTWISE       1x1, stride 1, no padding, not depthwise, forward only (prologue and
  *                   epilogue too): the planes read in place, the reduction over the input
@@ -120,16 +121,19 @@ struct conv2d_algo {
     enum conv2d_kernel k[CONV2D_PASSES];
 };
 
-/* "gemm", "direct-avx512", "direct-avx2", "depthwise", "winograd", "pointwise" ("auto" for AUTO); NULL when out of
+/* "gemm", "direct-avx512", "direct-avx2", "depthwise", "winograd", "pointwise" ("auto" for
+ * AUTO); NULL when out of
  * range. conv2d_kernel_parse is its inverse: 0, or STATUS_INVALID naming the choices. */
 const char *conv2d_kernel_name(enum conv2d_kernel k);
 int conv2d_kernel_parse(const char *name, enum conv2d_kernel *out);
 /* 1 when kernel k runs pass of shape s on this CPU (AUTO always does), else 0. */
 int conv2d_kernel_runs(const struct conv2d_shape *s, enum conv2d_pass pass, enum conv2d_kernel k);
-/* The built-in choice, made without measuring: depthwise shapes take DEPTHWISE; stride-1
- * shapes take the direct kernels of the best vector width the CPU has where the reduction
- * is deep enough to pay for them; everything else GEMM. conv2d_set_impl(CONV2D_IMPL_GEMM)
- * turns the direct choices into GEMM. Never returns AUTO. */
+/* The built-in choice, made without measuring: depthwise shapes take DEPTHWISE; the
+ * forward of 1x1 stride-1 unpadded shapes of up to 64 input channels a group takes
+ * POINTWISE; other stride-1 shapes take the direct kernels of the best vector width the
+ * CPU has where the reduction is deep enough to pay for them; everything else GEMM.
+ * conv2d_set_impl(CONV2D_IMPL_GEMM) turns the direct and pointwise choices into GEMM.
+ * Never returns AUTO. */
 enum conv2d_kernel conv2d_kernel_default(const struct conv2d_shape *s, enum conv2d_pass pass);
 
 /* The three passes with an explicit kernel: k (AUTO, or one that conv2d_kernel_runs) runs
