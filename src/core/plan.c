@@ -793,7 +793,9 @@ static void group_forward(struct plan *p, const struct fgroup *G, int n, int tra
             struct pnode *q = &p->pn[G->pool];
             struct pool2d_shape s = q->pool;
             s.n = n;
-            addpool_forward(&s, q->out, q->arg, in[0], in[1], add->relu, bnp);
+            /* the argmax bytes only for a backward */
+            uint8_t *arg = (p->flags & PLAN_BACKWARD) ? q->arg : NULL;
+            addpool_forward(&s, q->out, arg, in[0], in[1], add->relu, bnp);
         } else {
             add_bn_forward((long)n * p->pn[G->add].size, p->pn[G->add].out, in[0], in[1],
                            add->relu, bnp);

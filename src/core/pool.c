@@ -137,10 +137,18 @@ void maxpool2d_backward(const struct pool2d_shape *s, float *dx, const float *dy
 /* y = maxpool 2x2 / 2 of v = relu?(a + b): the sum is never stored. Per window the index of
  * the first maximum (the forward scan of maxpool2d_forward) goes to arg, with bit 2 set
  * when the gradient passes the relu there (its value > 0; always without relu). */
-/* The even and odd elements of 16 consecutive floats. */
-static inline void deinterleave(const float *p, __m256 *even, __m256 *odd)
+/* The even and odd elements of the 2 nw floats at p (nw <= 8; past them, zeros: the end
+ * of a row goes through masked loads). */
+static inline void deinterleave(const float *p, int nw, __m256 *even, __m256 *odd)
 {
-    __m256 lo = _mm256_loadu_ps(p), hi = _mm256_loadu_ps(p + 8);
+    __m256 lo, hi;
+    if (nw == 8) {
+        lo = _mm256_loadu_ps(p), hi = _mm256_loadu_ps(p + 8);
+    } else {
+        const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        lo = _mm256_maskload_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(2 * nw), iota));
+        hi = _mm256_maskload_ps(p + 8, _mm256_cmpgt_epi32(_mm256_set1_epi32(2 * nw - 8), iota));
+    }
     *even = _mm256_castpd_ps(_mm256_permute4x64_pd(
         _mm256_castps_pd(_mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0))), _MM_SHUFFLE(3, 1, 2, 0)));
     *odd = _mm256_castpd_ps(_mm256_permute4x64_pd(
@@ -162,6 +170,49 @@ static const float *bn_row(const float *x, float m, float sc, float sh, int n, f
     return buf;
 }
 
+/* nw <= 8 windows of rows (a0 + b0, a1 + b1) from column 0: their maxima (the first
+ * maximum, NaN winning, as maxpool2d_forward scans) to y, and the argmax bytes to k when
+ * it is not NULL (bits 0-1: the position in the window; bit 2: the relu passes there). A
+ * row's last windows go through masked loads and stores, with the same operations. */
+static inline void windows8(const float *a0, const float *a1, const float *b0, const float *b1,
+                            int nw, int relu, float *y, uint8_t *k)
+{
+    __m256 ae, ao, be, bo, ce, co, de, dd;
+    deinterleave(a0, nw, &ae, &ao);
+    deinterleave(b0, nw, &be, &bo);
+    deinterleave(a1, nw, &ce, &co);
+    deinterleave(b1, nw, &de, &dd);
+    __m256 v0 = _mm256_add_ps(ae, be), v1 = _mm256_add_ps(ao, bo);
+    __m256 v2 = _mm256_add_ps(ce, de), v3 = _mm256_add_ps(co, dd);
+    __m256 z = _mm256_setzero_ps();
+    if (relu) {
+        v0 = _mm256_max_ps(v0, z), v1 = _mm256_max_ps(v1, z);
+        v2 = _mm256_max_ps(v2, z), v3 = _mm256_max_ps(v3, z);
+    }
+    __m256 m = v0, kv = z, t = scan_takes(v1, m);
+    m = _mm256_blendv_ps(m, v1, t);
+    kv = _mm256_blendv_ps(kv, _mm256_set1_ps(1.0f), t);
+    t = scan_takes(v2, m);
+    m = _mm256_blendv_ps(m, v2, t);
+    kv = _mm256_blendv_ps(kv, _mm256_set1_ps(2.0f), t);
+    t = scan_takes(v3, m);
+    m = _mm256_blendv_ps(m, v3, t);
+    kv = _mm256_blendv_ps(kv, _mm256_set1_ps(3.0f), t);
+    if (nw == 8)
+        _mm256_storeu_ps(y, m);
+    else
+        _mm256_maskstore_ps(y, _mm256_cmpgt_epi32(_mm256_set1_epi32(nw), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)),
+                            m);
+    if (!k) return;
+    __m256 pass = relu ? _mm256_cmp_ps(m, z, _CMP_GT_OQ) : _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+    kv = _mm256_add_ps(kv, _mm256_and_ps(pass, _mm256_set1_ps(4.0f)));
+    __m256i ki = _mm256_cvtps_epi32(kv);
+    __m128i k16 = _mm_packs_epi32(_mm256_castsi256_si128(ki), _mm256_extracti128_si256(ki, 1));
+    uint8_t bytes[16];
+    _mm_storeu_si128((__m128i *)bytes, _mm_packus_epi16(k16, k16));
+    memcpy(k, bytes, (size_t)nw);
+}
+
 void addpool_forward(const struct pool2d_shape *s, float *y, uint8_t *arg, const float *a,
                      const float *b, int relu, const struct add_bn *bn)
 {
@@ -173,7 +224,7 @@ void addpool_forward(const struct pool2d_shape *s, float *y, uint8_t *arg, const
     for (long p = 0; p < planes; p++) {
         const float *ap = a + p * hw_in, *bp = b + p * hw_in;
         float *yp = y + p * hw_out;
-        uint8_t *kp = arg + p * hw_out;
+        uint8_t *kp = arg ? arg + p * hw_out : NULL;
         float mu = 0, sc = 1, sh = 0, rows[2][ADDPOOL_BN_MAX_T];
         int c = (int)(p % s->c);
         if (bn) mu = bn->mean[c], sc = bn->scale[c], sh = bn->shift[c];
@@ -188,54 +239,11 @@ void addpool_forward(const struct pool2d_shape *s, float *y, uint8_t *arg, const
                 b1 = bn_row(b1, mu, sc, sh, s->ti, rows[1]);
             }
             float *yr = yp + (long)oh * s->to;
-            uint8_t *kr = kp + (long)oh * s->to;
-            int ow = 0;
-            /* eight windows at a time; the same operations as the scalar scan below */
-            for (; ow + 8 <= s->to; ow += 8) {
-                __m256 ae, ao, be, bo, ce, co, de, dd;
-                deinterleave(a0 + 2 * ow, &ae, &ao);
-                deinterleave(b0 + 2 * ow, &be, &bo);
-                deinterleave(a1 + 2 * ow, &ce, &co);
-                deinterleave(b1 + 2 * ow, &de, &dd);
-                __m256 v0 = _mm256_add_ps(ae, be), v1 = _mm256_add_ps(ao, bo);
-                __m256 v2 = _mm256_add_ps(ce, de), v3 = _mm256_add_ps(co, dd);
-                __m256 z = _mm256_setzero_ps();
-                if (relu) {
-                    v0 = _mm256_max_ps(v0, z), v1 = _mm256_max_ps(v1, z);
-                    v2 = _mm256_max_ps(v2, z), v3 = _mm256_max_ps(v3, z);
-                }
-                __m256 m = v0, k = z, t = scan_takes(v1, m);
-                m = _mm256_blendv_ps(m, v1, t);
-                k = _mm256_blendv_ps(k, _mm256_set1_ps(1.0f), t);
-                t = scan_takes(v2, m);
-                m = _mm256_blendv_ps(m, v2, t);
-                k = _mm256_blendv_ps(k, _mm256_set1_ps(2.0f), t);
-                t = scan_takes(v3, m);
-                m = _mm256_blendv_ps(m, v3, t);
-                k = _mm256_blendv_ps(k, _mm256_set1_ps(3.0f), t);
-                __m256 pass = relu ? _mm256_cmp_ps(m, z, _CMP_GT_OQ) : _mm256_castsi256_ps(_mm256_set1_epi32(-1));
-                k = _mm256_add_ps(k, _mm256_and_ps(pass, _mm256_set1_ps(4.0f)));
-                _mm256_storeu_ps(yr + ow, m);
-                __m256i ki = _mm256_cvtps_epi32(k);
-                __m128i k16 = _mm_packs_epi32(_mm256_castsi256_si128(ki), _mm256_extracti128_si256(ki, 1));
-                _mm_storel_epi64((__m128i *)(kr + ow), _mm_packus_epi16(k16, k16));
-            }
-            for (; ow < s->to; ow++) {
-                float v0 = a0[2 * ow] + b0[2 * ow], v1 = a0[2 * ow + 1] + b0[2 * ow + 1];
-                float v2 = a1[2 * ow] + b1[2 * ow], v3 = a1[2 * ow + 1] + b1[2 * ow + 1];
-                if (relu) {
-                    v0 = v0 > 0.0f ? v0 : 0.0f;
-                    v1 = v1 > 0.0f ? v1 : 0.0f;
-                    v2 = v2 > 0.0f ? v2 : 0.0f;
-                    v3 = v3 > 0.0f ? v3 : 0.0f;
-                }
-                float m = v0;
-                int k = 0;
-                if (v1 > m || (v1 != v1 && m == m)) m = v1, k = 1;
-                if (v2 > m || (v2 != v2 && m == m)) m = v2, k = 2;
-                if (v3 > m || (v3 != v3 && m == m)) m = v3, k = 3;
-                yr[ow] = m;
-                kr[ow] = (uint8_t)(k | (!relu || m > 0.0f ? 4 : 0));
+            uint8_t *kr = kp ? kp + (long)oh * s->to : NULL;
+            for (int ow = 0; ow < s->to; ow += 8) {
+                const int nw = s->to - ow < 8 ? s->to - ow : 8;
+                windows8(a0 + 2 * ow, a1 + 2 * ow, b0 + 2 * ow, b1 + 2 * ow, nw, relu, yr + ow,
+                         kr ? kr + ow : NULL);
             }
         }
     }

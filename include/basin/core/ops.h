@@ -387,7 +387,8 @@ void avgpool2d_backward(const struct pool2d_shape *s, float *dx, const float *dy
 /* A residual sum (relu) feeding a 2x2 stride-2 max pool, as one pass (CP-ResNet's pools;
  * a plan fuses add + maxpool so): y = maxpool(relu?(a + b)), the sum never stored. arg (one
  * byte per output) keeps the first maximum's position in its window (bits 0-1) and whether
- * the gradient passes the relu there (bit 2), which is all the backward needs. s must be
+ * the gradient passes the relu there (bit 2), which is all the backward needs (NULL: not
+ * kept, for a pass no backward follows). s must be
  * 2x2 stride 2; bn (or NULL) as in add_bn_forward, its c and hw those of s's planes, with
  * rows at most ADDPOOL_BN_MAX_T wide. */
 #define ADDPOOL_BN_MAX_T 1024
