@@ -262,56 +262,68 @@ static int eval_clips(struct landscape_eval *e, struct worker *w, int i, int k)
     return STATUS_OK;
 }
 
-/* Every clip through the workers, which take batches in turn; the calling thread (worker
- * 0) reports progress. The first error (its message carried over to the calling thread)
- * or a cancel stops every worker at its next batch. */
+/* The shared state of one pass over the clips. */
+struct pass {
+    struct landscape_eval *e;
+    const struct progress *p;
+    long done, total;
+    int next, finished, reported, stop, err;
+    char msg[1024]; /* status.c's detail holds as much */
+};
+
+static void pass_fail(struct pass *a, int s, const char *msg)
+{
+#pragma omp critical(landscape_error)
+    if (!a->err) {
+        a->err = s;
+        snprintf(a->msg, sizeof a->msg, "%s", msg);
+    }
+    __atomic_store_n(&a->stop, 1, __ATOMIC_RELAXED);
+}
+
+/* Worker t takes batches until none is left or the pass stops; worker 0 (the calling
+ * thread) reports progress. */
+static void pass_work(struct pass *a, int t)
+{
+    struct landscape_eval *e = a->e;
+    const int n = e->clips.n, B = e->batch;
+    while (!__atomic_load_n(&a->stop, __ATOMIC_RELAXED)) {
+        const int i = __atomic_fetch_add(&a->next, B, __ATOMIC_RELAXED);
+        if (i >= n) break;
+        const int k = n - i < B ? n - i : B;
+        int s = eval_clips(e, &e->w[t], i, k);
+        if (s) {
+            pass_fail(a, s, status_detail());
+            break;
+        }
+        const int f = __atomic_add_fetch(&a->finished, k, __ATOMIC_RELAXED);
+        if (t != 0) continue;
+        a->reported = f;
+        if (!progress_report(a->p, "landscape", a->done + f, a->total))
+            pass_fail(a, STATUS_CANCELLED, "landscape: cancelled");
+    }
+}
+
+/* Every clip through the workers. The first error (its message carried over to the calling
+ * thread) or a cancel stops every worker at its next batch. A single worker runs on the
+ * calling thread, outside any parallel region, so its predictor's kernels use the caller's
+ * threads. */
 static int eval_all(struct landscape_eval *e, const struct progress *p, long done, long total)
 {
-    const int n = e->clips.n, B = e->batch;
+    struct pass a = {.e = e, .p = p, .done = done, .total = total};
     if (e->n_workers == 1) {
-        for (int i = 0; i < n; i += B) {
-            int s = eval_clips(e, &e->w[0], i, n - i < B ? n - i : B);
-            if (s) return s;
-            if (!progress_report(p, "landscape", done + (i + B < n ? i + B : n), total))
-                return status_set(STATUS_CANCELLED, "landscape: cancelled");
-        }
-        return STATUS_OK;
-    }
-    int next = 0, finished = 0, stop = 0, err = STATUS_OK;
-    char msg[1024] = ""; /* status.c's detail holds as much */
+        pass_work(&a, 0);
+    } else {
 #pragma omp parallel num_threads(e->n_workers)
-    {
-        const int t = omp_get_thread_num();
-        const int pin = threads_pin(1);
-        while (!__atomic_load_n(&stop, __ATOMIC_RELAXED)) {
-            const int i = __atomic_fetch_add(&next, B, __ATOMIC_RELAXED);
-            if (i >= n) break;
-            const int k = n - i < B ? n - i : B;
-            int s = eval_clips(e, &e->w[t], i, k);
-            if (s) {
-#pragma omp critical(landscape_error)
-                if (!err) {
-                    err = s;
-                    snprintf(msg, sizeof msg, "%s", status_detail());
-                }
-                __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
-                break;
-            }
-            const int f = __atomic_add_fetch(&finished, k, __ATOMIC_RELAXED);
-            if (t == 0 && !progress_report(p, "landscape", done + f, total)) {
-#pragma omp critical(landscape_error)
-                if (!err) {
-                    err = STATUS_CANCELLED;
-                    snprintf(msg, sizeof msg, "landscape: cancelled");
-                }
-                __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
-            }
+        {
+            const int pin = threads_pin(1);
+            pass_work(&a, omp_get_thread_num());
+            threads_pin(pin);
         }
-        threads_pin(pin);
     }
-    if (err) return status_set(err, "%s", msg);
-    /* the last batch may have been another worker's */
-    if (!progress_report(p, "landscape", done + n, total))
+    if (a.err) return status_set(a.err, "%s", a.msg);
+    /* the last batches may have been other workers' */
+    if (a.reported != e->clips.n && !progress_report(p, "landscape", done + e->clips.n, total))
         return status_set(STATUS_CANCELLED, "landscape: cancelled");
     return STATUS_OK;
 }

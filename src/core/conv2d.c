@@ -1,7 +1,7 @@
 /* conv2d.c: 2-D convolution (forward, backward data, backward weight).
  *
- * Four kernels (ops.h, enum conv2d_kernel), each running all three passes of the shapes it
- * takes (the direct ones also the forward of stride-2 shapes); which one runs is the
+ * Four kernels (ops.h, enum conv2d_kernel) run all three passes of the shapes they take
+ * (the direct ones also the forward of stride-2 shapes), two more the forward only; which one runs is the
  * caller's choice (a plan measures them, conv2d_tune.c), or the built-in default:
  * - direct, stride-1, not depthwise (the "direct" section below; micro-kernels in
  *   conv2d_avx512.c and conv2d_avx2.c): bands of output rows are copied zero-padded into a
@@ -12,7 +12,9 @@
  *   them as a stride-1 convolution over the four phases of its input (the "stride 2"
  *   section);
  * - depthwise (groups == I == O): direct loops;
- * - GEMM, for every shape, lowered as follows.
+ * - GEMM, for every shape, lowered as follows;
+ * - forward only: winograd (conv2d_winograd.c) and pointwise (conv2d_pointwise.c, whose
+ *   weights are packed as the direct kernels', conv2d_pack_weights).
  *
  * Key idea: the output positions of each sample are cut into tiles small enough that the
  * im2col columns of one tile ((I/groups)*KF*KT rows) and its output stay in a core's L2
@@ -745,43 +747,32 @@ static void direct_pack_input(const struct direct *d, const float *x, int oh0, i
     }
 }
 
-/* Packed weights (groups, n_ob, cin_g, KF*KT, DIRECT_OB), zero past cout_g. Forward: from
- * w (groups*cout_g, cin_g, KF, KT). Transposed: w is the forward conv's (groups*cin_g,
- * cout_g, KF, KT), read with in and out swapped and the taps flipped. */
-static void direct_pack_weights(const struct direct *d, const float *w, float *wpk)
+void conv2d_pack_weights(const float *w, int groups, int cin, int cout, int kk, int transposed,
+                         const int *rk, const int *rn, float *wpk)
 {
-    long kk = (long)d->kf * d->kt, blocks = (long)d->groups * d->n_ob;
-    if (d->rn) { /* ragged: (groups, n_ob, the n_rw (channel, tap) pairs, DIRECT_OB) */
-#pragma omp for schedule(static)
-        for (long blk = 0; blk < blocks; blk++) {
-            long g = blk / d->n_ob, ob = blk % d->n_ob;
-            float *dst = wpk + blk * DIRECT_OB * d->n_rw;
-            for (long c = 0; c < d->cin_g; c++)
-                for (int j = 0; j < d->rn[c]; j++, dst += DIRECT_OB)
-                    for (long oo = 0; oo < DIRECT_OB; oo++) {
-                        long o = ob * DIRECT_OB + oo;
-                        long at = ((g * d->cout_g + o) * d->cin_g + c) * kk + d->rk[c * kk + j];
-                        dst[oo] = o < d->cout_g ? w[at] : 0.0f;
-                    }
-        }
-        return;
-    }
+    const int n_ob = (cout + DIRECT_OB - 1) / DIRECT_OB;
+    const long blocks = (long)groups * n_ob;
+    long pairs = (long)cin * kk; /* (channel, tap) pairs per block */
+    if (rn)
+        for (int c = pairs = 0; c < cin; c++) pairs += rn[c];
     /* Blocks of DIRECT_OB output channels over the threads; plain loops, no divisions per
      * element (packing runs on every call, and a tuning crop is small). */
 #pragma omp for schedule(static)
     for (long blk = 0; blk < blocks; blk++) {
-        long g = blk / d->n_ob, ob = blk % d->n_ob;
-        float *dst = wpk + blk * DIRECT_OB * d->cin_g * kk;
-        for (long c = 0; c < d->cin_g; c++)
-            for (long k = 0; k < kk; k++, dst += DIRECT_OB)
+        long g = blk / n_ob, ob = blk % n_ob;
+        float *dst = wpk + blk * DIRECT_OB * pairs;
+        for (long c = 0; c < cin; c++)
+            for (long j = 0, nt = rn ? rn[c] : kk; j < nt; j++, dst += DIRECT_OB) {
+                long k = rn ? rk[c * kk + j] : j;
                 for (long oo = 0; oo < DIRECT_OB; oo++) {
                     long o = ob * DIRECT_OB + oo;
                     float v = 0.0f;
-                    if (o < d->cout_g)
-                        v = d->transposed ? w[((g * d->cin_g + c) * d->cout_g + o) * kk + (kk - 1 - k)]
-                                          : w[((g * d->cout_g + o) * d->cin_g + c) * kk + k];
+                    if (o < cout)
+                        v = transposed ? w[((g * cin + c) * cout + o) * kk + (kk - 1 - k)]
+                                       : w[((g * cout + o) * cin + c) * kk + k];
                     dst[oo] = v;
                 }
+            }
     }
 }
 
@@ -849,7 +840,8 @@ static void direct_run(const struct direct *d, float *out, const float *in, cons
         float *stat = (float *)direct_stats(d, scratch, t) + round16(4L * cout);
         if (t == 0) nth_used = nth;
         if (st) memset(st, 0, sizeof(double) * 2 * (size_t)cout);
-        direct_pack_weights(d, w, wpk); /* ends with a barrier */
+        conv2d_pack_weights(w, d->groups, d->cin_g, d->cout_g, kk, d->transposed, d->rk, d->rn,
+                            wpk); /* ends with a barrier */
         long i0 = items * t / nth, i1 = items * (t + 1) / nth;
         for (long it = i0; it < i1; it++) {
             int band = (int)(it % d->n_bands);

@@ -139,9 +139,13 @@ struct pw_rows {
     float *part;
 };
 void conv2d_pw_rows(const struct pw_rows *a);
-/* wpk (groups, n_ob, cin, DIRECT_OB) from w (groups * cout, cin), zero past cout; shares
- * the blocks out over the enclosing parallel region's threads (ends with its barrier). */
-void conv2d_pw_pack(const float *w, int groups, int cin, int cout, float *wpk);
+/* Packed weights wpk (groups, n_ob, cin, kk, DIRECT_OB), zero past cout, from w (groups *
+ * cout, cin, kk); transposed: w is a forward conv's (groups * cin, cout, kk), read with in
+ * and out swapped and the taps flipped. Ragged (rn not NULL): channel c has only the rn[c]
+ * taps rk[c * kk + j], packed one after the other. The blocks of DIRECT_OB output channels
+ * are shared out over the enclosing parallel region's threads (ends with its barrier). */
+void conv2d_pack_weights(const float *w, int groups, int cin, int cout, int kk, int transposed,
+                         const int *rk, const int *rn, float *wpk);
 /* The 1x1 stride-1 unpadded forward on them (any groups but depthwise), every x86-64-v3
  * CPU; with the prologue and the whole epilogue. Scratch: the floats it returns. */
 struct conv2d_shape;

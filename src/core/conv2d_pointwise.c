@@ -168,22 +168,6 @@ void conv2d_pw_rows(const struct pw_rows *a)
         }
 }
 
-void conv2d_pw_pack(const float *w, int groups, int cin, int cout, float *wpk)
-{
-    const int n_ob = (cout + DIRECT_OB - 1) / DIRECT_OB;
-    const long blocks = (long)groups * n_ob;
-#pragma omp for schedule(static)
-    for (long blk = 0; blk < blocks; blk++) {
-        const long g = blk / n_ob, ob = blk % n_ob;
-        float *dst = wpk + blk * DIRECT_OB * cin;
-        for (int c = 0; c < cin; c++, dst += DIRECT_OB)
-            for (int oo = 0; oo < DIRECT_OB; oo++) {
-                const long o = ob * DIRECT_OB + oo;
-                dst[oo] = o < cout ? w[(g * cout + o) * cin + c] : 0.0f;
-            }
-    }
-}
-
 /* Sum of 8 float lanes in double. */
 static double sum8(const float *v)
 {
@@ -210,7 +194,8 @@ void conv2d_pointwise_forward(const struct conv2d_shape *s, float *y, const floa
         float *part = (float *)st + round16(4L * s->co);
         if (t == 0) nth_used = nth;
         if (stats) memset(st, 0, sizeof(double) * 2 * (size_t)s->co);
-        conv2d_pw_pack(w, s->groups, cin, cout, wpk); /* ends with a barrier */
+        /* ends with a barrier */
+        conv2d_pack_weights(w, s->groups, cin, cout, 1, 0, NULL, NULL, wpk);
         const long i0 = items * t / nth, i1 = items * (t + 1) / nth;
         for (long it = i0; it < i1; it++) {
             const long ng = it / n_chunks,

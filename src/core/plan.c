@@ -48,7 +48,8 @@ struct pnode {
     double *sums;               /* batchnorm fed by a conv: sum and sum of squares (2 C),
                                  * accumulated by the conv's epilogue in train mode */
     uint8_t *drop_mask;         /* dropout */
-    uint8_t *arg;               /* max pool fused with its add: each window's argmax */
+    uint8_t *arg;               /* max pool fused with its add: each window's argmax (NULL
+                                 * without a backward) */
     struct conv2d_shape conv;   /* conv2d, with n = planned batch */
     struct pool2d_shape pool;
     int max_consumer;           /* largest consumer index, or the node itself */
@@ -522,7 +523,7 @@ int plan_create_opts(struct plan **out, struct graph *g, int n, int c, int f, in
         if (nd->op == OP_BATCHNORM) extra += 2 * arena_floats_size((size_t)nd->n_features);
         if (p->pn[i].fused_into >= 0) extra += arena_floats_size(4 * (size_t)nd->n_features);
         if (nd->op == OP_DROPOUT) extra += arena_floats_size((size_t)n * p->pn[i].size / 4 + 1);
-        if (nd->op == OP_MAXPOOL && p->pn[i].group >= 0)
+        if (nd->op == OP_MAXPOOL && p->pn[i].group >= 0 && backward) /* argmax bytes */
             extra += arena_floats_size((size_t)n * p->pn[i].size / 4 + 1);
         if (nd->op == OP_BATCHNORM && (p->pn[i].group >= 0 || p->pn[i].pro_into >= 0 ||
                                        p->pn[i].gstat_by >= 0))
@@ -570,7 +571,8 @@ int plan_create_opts(struct plan **out, struct graph *g, int n, int c, int f, in
         if (q->fused_into >= 0) q->sums = (double *)arena_floats(&p->arena, 4 * (size_t)nd->n_features);
         if (nd->op == OP_DROPOUT)
             q->drop_mask = (uint8_t *)arena_floats(&p->arena, (size_t)n * q->size / 4 + 1);
-        if (q->group >= 0 && p->groups[q->group].kind == GROUP_ADD && i == p->groups[q->group].pool)
+        if (q->group >= 0 && p->groups[q->group].kind == GROUP_ADD && i == p->groups[q->group].pool &&
+            backward) /* the argmax bytes, which only a backward reads */
             q->arg = (uint8_t *)arena_floats(&p->arena, (size_t)n * q->size / 4 + 1);
     }
     for (int i = 0; i < nn; i++) {
@@ -793,9 +795,7 @@ static void group_forward(struct plan *p, const struct fgroup *G, int n, int tra
             struct pnode *q = &p->pn[G->pool];
             struct pool2d_shape s = q->pool;
             s.n = n;
-            /* the argmax bytes only for a backward */
-            uint8_t *arg = (p->flags & PLAN_BACKWARD) ? q->arg : NULL;
-            addpool_forward(&s, q->out, arg, in[0], in[1], add->relu, bnp);
+            addpool_forward(&s, q->out, q->arg, in[0], in[1], add->relu, bnp);
         } else {
             add_bn_forward((long)n * p->pn[G->add].size, p->pn[G->add].out, in[0], in[1],
                            add->relu, bnp);
