@@ -327,6 +327,12 @@ static void conv_check_kernel(const struct conv_case *c, uint64_t seed, enum con
     }
     snprintf(what, sizeof what, "%s [%s] scale/shift forward", c->name, conv2d_kernel_name(k));
     EXPECT_CLOSE_TO(what, y, ys, ny, FWD_TOL, terms);
+    /* and with relu (inference's conv + BN + relu: the kernels' plain-store epilogues) */
+    affine.relu = 1;
+    conv2d_forward_with(&s, k, y, x, w, &affine, scratch);
+    for (long i = 0; i < ny; i++) ys[i] = ys[i] > 0 ? ys[i] : 0;
+    snprintf(what, sizeof what, "%s [%s] scale/shift/relu forward", c->name, conv2d_kernel_name(k));
+    EXPECT_CLOSE_TO(what, y, ys, ny, FWD_TOL, terms);
 
     snprintf(what, sizeof what, "%s [%s] backward data", c->name, conv2d_kernel_name(k));
     for (long i = 0; i < nx; i++) dx[i] = NAN; /* written, not accumulated */
