@@ -142,7 +142,7 @@ INLINE void block(const struct direct_band *b, long q, int ob, int half, const i
     const long w_ob = ragged ? b->w_ob : (long)b->cin * n_taps * DIRECT_OB;
     const float *w = b->wpk + ob * w_ob + half * 4;
     long in_cs = b->in_cs;
-    /* Named accumulators: with arrays GCC stored them to the stack on every step. */
+    /* Named accumulators for AVX2_BLOCK_STEP. */
     __m256 z = _mm256_setzero_ps();
     __m256 c00 = z, c01 = z, c02 = z, c10 = z, c11 = z, c12 = z;
     __m256 c20 = z, c21 = z, c22 = z, c30 = z, c31 = z, c32 = z;
@@ -154,22 +154,7 @@ INLINE void block(const struct direct_band *b, long q, int ob, int half, const i
             const float *p = ic + tap[k];
             __m256 x0 = _mm256_loadu_ps(p), x1 = _mm256_loadu_ps(p + 8);
             __m256 x2 = _mm256_loadu_ps(p + 16);
-            __m256 bw = _mm256_broadcast_ss(w);
-            c00 = _mm256_fmadd_ps(bw, x0, c00);
-            c01 = _mm256_fmadd_ps(bw, x1, c01);
-            c02 = _mm256_fmadd_ps(bw, x2, c02);
-            bw = _mm256_broadcast_ss(w + 1);
-            c10 = _mm256_fmadd_ps(bw, x0, c10);
-            c11 = _mm256_fmadd_ps(bw, x1, c11);
-            c12 = _mm256_fmadd_ps(bw, x2, c12);
-            bw = _mm256_broadcast_ss(w + 2);
-            c20 = _mm256_fmadd_ps(bw, x0, c20);
-            c21 = _mm256_fmadd_ps(bw, x1, c21);
-            c22 = _mm256_fmadd_ps(bw, x2, c22);
-            bw = _mm256_broadcast_ss(w + 3);
-            c30 = _mm256_fmadd_ps(bw, x0, c30);
-            c31 = _mm256_fmadd_ps(bw, x1, c31);
-            c32 = _mm256_fmadd_ps(bw, x2, c32);
+            AVX2_BLOCK_STEP(w, x0, x1, x2);
             w += DIRECT_OB;
         }
     }
@@ -216,16 +201,6 @@ INLINE void block(const struct direct_band *b, long q, int ob, int half, const i
         _mm256_storeu_ps(st, s);
         _mm256_storeu_ps(st + 16, s2);
     }
-}
-
-/* Sum of 8 float lanes in double. */
-INLINE double sum8_pd(__m256 v)
-{
-    __m256d d = _mm256_add_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(v)),
-                              _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
-    double t[4];
-    _mm256_storeu_pd(t, d);
-    return (t[0] + t[1]) + (t[2] + t[3]);
 }
 
 /* dest8 of the position row * wp + col, col < wp, without a division where the eight
@@ -295,8 +270,10 @@ BAND_FNS(band_ragged, b->n_taps, 1)
 void conv2d_avx2_band(const struct direct_band *b)
 {
     int epi = EPI_ANY;
-    if (!b->accumulate && !b->sum && !b->sumsq && !b->aux)
-        epi = b->scale || b->shift ? (b->relu ? EPI_AFFINE_RELU : EPI_AFFINE) : b->relu ? EPI_ANY : EPI_NONE;
+    if (!b->accumulate && !b->sum && !b->sumsq && !b->aux) {
+        if (b->scale || b->shift) epi = b->relu ? EPI_AFFINE_RELU : EPI_AFFINE;
+        else if (!b->relu) epi = EPI_NONE;
+    }
     if (b->cnt)
         band_ragged(b, epi);
     else if (b->n_taps == 9)

@@ -15,6 +15,8 @@
 
 #include <stddef.h>
 
+#include <immintrin.h>
+
 /* Small arithmetic shared by conv2d.c and its kernels' files. */
 static inline long round16(long n)
 {
@@ -35,6 +37,40 @@ static inline int max_int(int a, int b)
 {
     return a > b ? a : b;
 }
+
+/* Sum of 8 float lanes in double: the halves' pairs, then pairwise. */
+static inline double sum8_pd(__m256 v)
+{
+    __m256d d = _mm256_add_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(v)),
+                              _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+    double t[4];
+    _mm256_storeu_pd(t, d);
+    return (t[0] + t[1]) + (t[2] + t[3]);
+}
+
+/* One step of the AVX2 register block of 4 output channels x 3 vectors of positions
+ * (conv2d_avx2.c, conv2d_pointwise.c): the caller's accumulators cIJ (channel I, vector J)
+ * += w[I] * xJ. A macro over named locals: with arrays GCC stored the accumulators to the
+ * stack on every step. */
+#define AVX2_BLOCK_STEP(w, x0, x1, x2)                                                             \
+    do {                                                                                           \
+        __m256 bw_ = _mm256_broadcast_ss(w);                                                       \
+        c00 = _mm256_fmadd_ps(bw_, x0, c00);                                                       \
+        c01 = _mm256_fmadd_ps(bw_, x1, c01);                                                       \
+        c02 = _mm256_fmadd_ps(bw_, x2, c02);                                                       \
+        bw_ = _mm256_broadcast_ss((w) + 1);                                                        \
+        c10 = _mm256_fmadd_ps(bw_, x0, c10);                                                       \
+        c11 = _mm256_fmadd_ps(bw_, x1, c11);                                                       \
+        c12 = _mm256_fmadd_ps(bw_, x2, c12);                                                       \
+        bw_ = _mm256_broadcast_ss((w) + 2);                                                        \
+        c20 = _mm256_fmadd_ps(bw_, x0, c20);                                                       \
+        c21 = _mm256_fmadd_ps(bw_, x1, c21);                                                       \
+        c22 = _mm256_fmadd_ps(bw_, x2, c22);                                                       \
+        bw_ = _mm256_broadcast_ss((w) + 3);                                                        \
+        c30 = _mm256_fmadd_ps(bw_, x0, c30);                                                       \
+        c31 = _mm256_fmadd_ps(bw_, x1, c31);                                                       \
+        c32 = _mm256_fmadd_ps(bw_, x2, c32);                                                       \
+    } while (0)
 
 /* Output channels per register block, and flattened positions per register block (three
  * 16-float vectors): 8 x 3 accumulators, each step 3 vector loads, 8 broadcasts, 24 FMAs. */

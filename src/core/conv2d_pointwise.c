@@ -57,6 +57,12 @@ size_t conv2d_pointwise_scratch_floats(const struct conv2d_shape *s, int n_threa
     return (size_t)(wpk + (long)n_threads * per_thread);
 }
 
+/* The 8 floats at p, the lanes outside m zero when masked (and not read). */
+INLINE __m256 load8(const float *p, int masked, __m256i m)
+{
+    return masked ? _mm256_maskload_ps(p, m) : _mm256_loadu_ps(p);
+}
+
 /* The epilogue and store of one vector of output channel o, and its statistics. */
 INLINE void finish(const struct pw_rows *a, int o, __m256 v, float *dst, int masked, __m256i m)
 {
@@ -96,30 +102,9 @@ INLINE void block3(const struct pw_rows *a, long q, int ob, int half, const int 
     __m256 c00 = z, c01 = z, c02 = z, c10 = z, c11 = z, c12 = z;
     __m256 c20 = z, c21 = z, c22 = z, c30 = z, c31 = z, c32 = z;
     for (int c = 0; c < cin; c++, w += DIRECT_OB, in += cs) {
-        __m256 x0, x1, x2;
-        if (masked) {
-            x0 = _mm256_maskload_ps(in, m[0]);
-            x1 = _mm256_maskload_ps(in + 8, m[1]);
-            x2 = _mm256_maskload_ps(in + 16, m[2]);
-        } else {
-            x0 = _mm256_loadu_ps(in), x1 = _mm256_loadu_ps(in + 8), x2 = _mm256_loadu_ps(in + 16);
-        }
-        __m256 bw = _mm256_broadcast_ss(w);
-        c00 = _mm256_fmadd_ps(bw, x0, c00);
-        c01 = _mm256_fmadd_ps(bw, x1, c01);
-        c02 = _mm256_fmadd_ps(bw, x2, c02);
-        bw = _mm256_broadcast_ss(w + 1);
-        c10 = _mm256_fmadd_ps(bw, x0, c10);
-        c11 = _mm256_fmadd_ps(bw, x1, c11);
-        c12 = _mm256_fmadd_ps(bw, x2, c12);
-        bw = _mm256_broadcast_ss(w + 2);
-        c20 = _mm256_fmadd_ps(bw, x0, c20);
-        c21 = _mm256_fmadd_ps(bw, x1, c21);
-        c22 = _mm256_fmadd_ps(bw, x2, c22);
-        bw = _mm256_broadcast_ss(w + 3);
-        c30 = _mm256_fmadd_ps(bw, x0, c30);
-        c31 = _mm256_fmadd_ps(bw, x1, c31);
-        c32 = _mm256_fmadd_ps(bw, x2, c32);
+        __m256 x0 = load8(in, masked, m[0]), x1 = load8(in + 8, masked, m[1]);
+        __m256 x2 = load8(in + 16, masked, m[2]);
+        AVX2_BLOCK_STEP(w, x0, x1, x2);
     }
     const __m256 r0[4] = {c00, c10, c20, c30}, r1[4] = {c01, c11, c21, c31},
                  r2[4] = {c02, c12, c22, c32};
@@ -145,7 +130,7 @@ INLINE void block1(const struct pw_rows *a, long q, int ob, int half)
                                          _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
     __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;
     for (int c = 0; c < cin; c++, w += DIRECT_OB, in += cs) {
-        __m256 x = masked ? _mm256_maskload_ps(in, m) : _mm256_loadu_ps(in);
+        __m256 x = load8(in, masked, m);
         if (a->pro_mean) {
             x = _mm256_fmadd_ps(_mm256_sub_ps(x, _mm256_set1_ps(a->pro_mean[c])),
                                 _mm256_set1_ps(a->pro_scale[c]), _mm256_set1_ps(a->pro_shift[c]));

@@ -230,16 +230,6 @@ static void transform_input(const struct wino *g, const float *d, int ntr, float
         }
 }
 
-/* Sum of 8 float lanes in double. */
-static double sum8(__m256 v)
-{
-    __m256d a = _mm256_add_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(v)),
-                              _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
-    double t[4];
-    _mm256_storeu_pd(t, a);
-    return (t[0] + t[1]) + (t[2] + t[3]);
-}
-
 /* One output row segment: even columns ev, odd od of eight tiles from column col; the
  * epilogue, the interleave, a store masked at the row's end, the statistics. */
 static inline __attribute__((always_inline)) void store_pair(float *row, int col, int wo, __m256 ev,
@@ -303,8 +293,8 @@ static void transform_output(const struct wino *g, const float *m, int o, int nr
             }
         }
     }
-    if (st1) *st1 += sum8(s1);
-    if (st2) *st2 += sum8(s2);
+    if (st1) *st1 += sum8_pd(s1);
+    if (st2) *st2 += sum8_pd(s2);
 }
 
 void conv2d_winograd_forward(const struct conv2d_shape *s, float *y, const float *x, const float *w,
